@@ -1,0 +1,1 @@
+"""The `kubetrail` command line: one command, a sub-command group per area."""

@@ -1,0 +1,21 @@
+"""The list of top-level sub-commands; each area contributes its own click command or group."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# (module, attribute) of every top-level command, in the order `kubetrail --help` lists them.
+COMMANDS: list[tuple[str, str]] = [
+    ("kubetrail.cli.policy", "policy_group"),
+]
+
+
+def all_commands() -> list[click.Command]:
+    """Every top-level sub-command."""
+    commands: list[click.Command] = []
+    for module_name, attribute in COMMANDS:
+        module = importlib.import_module(module_name)
+        commands.append(getattr(module, attribute))
+    return commands

@@ -1,0 +1,57 @@
+"""The audit event model: `audit.k8s.io/v1` Event, EventList and Policy types and their JSON codecs."""
+
+from kubetrail.model.codec import (
+    LosslessEvent,
+    decode_document,
+    decode_event,
+    decode_event_lossless,
+    decode_events,
+    encode_event,
+    encode_event_list,
+    encode_ndjson,
+    iter_events,
+    read_events,
+)
+from kubetrail.model.errors import EventDecodeError
+from kubetrail.model.event import (
+    API_VERSION_V1,
+    API_VERSION_V1BETA1,
+    Event,
+    EventList,
+    Level,
+    ObjectReference,
+    Stage,
+    Status,
+    UserInfo,
+)
+from kubetrail.model.microtime import format_microtime, normalize_microtime, parse_microtime
+from kubetrail.model.policy import GroupResources, Policy, PolicyRule
+
+__all__ = [
+    "API_VERSION_V1",
+    "API_VERSION_V1BETA1",
+    "Event",
+    "EventDecodeError",
+    "EventList",
+    "GroupResources",
+    "Level",
+    "LosslessEvent",
+    "ObjectReference",
+    "Policy",
+    "PolicyRule",
+    "Stage",
+    "Status",
+    "UserInfo",
+    "decode_document",
+    "decode_event",
+    "decode_event_lossless",
+    "decode_events",
+    "encode_event",
+    "encode_event_list",
+    "encode_ndjson",
+    "format_microtime",
+    "iter_events",
+    "normalize_microtime",
+    "parse_microtime",
+    "read_events",
+]

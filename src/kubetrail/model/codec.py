@@ -1,0 +1,210 @@
+"""Decode and encode audit events: single Event, EventList, JSON arrays, NDJSON, gzip.
+
+Decoding parses each event once into typed structs (bodies kept as raw JSON).
+`v1beta1` events are accepted and re-encoded as `v1`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from kubetrail.model.errors import EventDecodeError
+from kubetrail.model.event import (
+    API_VERSION_V1,
+    SUPPORTED_EVENT_API_VERSIONS,
+    Event,
+    EventList,
+)
+
+GZIP_MAGIC = b"\x1f\x8b"
+_READ_CHUNK = 1 << 22
+
+_document_decoder = msgspec.json.Decoder(Event | EventList)
+_event_decoder = msgspec.json.Decoder(Event)
+_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_unknown_probe = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_encoder = msgspec.json.Encoder()
+
+KNOWN_EVENT_KEYS = frozenset(Event.__struct_fields__) | {"kind"}
+_V1BETA1_ONLY_KEYS = frozenset({"timestamp", "metadata"})
+
+
+class LosslessEvent(msgspec.Struct, frozen=True):
+    """An event plus the top-level fields the model does not know, kept verbatim."""
+
+    event: Event
+    unknown: dict[str, msgspec.Raw]
+
+
+def _check_version(event: Event, source: str, line: int | None) -> Event:
+    version = event.apiVersion
+    if version == API_VERSION_V1:
+        return event
+    if version in SUPPORTED_EVENT_API_VERSIONS:
+        event.apiVersion = API_VERSION_V1
+        return event
+    raise EventDecodeError(
+        f"apiVersion {version!r} is not an audit event version (expected one of "
+        f"{', '.join(SUPPORTED_EVENT_API_VERSIONS)}) - at `$.apiVersion`",
+        source=source,
+        line=line,
+    )
+
+
+def _describe(error: Exception) -> str:
+    text = str(error)
+    if text.startswith("Invalid value 'Event") or "at `$.kind`" in text:
+        return f"{text} (expected kind Event or EventList)"
+    return text
+
+
+def decode_document(data: bytes, *, source: str = "<input>", line: int | None = None) -> list[Event]:
+    """Decode one JSON document that is an Event or an EventList."""
+    try:
+        document = _document_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise EventDecodeError(_describe(error), source=source, line=line) from None
+    if isinstance(document, Event):
+        return [_check_version(document, source, line)]
+    if document.apiVersion not in SUPPORTED_EVENT_API_VERSIONS:
+        raise EventDecodeError(
+            f"apiVersion {document.apiVersion!r} is not an audit event version - at `$.apiVersion`",
+            source=source,
+            line=line,
+        )
+    return [_check_version(item, source, line) for item in document.items]
+
+
+def decode_event(data: bytes, *, source: str = "<input>", line: int | None = None) -> Event:
+    """Decode exactly one Event."""
+    try:
+        event = _event_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise EventDecodeError(_describe(error), source=source, line=line) from None
+    return _check_version(event, source, line)
+
+
+def decode_event_lossless(data: bytes, *, source: str = "<input>") -> LosslessEvent:
+    """Decode one Event and keep its unknown top-level fields for a faithful re-encode."""
+    event = decode_event(data, source=source)
+    fields = _unknown_probe.decode(data)
+    unknown = {
+        key: value for key, value in fields.items() if key not in KNOWN_EVENT_KEYS and key not in _V1BETA1_ONLY_KEYS
+    }
+    return LosslessEvent(event=event, unknown=unknown)
+
+
+def encode_event(event: Event, unknown: dict[str, msgspec.Raw] | None = None) -> bytes:
+    """Encode an event in the `v1` wire format, appending any preserved unknown fields."""
+    data = _encoder.encode(event)
+    if not unknown:
+        return data
+    extra = b",".join(_encoder.encode(key) + b":" + bytes(value) for key, value in unknown.items())
+    return data[:-1] + b"," + extra + b"}"
+
+
+def encode_event_list(events: Iterable[Event]) -> bytes:
+    """Encode events as one `v1` EventList, the webhook backend's request body."""
+    return _encoder.encode(EventList(apiVersion=API_VERSION_V1, items=list(events)))
+
+
+def encode_ndjson(events: Iterable[Event]) -> bytes:
+    """Encode events one per line, as the log backend's json format writes them."""
+    buffer = bytearray()
+    for event in events:
+        _encoder.encode_into(event, buffer, -1)
+        buffer += b"\n"
+    return bytes(buffer)
+
+
+def _decode_array(data: bytes, source: str) -> list[Event]:
+    try:
+        items = _array_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise EventDecodeError(str(error), source=source) from None
+    events: list[Event] = []
+    for index, item in enumerate(items):
+        try:
+            events.extend(decode_document(bytes(item), source=source))
+        except EventDecodeError as error:
+            raise EventDecodeError(f"item {index}: {error.message}", source=source) from None
+    return events
+
+
+def decode_events(data: bytes, *, source: str = "<input>") -> list[Event]:
+    """Decode any accepted layout: gzip, a JSON array, NDJSON, or one (pretty-printed) document."""
+    return list(iter_events(io.BytesIO(data), source=source))
+
+
+def _open_binary(stream: BinaryIO) -> BinaryIO:
+    head = stream.peek(2)[:2] if isinstance(stream, io.BufferedReader) else b""
+    if not head and stream.seekable():
+        position = stream.tell()
+        head = stream.read(2)
+        stream.seek(position)
+    if head == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, line) for each non-blank line, reading in large chunks."""
+    number = 0
+    pending = b""
+    while True:
+        chunk = stream.read(_READ_CHUNK)
+        if not chunk:
+            break
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            number += 1
+            if line.strip():
+                yield number, line
+    if pending.strip():
+        yield number + 1, pending
+
+
+def iter_events(stream: BinaryIO, *, source: str = "<input>") -> Iterator[Event]:
+    """Stream events from a binary stream in any accepted layout (gzip detected by magic)."""
+    stream = _open_binary(stream)
+    lines = iter_lines(stream)
+    first = next(lines, None)
+    if first is None:
+        return
+    number, line = first
+    start = line.lstrip()
+    if start.startswith(b"["):
+        rest = b"\n".join([line, *(text for _, text in lines)])
+        yield from _decode_array(rest, source)
+        return
+    try:
+        yield from decode_document(line, source=source, line=number)
+    except EventDecodeError as error:
+        if "truncated" not in error.message:
+            raise
+        whole = b"\n".join([line, *(text for _, text in lines)])
+        yield from decode_document(whole, source=source)
+        return
+    for number, line in lines:
+        try:
+            event = _event_decoder.decode(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            yield from decode_document(line, source=source, line=number)
+            continue
+        if event.apiVersion != API_VERSION_V1:
+            _check_version(event, source, number)
+        yield event
+
+
+def read_events(path: str | Path) -> Iterator[Event]:
+    """Stream events from a file: NDJSON, an EventList, a JSON array or gzip of any of them."""
+    name = str(path)
+    with open(path, "rb") as handle:
+        yield from iter_events(handle, source=name)
