@@ -1,0 +1,1 @@
+"""The API server's side as a library: request info, events per stage and level, and audit backends."""
