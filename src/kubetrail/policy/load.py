@@ -140,15 +140,22 @@ def _msgspec_path(message: str) -> FieldPath:
 def _check_header(value: dict[str, Any], document: SourceDocument, source: str) -> None:
     api_version = value.get("apiVersion")
     kind = value.get("kind")
+    for name, item in (("apiVersion", api_version), ("kind", kind)):
+        if item is not None and not isinstance(item, str):
+            raise _fail(
+                source,
+                f"couldn't get version/kind: {name} must be a string, not {_json_type(item)}",
+                line=document.line_of((name,)),
+                path=name,
+                hint=f"write 'apiVersion: {POLICY_API_VERSION}' and 'kind: Policy'",
+            )
     if not api_version:
         raise _fail(
             source,
-            "Object 'apiVersion' is missing",
+            "unknown group version field audit.k8s.io/__internal, Kind=Policy in policy: 'apiVersion' is missing",
             line=document.line_of(()),
             hint=f"add 'apiVersion: {POLICY_API_VERSION}'",
         )
-    if not kind:
-        raise _fail(source, "Object 'Kind' is missing", line=document.line_of(()), hint="add 'kind: Policy'")
     if api_version in _RETIRED_VERSIONS:
         raise _fail(
             source,
@@ -158,21 +165,87 @@ def _check_header(value: dict[str, Any], document: SourceDocument, source: str) 
             path="apiVersion",
             hint=_CONVERT_HINT,
         )
+    shown_kind = kind or "Policy"
     if api_version != POLICY_API_VERSION:
         raise _fail(
             source,
-            f'no kind "{kind}" is registered for version "{api_version}"',
+            f'no kind "{shown_kind}" is registered for version "{api_version}"',
             line=document.line_of(("apiVersion",)),
             path="apiVersion",
             hint=f"an audit policy has 'apiVersion: {POLICY_API_VERSION}' and 'kind: Policy'",
         )
-    if kind != "Policy":
+    if kind and kind != "Policy":
         raise _fail(
             source,
-            f'no kind "{kind}" is registered for version "{api_version}" as an audit policy',
+            f'kind "{kind}" of version "{api_version}" is not an audit policy',
             line=document.line_of(("kind",)),
             path="kind",
             hint="an audit policy has 'kind: Policy'",
+        )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "a string"
+
+
+_STRUCT_LISTS = {"rules": "PolicyRule", "resources": "GroupResources"}
+_METADATA_STRINGS = ("name", "namespace", "generateName", "uid", "resourceVersion", "selfLink")
+_METADATA_MAPS = ("labels", "annotations")
+
+
+def _drop_nulls(node: Any, struct: str) -> Any:
+    """Read `null` as Go's JSON decoder does: an absent field, a zero list element."""
+    if not isinstance(node, dict):
+        return node
+    result: dict[str, Any] = {}
+    for key, child in node.items():
+        if child is None:
+            continue
+        element = _STRUCT_LISTS.get(key) if key in _FIELDS_BY_STRUCT[struct] else None
+        if isinstance(child, list) and element is not None:
+            child = [{} if item is None else _drop_nulls(item, element) for item in child]
+        elif isinstance(child, list) and key in _FIELDS_BY_STRUCT[struct] and key != "metadata":
+            child = ["" if item is None else item for item in child]
+        result[key] = child
+    return result
+
+
+def _check_metadata(metadata: Any, document: SourceDocument, source: str) -> None:
+    if metadata is None:
+        return
+    path: FieldPath = ("metadata",)
+    problem = ""
+    if not isinstance(metadata, dict):
+        problem = f"metadata must be an object, not {_json_type(metadata)}"
+    else:
+        for key in _METADATA_STRINGS:
+            if metadata.get(key) is not None and not isinstance(metadata[key], str):
+                path, problem = ("metadata", key), f"metadata.{key} must be a string"
+                break
+        for key in _METADATA_MAPS:
+            entries = metadata.get(key)
+            if entries is None:
+                continue
+            if not isinstance(entries, dict) or not all(
+                isinstance(item, str) or item is None for item in entries.values()
+            ):
+                path, problem = ("metadata", key), f"metadata.{key} must map strings to strings"
+                break
+    if problem:
+        raise _fail(
+            source,
+            f"cannot decode: {problem}",
+            line=document.line_of(path),
+            path=format_field_path(path),
+            hint="metadata is optional in a policy file; remove it or fix its type",
         )
 
 
@@ -183,7 +256,12 @@ def load_policy_bytes(data: bytes, *, source: str = "<policy>") -> LoadedPolicy:
         document = parse_source(text)
     except SourceSyntaxError as error:
         where = f" (column {error.column})" if error.column is not None else ""
-        raise _fail(source, f"{error}{where}", line=error.line, hint="fix the YAML syntax") from None
+        hint = (
+            "a file starting with '{' is read as strict JSON: quote every key and string, no comments"
+            if text.lstrip().startswith("{")
+            else "fix the YAML syntax"
+        )
+        raise _fail(source, f"{error}{where}", line=error.line, hint=hint) from None
     value = document.value
     if not isinstance(value, dict):
         shown = "empty" if value is None else f"a {type(value).__name__}"
@@ -194,7 +272,8 @@ def load_policy_bytes(data: bytes, *, source: str = "<policy>") -> LoadedPolicy:
             hint=f"start the file with 'apiVersion: {POLICY_API_VERSION}' and 'kind: Policy'",
         )
     _check_header(value, document, source)
-    body = {key: item for key, item in value.items() if key not in ("apiVersion", "kind")}
+    _check_metadata(value.get("metadata"), document, source)
+    body = _drop_nulls({key: item for key, item in value.items() if key not in ("apiVersion", "kind")}, "Policy")
     try:
         policy = msgspec.convert(body, Policy, strict=True)
     except msgspec.ValidationError as error:

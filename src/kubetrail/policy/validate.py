@@ -49,8 +49,11 @@ class _Collector:
         self.line_of = line_of
         self.issues: list[PolicyIssue] = []
 
-    def add(self, path: FieldPath, message: str, hint: str, rule: int | None = None) -> None:
-        line = self.line_of(path) if self.line_of is not None else None
+    def add(
+        self, path: FieldPath, message: str, hint: str, rule: int | None = None, at: FieldPath | None = None
+    ) -> None:
+        """Record an error on `path` (the apiserver's field path); `at` locates it more precisely in the file."""
+        line = self.line_of(at or path) if self.line_of is not None else None
         self.issues.append(
             PolicyIssue(
                 severity=Severity.ERROR,
@@ -67,8 +70,10 @@ class _Collector:
     def required(self, path: FieldPath, hint: str, rule: int | None) -> None:
         self.add(path, "Required value", hint, rule)
 
-    def invalid(self, path: FieldPath, shown: str, detail: str, hint: str, rule: int | None) -> None:
-        self.add(path, f"Invalid value: {shown}: {detail}", hint, rule)
+    def invalid(
+        self, path: FieldPath, shown: str, detail: str, hint: str, rule: int | None, at: FieldPath | None = None
+    ) -> None:
+        self.add(path, f"Invalid value: {shown}: {detail}", hint, rule, at)
 
 
 def _validate_stages(stages: list[str], path: FieldPath, out: _Collector, rule: int | None) -> None:
@@ -131,6 +136,7 @@ def _validate_resources(resources: list[GroupResources], path: FieldPath, out: _
                     f"Invalid value: {_go_quote(group)}: {','.join(messages)}",
                     "name the API group without a version, e.g. 'rbac.authorization.k8s.io', and '' for the core group",
                     rule,
+                    (*path, index, "group"),
                 )
         if group_resources.resourceNames and not group_resources.resources:
             out.invalid(
@@ -139,6 +145,7 @@ def _validate_resources(resources: list[GroupResources], path: FieldPath, out: _
                 "using resourceNames requires at least one resource",
                 f"add the resources these names belong to under resources[{index}].resources",
                 rule,
+                (*path, index, "resourceNames"),
             )
 
 
