@@ -10,7 +10,7 @@ from kubetrail.policy import PolicyError, load_policy
 
 
 @click.command(name="validate")
-@click.argument("policy_file", type=click.Path(dir_okay=False))
+@click.argument("policy_file", type=click.Path())
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; report through the exit code only.")
 def validate_command(policy_file: str, quiet: bool) -> None:
     """Validate POLICY_FILE as kube-apiserver loads it: prints `valid` or every error.
