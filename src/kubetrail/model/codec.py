@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +26,8 @@ from kubetrail.model.event import (
 
 GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1 << 22
+_MISSING_KIND = "Object missing required field `kind`"
+_BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 _document_decoder = msgspec.json.Decoder(Event | EventList)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -64,12 +68,24 @@ def _describe(error: Exception) -> str:
     return text
 
 
+def _line_of_error(data: bytes, error: Exception, line: int | None) -> int | None:
+    """The line of a malformed document: given for NDJSON, else found from msgspec's byte offset."""
+    if line is not None:
+        return line
+    found = _BYTE_OFFSET.search(str(error))
+    if found is None or b"\n" not in data:
+        return None
+    return data.count(b"\n", 0, int(found.group(1))) + 1
+
+
 def decode_document(data: bytes, *, source: str = "<input>", line: int | None = None) -> list[Event]:
-    """Decode one JSON document that is an Event or an EventList."""
+    """Decode one JSON document that is an Event or an EventList (an object without `kind` is an Event)."""
     try:
         document = _document_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise EventDecodeError(_describe(error), source=source, line=line) from None
+        if str(error) == _MISSING_KIND:
+            return [decode_event(data, source=source, line=line)]
+        raise EventDecodeError(_describe(error), source=source, line=_line_of_error(data, error, line)) from None
     if isinstance(document, Event):
         return [_check_version(document, source, line)]
     if document.apiVersion not in SUPPORTED_EVENT_API_VERSIONS:
@@ -86,7 +102,7 @@ def decode_event(data: bytes, *, source: str = "<input>", line: int | None = Non
     try:
         event = _event_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise EventDecodeError(_describe(error), source=source, line=line) from None
+        raise EventDecodeError(_describe(error), source=source, line=_line_of_error(data, error, line)) from None
     return _check_version(event, source, line)
 
 
@@ -153,12 +169,22 @@ def _open_binary(stream: BinaryIO) -> BinaryIO:
     return stream
 
 
-def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def _read(stream: BinaryIO, source: str, line: int) -> bytes:
+    """Read the next chunk; from gzip only what is decompressed so far, so lines before damage still decode."""
+    try:
+        if isinstance(stream, gzip.GzipFile):
+            return stream.read1(_READ_CHUNK)
+        return stream.read(_READ_CHUNK)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise EventDecodeError(f"gzip data is truncated or corrupt ({error})", source=source, line=line + 1) from None
+
+
+def iter_lines(stream: BinaryIO, *, source: str = "<input>") -> Iterator[tuple[int, bytes]]:
     """Yield (line number, line) for each non-blank line, reading in large chunks."""
     number = 0
     pending = b""
     while True:
-        chunk = stream.read(_READ_CHUNK)
+        chunk = _read(stream, source, number + pending.count(b"\n"))
         if not chunk:
             break
         lines = (pending + chunk).split(b"\n")
@@ -174,7 +200,7 @@ def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 def iter_events(stream: BinaryIO, *, source: str = "<input>") -> Iterator[Event]:
     """Stream events from a binary stream in any accepted layout (gzip detected by magic)."""
     stream = _open_binary(stream)
-    lines = iter_lines(stream)
+    lines = iter_lines(stream, source=source)
     first = next(lines, None)
     if first is None:
         return

@@ -67,9 +67,13 @@ class ObjectReference(msgspec.Struct, omit_defaults=True):
 
 
 class Status(msgspec.Struct, omit_defaults=True):
-    """The parts of a metav1.Status that audit events carry in `responseStatus`."""
+    """The parts of a metav1.Status that audit events carry in `responseStatus`.
 
-    metadata: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+    The apiserver always writes `"metadata":{}`; None (absent) and `{}` are kept apart so
+    a decoded status re-encodes exactly as it was written.
+    """
+
+    metadata: dict[str, msgspec.Raw] | None = None
     status: str = ""
     message: str = ""
     reason: str = ""
