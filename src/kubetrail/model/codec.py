@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,7 @@ from kubetrail.model.event import (
 )
 
 GZIP_MAGIC = b"\x1f\x8b"
-_READ_CHUNK = 1 << 22
+_READ_CHUNK = 1 << 16
 _MISSING_KIND = "Object missing required field `kind`"
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
@@ -176,57 +177,91 @@ def _read(stream: BinaryIO, source: str, line: int) -> bytes:
             return stream.read1(_READ_CHUNK)
         return stream.read(_READ_CHUNK)
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise EventDecodeError(f"gzip data is truncated or corrupt ({error})", source=source, line=line + 1) from None
+        raise EventDecodeError(f"gzip data is truncated or corrupt ({error})", source=source, line=line) from None
 
 
-def iter_lines(stream: BinaryIO, *, source: str = "<input>") -> Iterator[tuple[int, bytes]]:
-    """Yield (line number, line) for each non-blank line, reading in large chunks."""
-    number = 0
+_BLANK_START = frozenset(b" \t\r\n\f\v")
+
+
+def _chunks(stream: BinaryIO, source: str) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield (number of the first line, whole lines) per large read; the last line may lack its newline."""
+    number = 1
     pending = b""
     while True:
-        chunk = _read(stream, source, number + pending.count(b"\n"))
+        chunk = _read(stream, source, number)
         if not chunk:
             break
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
-        for line in lines:
-            number += 1
-            if line.strip():
-                yield number, line
-    if pending.strip():
-        yield number + 1, pending
+        if lines:
+            yield number, lines
+            number += len(lines)
+    if pending:
+        yield number, [pending]
+
+
+def _is_blank(line: bytes) -> bool:
+    return not line or (line[0] in _BLANK_START and not line.strip())
+
+
+def iter_lines(stream: BinaryIO, *, source: str = "<input>") -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, line) for each non-blank line, reading in large chunks."""
+    for number, lines in _chunks(stream, source):
+        for offset, line in enumerate(lines):
+            if not _is_blank(line):
+                yield number + offset, line
+
+
+def _rest(head: list[bytes], chunks: Iterator[tuple[int, list[bytes]]]) -> bytes:
+    """The remaining text, blank lines included, so byte offsets still map to line numbers."""
+    return b"\n".join([b"\n".join(head), *(b"\n".join(lines) for _, lines in chunks)])
+
+
+def _decode_whole(data: bytes, source: str, first_line: int) -> list[Event]:
+    try:
+        return decode_document(data, source=source)
+    except EventDecodeError as error:
+        if error.line is None or first_line == 1:
+            raise
+        raise EventDecodeError(error.message, source=source, line=error.line + first_line - 1) from None
+
+
+def _decode_ndjson(groups: Iterable[tuple[int, list[bytes]]], source: str) -> Iterator[Event]:
+    """The hot path: one typed decode per line; anything unusual falls back to the general decoder."""
+    decode = _event_decoder.decode
+    for number, lines in groups:
+        for offset, line in enumerate(lines):
+            try:
+                event = decode(line)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                if not _is_blank(line):
+                    yield from decode_document(line, source=source, line=number + offset)
+                continue
+            if event.apiVersion != API_VERSION_V1:
+                _check_version(event, source, number + offset)
+            yield event
 
 
 def iter_events(stream: BinaryIO, *, source: str = "<input>") -> Iterator[Event]:
     """Stream events from a binary stream in any accepted layout (gzip detected by magic)."""
-    stream = _open_binary(stream)
-    lines = iter_lines(stream, source=source)
-    first = next(lines, None)
-    if first is None:
-        return
-    number, line = first
-    start = line.lstrip()
-    if start.startswith(b"["):
-        rest = b"\n".join([line, *(text for _, text in lines)])
-        yield from _decode_array(rest, source)
-        return
-    try:
-        yield from decode_document(line, source=source, line=number)
-    except EventDecodeError as error:
-        if "truncated" not in error.message:
-            raise
-        whole = b"\n".join([line, *(text for _, text in lines)])
-        yield from decode_document(whole, source=source)
-        return
-    for number, line in lines:
-        try:
-            event = _event_decoder.decode(line)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            yield from decode_document(line, source=source, line=number)
-            continue
-        if event.apiVersion != API_VERSION_V1:
-            _check_version(event, source, number)
-        yield event
+    chunks = _chunks(_open_binary(stream), source)
+    for number, lines in chunks:
+        for offset, line in enumerate(lines):
+            if _is_blank(line):
+                continue
+            if line.lstrip().startswith(b"["):
+                yield from _decode_array(_rest(lines[offset:], chunks), source)
+                return
+            try:
+                first = decode_document(line, source=source, line=number + offset)
+            except EventDecodeError as error:
+                if "truncated" not in error.message:
+                    raise
+                yield from _decode_whole(_rest(lines[offset:], chunks), source, number + offset)
+                return
+            yield from first
+            yield from _decode_ndjson(itertools.chain([(number + offset + 1, lines[offset + 1 :])], chunks), source)
+            return
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
