@@ -18,9 +18,10 @@ def policy_group() -> None:
 
 
 def _register() -> None:
-    from kubetrail.cli import policy_validate
+    from kubetrail.cli import policy_lint, policy_validate
 
     policy_group.add_command(policy_validate.validate_command)
+    policy_group.add_command(policy_lint.lint_command)
 
 
 _register()
