@@ -17,7 +17,11 @@ from kubetrail.model.event import Event, Level, Stage, Status, UserInfo
 DECISION = "authorization.k8s.io/decision"
 REASON = "authorization.k8s.io/reason"
 _FULL = Level.REQUEST_RESPONSE
-_EMPTY = msgspec.Raw()
+_NO_EVENT = Event(level=_FULL, auditID="", stage=Stage.PANIC, requestURI="", verb="", user=UserInfo())
+# The model's own default bodies: encoding omits a body only when it *is* the field's default.
+_NO_REQUEST = _NO_EVENT.requestObject
+_NO_RESPONSE = _NO_EVENT.responseObject
+_NO_DETAILS = Status().details
 _ANONYMOUS_FAILURE = UserInfo()
 _SUCCESS: dict[int, Status] = {}
 
@@ -30,7 +34,7 @@ def _status(call: Call) -> Status:
         return cached
     if call.code == 401:
         return Status(metadata={}, message=call.message, code=401)
-    details = msgspec.Raw(call.details) if call.details else _EMPTY
+    details = msgspec.Raw(call.details) if call.details else _NO_DETAILS
     return Status(
         metadata={}, status="Failure", message=call.message, reason=call.status_reason, details=details, code=call.code
     )
@@ -97,7 +101,7 @@ def request_events(call: Call, audit_id: str, start_us: int, clock: Clock) -> li
                     userAgent=actor.user_agent,
                     objectRef=call.final_ref,
                     responseStatus=status,
-                    requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else _EMPTY,
+                    requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else _NO_REQUEST,
                     requestReceivedTimestamp=received,
                     stageTimestamp=clock.micro(started_us),
                     annotations=annotations,
@@ -122,8 +126,8 @@ def request_events(call: Call, audit_id: str, start_us: int, clock: Clock) -> li
                 userAgent=actor.user_agent,
                 objectRef=call.final_ref,
                 responseStatus=status,
-                requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else _EMPTY,
-                responseObject=msgspec.Raw(call.response_body) if has_bodies and call.response_body else _EMPTY,
+                requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else _NO_REQUEST,
+                responseObject=msgspec.Raw(call.response_body) if has_bodies and call.response_body else _NO_RESPONSE,
                 requestReceivedTimestamp=received,
                 stageTimestamp=clock.micro(done_us),
                 annotations=annotations,
