@@ -81,6 +81,22 @@ def test_empty_optional_fields_are_not_encoded() -> None:
     assert encoded["user"] == {"username": "jane"}
 
 
+def test_an_empty_body_made_anywhere_is_omitted() -> None:
+    """msgspec omits only the default object itself; any other empty Raw would encode as invalid JSON."""
+    import msgspec.structs
+
+    from kubetrail.model import NO_BODY, encode_event
+
+    built = make_event(requestObject=msgspec.Raw(b""), responseObject=msgspec.Raw())
+    replaced = msgspec.structs.replace(make_event(requestObject=msgspec.Raw(b"{}")), requestObject=msgspec.Raw())
+    status = make_event(responseStatus=Status(details=msgspec.Raw(b""), code=200))
+    for event in (built, replaced, status):
+        encoded = msgspec.json.decode(encode_event(event))
+        assert "requestObject" not in encoded and "responseObject" not in encoded
+    assert built.requestObject is NO_BODY and replaced.requestObject is NO_BODY
+    assert msgspec.json.decode(encode_event(status))["responseStatus"] == {"code": 200}
+
+
 def test_status_metadata_is_encoded_only_when_set() -> None:
     assert msgspec.json.encode(Status(code=200)) == b'{"code":200}'
     assert msgspec.json.encode(Status(metadata={}, code=200)) == b'{"metadata":{},"code":200}'

@@ -16,6 +16,7 @@ from kubetrail.model.errors import EventDecodeError
 from kubetrail.model.event import (
     API_VERSION_V1,
     API_VERSION_V1BETA1,
+    NO_BODY,
     Event,
     EventList,
     Level,
@@ -30,6 +31,7 @@ from kubetrail.model.policy import GroupResources, Policy, PolicyRule
 __all__ = [
     "API_VERSION_V1",
     "API_VERSION_V1BETA1",
+    "NO_BODY",
     "Event",
     "EventDecodeError",
     "EventList",

@@ -11,6 +11,9 @@ API_VERSION_V1 = "audit.k8s.io/v1"
 API_VERSION_V1BETA1 = "audit.k8s.io/v1beta1"
 SUPPORTED_EVENT_API_VERSIONS = (API_VERSION_V1, API_VERSION_V1BETA1)
 
+NO_BODY = msgspec.Raw()
+"""The one empty body: msgspec omits a default only when it is this very object, so every empty body is made it."""
+
 MicroTime = Annotated[str, msgspec.Meta(description="RFC 3339 timestamp with microseconds, UTC")]
 
 
@@ -77,8 +80,12 @@ class Status(msgspec.Struct, omit_defaults=True):
     status: str = ""
     message: str = ""
     reason: str = ""
-    details: msgspec.Raw = msgspec.Raw()
+    details: msgspec.Raw = NO_BODY
     code: int = 0
+
+    def __post_init__(self) -> None:
+        if self.details is not NO_BODY and not self.details:
+            self.details = NO_BODY
 
 
 class Event(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="kind", tag="Event"):
@@ -99,8 +106,8 @@ class Event(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="kind", 
     userAgent: str = ""
     objectRef: ObjectReference | None = None
     responseStatus: Status | None = None
-    requestObject: msgspec.Raw = msgspec.Raw()
-    responseObject: msgspec.Raw = msgspec.Raw()
+    requestObject: msgspec.Raw = NO_BODY
+    responseObject: msgspec.Raw = NO_BODY
     requestReceivedTimestamp: MicroTime = ""
     stageTimestamp: MicroTime = ""
     annotations: dict[str, str] = msgspec.field(default_factory=dict)
@@ -108,6 +115,10 @@ class Event(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="kind", 
     def __post_init__(self) -> None:
         if not self.apiVersion:
             self.apiVersion = API_VERSION_V1
+        if self.requestObject is not NO_BODY and not self.requestObject:
+            self.requestObject = NO_BODY
+        if self.responseObject is not NO_BODY and not self.responseObject:
+            self.responseObject = NO_BODY
 
     @property
     def is_resource_request(self) -> bool:
