@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kubetrail.emit.backend import Backend, BackendError
-from kubetrail.emit.buffered import BatchConfig, Buffered, TokenBucket
+from kubetrail.emit.buffered import BatchConfig, Buffered
+from kubetrail.emit.throttle import TokenBucket
 from tests.emit.backends import Exploding, Recording, sample_events
 
 
@@ -99,24 +100,6 @@ def test_failing_delegate_is_counted_and_does_not_stop_the_worker() -> None:
     buffered.process_events(sample_events(3))
     buffered.shutdown()
     assert buffered.failed == 3 and len(refusing.events) == 3
-
-
-def test_token_bucket_allows_a_burst_then_paces_at_qps() -> None:
-    now = [100.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(round(seconds, 6))
-        now[0] += seconds
-
-    bucket = TokenBucket(10, 3, clock=lambda: now[0], sleep=sleep)
-    for _ in range(5):
-        bucket.accept()
-    assert slept == [0.1, 0.1]
-    now[0] += 10
-    for _ in range(3):
-        bucket.accept()
-    assert slept == [0.1, 0.1]
 
 
 def test_throttle_paces_batches() -> None:

@@ -15,11 +15,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kubetrail.emit.backend import Backend, BackendError
+from kubetrail.emit.throttle import TokenBucket
 from kubetrail.model.event import Event
 
 log = logging.getLogger("kubetrail.emit")
@@ -72,37 +73,6 @@ class BatchConfig:
                 raise BackendError(
                     f"invalid audit batch {plugin} throttle burst {self.throttle_burst}, must be a positive number"
                 )
-
-
-class TokenBucket:
-    """A token bucket like client-go's rate limiter: starts full, refills at `qps`, `accept` waits for a token."""
-
-    def __init__(
-        self,
-        qps: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.qps = qps
-        self.burst = max(1, burst)
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(self.burst)
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def accept(self) -> None:
-        """Take one token, sleeping until it is available (reservations queue up fairly)."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            self._tokens -= 1.0
-            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
 
 
 class Buffered:
