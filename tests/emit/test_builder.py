@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import pytest
 
-from kubetrail.emit.builder import EventBuilder, normalize_bodies, request_uri, truncate_user_agent
+from kubetrail.emit.builder import EventBuilder, request_uri, truncate_user_agent
 from kubetrail.model.codec import encode_event
 from kubetrail.model.event import Event, Level, Stage, UserInfo
 from kubetrail.policy.evaluate import AuditDecision, compile_policy
@@ -272,13 +271,3 @@ def test_request_uri_and_user_agent_helpers() -> None:
     assert request_uri("/version") == "/version"
     assert truncate_user_agent("short") == "short"
     assert truncate_user_agent("é" * 600).endswith("...TRUNCATED")
-
-
-def test_events_with_stripped_bodies_encode_as_valid_json() -> None:
-    event = builder().events(
-        method="GET", url="/api/v1/pods", user=JANE, decision=decision(Level.REQUEST_RESPONSE), response_body=POD
-    )[-1]
-    stripped = msgspec.structs.replace(event, requestObject=msgspec.Raw(b""), responseObject=msgspec.Raw(b""))
-    data = wire(normalize_bodies(stripped))
-    assert "requestObject" not in data and "responseObject" not in data
-    assert normalize_bodies(event) is event

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from kubetrail.emit.requestinfo import RequestInfo, resolve_request_info
-from kubetrail.model.event import Event, Level, ObjectReference, Stage, Status, UserInfo
+from kubetrail.model.event import NO_BODY, Event, Level, ObjectReference, Stage, Status, UserInfo
 from kubetrail.model.microtime import format_microtime
 from kubetrail.policy.attributes import RequestAttributes
 from kubetrail.policy.evaluate import AuditDecision, CompiledPolicy
@@ -29,11 +29,7 @@ Clock = Callable[[], datetime]
 
 MAX_USER_AGENT_LENGTH = 1024
 USER_AGENT_TRUNCATE_SUFFIX = "...TRUNCATED"
-_DEFAULTS = dict(
-    zip(Event.__struct_fields__[-len(Event.__struct_defaults__) :], Event.__struct_defaults__, strict=True)
-)
-_EMPTY: msgspec.Raw = _DEFAULTS["requestObject"]
-_EMPTY_RESPONSE: msgspec.Raw = _DEFAULTS["responseObject"]
+_EMPTY = NO_BODY
 
 
 class _BodyMeta(msgspec.Struct):
@@ -111,24 +107,6 @@ def decide(policy: CompiledPolicy, info: RequestInfo, user: UserInfo) -> AuditDe
     return policy.evaluate(attributes_for(info, user))
 
 
-def normalize_bodies(event: Event) -> Event:
-    """Give absent bodies the model's own default object, so encoding omits them.
-
-    msgspec omits a default only when it is that very object; an equal but distinct empty
-    `Raw` (as produced by body-stripping code) would be written as an invalid `"requestObject":,`.
-    """
-    request_body, response_body = event.requestObject, event.responseObject
-    fix_request = not request_body and request_body is not _EMPTY
-    fix_response = not response_body and response_body is not _EMPTY_RESPONSE
-    if not (fix_request or fix_response):
-        return event
-    return msgspec.structs.replace(
-        event,
-        requestObject=_EMPTY if fix_request else request_body,
-        responseObject=_EMPTY_RESPONSE if fix_response else response_body,
-    )
-
-
 def _as_raw(body: bytes | msgspec.Raw | None) -> msgspec.Raw:
     if body is None:
         return _EMPTY
@@ -194,7 +172,7 @@ class RequestRecorder:
         self._source_ips = list(source_ips)
         self._user_agent = truncate_user_agent(user_agent)
         self._request_body = _EMPTY
-        self._response_body = _EMPTY_RESPONSE
+        self._response_body = _EMPTY
         self._status: Status | None = None
         self._started = False
         self._finished = False
@@ -230,7 +208,7 @@ class RequestRecorder:
     def log_response(self, status_code: int, body: bytes | msgspec.Raw | None = None) -> None:
         """Keep the response: a metav1.Status body fills responseStatus, any other body is the responseObject."""
         raw = _as_raw(body)
-        self._response_body = raw or _EMPTY_RESPONSE
+        self._response_body = raw or _EMPTY
         head = _head(raw)
         status = _status_of(raw) if head is not None and head.kind == "Status" else None
         if status is not None:
@@ -269,13 +247,12 @@ class RequestRecorder:
             objectRef=self._object_ref,
             responseStatus=self._status if stage is not Stage.REQUEST_RECEIVED else None,
             requestObject=self._request_body if bodies else _EMPTY,
-            responseObject=self._response_body if bodies else _EMPTY_RESPONSE,
+            responseObject=self._response_body if bodies else _EMPTY,
             requestReceivedTimestamp=self._received,
             stageTimestamp=stage_timestamp,
             annotations=dict(self._annotations),
         )
-        recorded = record(event, decision)
-        return None if recorded is None else normalize_bodies(recorded)
+        return record(event, decision)
 
     def _emit(self, stage: Stage) -> list[Event]:
         timestamp = self._received if stage is Stage.REQUEST_RECEIVED else format_microtime(self._clock())
@@ -398,7 +375,6 @@ __all__ = [
     "RequestRecorder",
     "attributes_for",
     "decide",
-    "normalize_bodies",
     "random_audit_id",
     "request_uri",
     "truncate_user_agent",
