@@ -3,6 +3,7 @@ plus a throw-away certificate authority for TLS with client certificates."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -56,7 +57,7 @@ class Receiver:
             if 200 <= reply.status <= 206:
                 self.accepted.append(json.loads(body))
         if reply.delay:
-            time.sleep(reply.delay)
+            await asyncio.sleep(reply.delay)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     def answer(self, *replies: Reply | int) -> None:
@@ -104,7 +105,14 @@ class LiveServer:
                 "ssl_cert_reqs": ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_NONE,
             }
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off", access_log=False, **options
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="error",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            **options,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)

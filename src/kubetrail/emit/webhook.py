@@ -1,0 +1,246 @@
+"""The webhook audit backend: POST `audit.k8s.io/v1` EventList JSON, retrying as kube-apiserver does.
+
+Fidelity notes (k8s.io/apiserver plugin/pkg/audit/webhook and pkg/util/webhook, client-go rest):
+- success is a status in 200..206; anything else, and any transport failure or timeout, is an
+  error, and the audit webhook retries *every* error (`retryOnError`), not only 5xx;
+- retries follow `webhook_backoff(initial)`: 5 attempts, sleeping 10, 15, 22.5, 33.75 s (+0-20%);
+- within one attempt, a 429 or 5xx carrying an integer `Retry-After` is re-sent after that many
+  seconds, up to 10 times (client-go's `maxRetries`);
+- each request times out after 30 s; redirects are followed;
+- a batch that still fails is counted and logged (auditIDs only, never bodies) and reported as
+  False, which `blocking-strict` passes to the caller and `blocking` ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from kubetrail import __version__ as _version
+from kubetrail.emit.backend import Backend, BackendError
+from kubetrail.emit.kubeconfig import WebhookClientConfig, load_kubeconfig
+from kubetrail.emit.retry import (
+    DEFAULT_INITIAL_BACKOFF,
+    Backoff,
+    retry_on_error,
+    webhook_backoff,
+    with_exponential_backoff,
+)
+from kubetrail.model.codec import encode_event_list
+from kubetrail.model.event import Event
+
+PLUGIN_NAME = "webhook"
+DEFAULT_REQUEST_TIMEOUT = 30.0
+MAX_RETRY_AFTER_RETRIES = 10
+MODE_BATCH = "batch"
+MODE_BLOCKING = "blocking"
+MODE_BLOCKING_STRICT = "blocking-strict"
+ALLOWED_MODES = (MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT)
+
+# The apiserver's `--audit-webhook-batch-*` defaults.
+DEFAULT_BATCH_BUFFER_SIZE = 10_000
+DEFAULT_BATCH_MAX_SIZE = 400
+DEFAULT_BATCH_MAX_WAIT = 30.0
+DEFAULT_BATCH_THROTTLE_QPS = 10.0
+DEFAULT_BATCH_THROTTLE_BURST = 15
+
+_LOGGED_IDS = 20
+_BODY_EXCERPT = 300
+
+log = logging.getLogger("kubetrail.emit.webhook")
+
+
+class WebhookError(BackendError):
+    """One failed POST: the receiver answered with a non-success status or could not be reached."""
+
+    def __init__(self, message: str, *, server: str, status: int | None = None, hint: str = "") -> None:
+        self.server = server
+        self.status = status
+        self.hint = hint
+        super().__init__(message)
+
+
+def handle_plugin_error(plugin: str, error: BaseException, events: Sequence[Event]) -> None:
+    """Log events a backend could not deliver, as the apiserver's `HandlePluginError` does (IDs, no bodies)."""
+    if not events:
+        return
+    ids = ", ".join(f"{event.auditID}/{event.stage}" for event in events[:_LOGGED_IDS])
+    more = f" and {len(events) - _LOGGED_IDS} more" if len(events) > _LOGGED_IDS else ""
+    log.error(
+        "Error in audit plugin '%s' affecting %d audit events: %s; impacted: %s%s",
+        plugin,
+        len(events),
+        error,
+        ids,
+        more,
+    )
+
+
+@dataclass
+class WebhookStats:
+    """Counters a metrics endpoint can expose: batches and events delivered or given up on, retries."""
+
+    posts: int = 0
+    sent_events: int = 0
+    failed_batches: int = 0
+    failed_events: int = 0
+    retries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    """Seconds a 429/5xx asks us to wait (`Retry-After` as an integer, as client-go reads it), else None."""
+    if response.status_code != 429 and response.status_code < 500:
+        return None
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(int(value.strip()), 0)
+    except ValueError:
+        return None
+
+
+class WebhookBackend:
+    """Sends each `process_events` call as one EventList POST (blocking-strict semantics: False on failure)."""
+
+    def __init__(
+        self,
+        config: WebhookClientConfig,
+        *,
+        initial_backoff: float = DEFAULT_INITIAL_BACKOFF,
+        backoff: Backoff | None = None,
+        should_retry: Callable[[Exception | None], bool] = retry_on_error,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        transport: httpx.BaseTransport | None = None,
+        plugin_name: str = PLUGIN_NAME,
+    ) -> None:
+        self.config = config
+        self.backoff = backoff or webhook_backoff(initial_backoff)
+        self.stats = WebhookStats()
+        self._should_retry = should_retry
+        self._sleep = sleep
+        self._rand = rand
+        self._name = plugin_name
+        context = config.ssl_context()
+        self._extensions = {"sni_hostname": config.tls_server_name} if config.tls_server_name else {}
+        self._client = httpx.Client(
+            verify=context if context is not None else True,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=True,
+            transport=transport,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json, */*",
+                "User-Agent": f"kubetrail/{_version} ({os.uname().sysname.lower()}) audit-webhook",
+            },
+        )
+        config.bearer_token()  # an unreadable tokenFile is a configuration error, found now
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | os.PathLike[str], **options: object) -> WebhookBackend:
+        """A backend for the server a kubeconfig file (`--audit-webhook-config-file`) describes."""
+        return cls(load_kubeconfig(path), **options)  # type: ignore[arg-type]
+
+    def name(self) -> str:
+        return self._name
+
+    def run(self) -> None:
+        """Nothing runs in the background: each call posts synchronously."""
+
+    def shutdown(self) -> None:
+        """Close the connection pool; nothing is buffered here."""
+        self._client.close()
+
+    def process_events(self, events: Sequence[Event]) -> bool:
+        """POST the events as one EventList with retries; False (counted, logged) when they were not delivered."""
+        if not events:
+            return True
+        error = self.send(events)
+        if error is not None:
+            self.stats.add(failed_batches=1, failed_events=len(events))
+            handle_plugin_error(self._name, error, events)
+            return False
+        self.stats.add(sent_events=len(events))
+        return True
+
+    def send(self, events: Sequence[Event]) -> Exception | None:
+        """Deliver one batch with the apiserver's retries; the last error, or None once accepted."""
+        body = encode_event_list(events)
+        attempts = 0
+
+        def attempt() -> Exception | None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self.stats.add(retries=1)
+            return self._post(body)
+
+        return with_exponential_backoff(
+            attempt, self.backoff, should_retry=self._should_retry, sleep=self._sleep, rand=self._rand
+        )
+
+    def _headers(self) -> dict[str, str]:
+        token = self.config.bearer_token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _post(self, body: bytes) -> Exception | None:
+        server = self.config.server
+        retry_after_retries = 0
+        while True:
+            self.stats.add(posts=1)
+            try:
+                response = self._client.post(server, content=body, headers=self._headers(), extensions=self._extensions)
+            except httpx.HTTPError as error:
+                return WebhookError(f"POST {server} failed: {error or type(error).__name__}", server=server)
+            except BackendError as error:
+                return error
+            status = response.status_code
+            if 200 <= status <= 206:
+                return None
+            wait = _retry_after(response)
+            if wait is not None and retry_after_retries < MAX_RETRY_AFTER_RETRIES:
+                retry_after_retries += 1
+                self._sleep(float(wait))
+                continue
+            excerpt = response.text[:_BODY_EXCERPT].strip()
+            return WebhookError(
+                f"POST {server}: the server answered {status} {response.reason_phrase}"
+                + (f": {excerpt}" if excerpt else ""),
+                server=server,
+                status=status,
+            )
+
+
+class IgnoreErrors:
+    """`blocking` mode: the delegate's failures are logged and counted by it, never reported to the caller."""
+
+    def __init__(self, delegate: Backend) -> None:
+        self.delegate = delegate
+
+    def process_events(self, events: Sequence[Event]) -> bool:
+        self.delegate.process_events(events)
+        return True
+
+    def run(self) -> None:
+        self.delegate.run()
+
+    def shutdown(self) -> None:
+        self.delegate.shutdown()
+
+    def name(self) -> str:
+        return f"ignoreErrors<{self.delegate.name()}>"
