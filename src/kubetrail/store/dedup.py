@@ -1,0 +1,126 @@
+"""Dedup on (cluster, auditID, stage): each event is stored once across retries, WAL replay and sealed data.
+
+Keys are 64-bit hashes (`columns.dedup_key`) grouped by day partition: an event's partition follows from its
+own timestamp, so a retry or a re-ingested file always meets the keys it could collide with. Sealed keys
+are loaded per partition on first use (a sorted array, 8 bytes a key) and evicted least-recently-used.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+Partition = tuple[date, str]
+KeyLoader = Callable[[Partition], Iterable[int]]
+
+
+@dataclass
+class PartitionKeys:
+    """Keys seen in one (day, cluster) partition: sealed ones sorted in an array, newer ones in a set."""
+
+    sealed: array[int] = field(default_factory=lambda: array("q"))
+    recent: set[int] = field(default_factory=set)
+
+    def __contains__(self, key: int) -> bool:
+        if key in self.recent:
+            return True
+        sealed = self.sealed
+        index = bisect.bisect_left(sealed, key)
+        return index < len(sealed) and sealed[index] == key
+
+    def __len__(self) -> int:
+        return len(self.sealed) + len(self.recent)
+
+    def compact(self) -> None:
+        """Fold the recent keys into the sorted array (done when the set grows large)."""
+        merged = sorted({*self.sealed, *self.recent})
+        self.sealed = array("q", merged)
+        self.recent = set()
+
+
+class DedupIndex:
+    """The keys of every loaded partition; not thread-safe (the store calls it under its lock)."""
+
+    def __init__(self, loader: KeyLoader, *, max_keys: int = 16_000_000, compact_at: int = 500_000) -> None:
+        self._loader = loader
+        self._max_keys = max_keys
+        self._compact_at = compact_at
+        self._partitions: OrderedDict[Partition, PartitionKeys] = OrderedDict()
+        self._total = 0
+
+    def partition(self, key: Partition) -> PartitionKeys:
+        """The keys of a partition, loading its sealed keys on first use."""
+        keys = self._partitions.get(key)
+        if keys is None:
+            keys = PartitionKeys(sealed=array("q", sorted(set(self._loader(key)))))
+            self._partitions[key] = keys
+            self._total += len(keys)
+            self._evict(keep=key)
+        else:
+            self._partitions.move_to_end(key)
+        return keys
+
+    def new_rows(self, partitions: list[Partition], keys: list[int]) -> list[bool]:
+        """For each row, True when its key is new: not stored yet and not earlier in the same batch."""
+        result: list[bool] = []
+        batch_seen: set[int] = set()
+        cache: dict[Partition, PartitionKeys] = {}
+        for part, key in zip(partitions, keys, strict=True):
+            known = cache.get(part)
+            if known is None:
+                known = cache[part] = self.partition(part)
+            fresh = key not in batch_seen and key not in known
+            if fresh:
+                batch_seen.add(key)
+            result.append(fresh)
+        return result
+
+    def add(self, partitions: list[Partition], keys: list[int]) -> None:
+        """Record keys that are now in the WAL."""
+        for part, key in zip(partitions, keys, strict=True):
+            known = self._partitions.get(part)
+            if known is None:
+                continue
+            if key not in known.recent:
+                known.recent.add(key)
+                self._total += 1
+            if len(known.recent) >= self._compact_at:
+                known.compact()
+        self._evict(keep=None)
+
+    def discard(self, partitions: list[Partition], keys: list[int]) -> None:
+        """Forget keys whose batch did not become durable, so that the retry is stored."""
+        for part, key in zip(partitions, keys, strict=True):
+            known = self._partitions.get(part)
+            if known is None:
+                continue
+            if key in known.recent:
+                known.recent.discard(key)
+                self._total -= 1
+                continue
+            index = bisect.bisect_left(known.sealed, key)
+            if index < len(known.sealed) and known.sealed[index] == key:
+                known.sealed.pop(index)
+                self._total -= 1
+
+    def drop(self, partition: Partition) -> None:
+        """Forget a partition (removed by retention, or evicted)."""
+        keys = self._partitions.pop(partition, None)
+        if keys is not None:
+            self._total -= len(keys)
+
+    def _evict(self, keep: Partition | None) -> None:
+        while self._total > self._max_keys and len(self._partitions) > 1:
+            oldest = next(iter(self._partitions))
+            if oldest == keep:
+                self._partitions.move_to_end(oldest)
+                oldest = next(iter(self._partitions))
+            self.drop(oldest)
+
+    @property
+    def loaded_keys(self) -> int:
+        return self._total

@@ -1,0 +1,576 @@
+"""The `Store` facade: append durably, seal to Parquet, apply retention, query with DuckDB.
+
+Typical use (the receiver, the tailer and `kubetrail ingest` all do this)::
+
+    store = Store.open("/var/lib/kubetrail")
+    result = store.append("prod", events, raw_lines)   # returns once the batch is fsynced (or raises)
+    result = await store.append_async("prod", events)   # the same from an event loop
+    connection = store.query_connection()               # DuckDB with the `events` view
+    store.close()                                       # seals what is left
+
+`append` is thread-safe; concurrent appends share fsyncs (group commit). It raises `NotDurableError` when the
+batch cannot be made durable (disk full, I/O error, closed store): nothing of it is acknowledged, and a retry
+is safe because events are deduplicated on (cluster, auditID, stage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kubetrail.model import Event, EventDecodeError, decode_event
+from kubetrail.store import seal as sealing
+from kubetrail.store.columns import TAIL_SCHEMA, build_batch
+from kubetrail.store.deadletter import DeadLetterWriter
+from kubetrail.store.dedup import DedupIndex, Partition
+from kubetrail.store.errors import NotDurableError, StoreError, StoreLockedError
+from kubetrail.store.layout import TMP_SUFFIX, Layout, fsync_dir
+from kubetrail.store.manifest import FileRecord, Manifest, ManifestState, file_sha256, parse_lines
+from kubetrail.store.retention import RetentionPlan, plan_retention
+from kubetrail.store.views import connect
+from kubetrail.store.wal import (
+    SEGMENT_MAGIC,
+    FileOps,
+    WalBatch,
+    WalWriter,
+    check_record_size,
+    encode_record,
+    scan_segment,
+)
+
+log = logging.getLogger(__name__)
+
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Tuning knobs; the defaults suit one cluster at thousands of events per second."""
+
+    segment_bytes: int = 64 << 20
+    seal_age_seconds: float = 600.0
+    background_seal: bool = True
+    compression_level: int = 3
+    dedup_max_keys: int = 16_000_000
+    file_ops: FileOps | None = None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append stored: new events, duplicates skipped, and the WAL sequence number that covers it."""
+
+    accepted: int
+    duplicates: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Counts for `/metrics`, summaries and the bench."""
+
+    sealed_files: int
+    sealed_rows: int
+    sealed_bytes: int
+    tail_rows: int
+    wal_segments: int
+    dedup_keys: int
+    dead_letters: int
+
+
+@dataclass
+class _TailBatch:
+    seq: int
+    batch: pa.RecordBatch
+    partitions: list[Partition]
+    keys: list[int]
+
+
+@dataclass
+class _TailSegment:
+    """The acknowledged rows of one WAL segment, kept in memory until they are sealed."""
+
+    segment_id: int
+    batches: list[_TailBatch] = field(default_factory=list)
+    last_seq: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows(self) -> int:
+        return sum(item.batch.num_rows for item in self.batches)
+
+
+def check_cluster(cluster: str) -> str:
+    """Cluster names become directory names (`cluster=NAME`): letters, digits, `.`, `_`, `-`."""
+    if not CLUSTER_NAME.match(cluster):
+        raise StoreError(
+            f"invalid cluster name {cluster!r}",
+            hint="use letters, digits, '.', '_' or '-' (at most 128 characters, not starting with a symbol)",
+        )
+    return cluster
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """A kubetrail store directory opened for writing (one process at a time) or read-only."""
+
+    def __init__(self, layout: Layout, options: StoreOptions, read_only: bool) -> None:
+        self.layout = layout
+        self.options = options
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._seal_mutex = threading.Lock()
+        self._seal_cond = threading.Condition()
+        self._closed = False
+        self._lock_fd = -1
+        self._tail: list[_TailSegment] = []
+        self._wal: WalWriter | None = None
+        self._seal_thread: threading.Thread | None = None
+        self._seal_error: BaseException | None = None
+        self.dead_letters = DeadLetterWriter(layout.deadletter_dir)
+        self._manifest: Manifest | None = None
+        self._state = ManifestState()
+        # The sealed files queries and dedup see; changes together with the tail, under `_lock`.
+        self._visible: dict[str, Path] = {}
+        self._index = DedupIndex(self._load_keys, max_keys=options.dedup_max_keys)
+
+    # ----- opening and recovery -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, options: StoreOptions | None = None, *, read_only: bool = False) -> Store:
+        """Open (creating if needed) a store; recovers from a crash: keeps every complete WAL record once."""
+        layout = Layout(Path(path))
+        store = cls(layout, options or StoreOptions(), read_only)
+        if read_only:
+            if not layout.root.is_dir():
+                raise StoreError("no store here", path=str(layout.root), hint="check --store")
+            store._open_read_only()
+        else:
+            store._open_writable()
+        return store
+
+    def _open_writable(self) -> None:
+        try:
+            self.layout.create()
+        except OSError as error:
+            raise StoreError(f"cannot create the store: {error.strerror}", path=str(self.layout.root)) from error
+        self._lock_fd = os.open(self.layout.writer_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise StoreLockedError(
+                "another process has this store open for writing",
+                path=str(self.layout.root),
+                hint="stop it first, or send the events to its receiver",
+            ) from None
+        os.ftruncate(self._lock_fd, 0)
+        os.write(self._lock_fd, f"{os.getpid()}\n".encode())
+        with _flock(self.layout.manifest_lock, fcntl.LOCK_EX):
+            self._manifest = Manifest(self.layout.manifest)
+            self._state = self._manifest.state
+            self._finish_interrupted_steps()
+            self._visible = {relative: self.layout.absolute(relative) for relative in self._state.live}
+        next_id = 1
+        for segment_id, path in self.layout.wal_segments():
+            self._replay(segment_id, path, repair=True)
+            next_id = segment_id + 1
+        self._wal = WalWriter(
+            self.layout, next_segment_id=next_id, file_ops=self.options.file_ops, on_failure=self._on_wal_failure
+        )
+        self._tail.append(_TailSegment(self._wal.segment_id))
+        if self.options.background_seal:
+            self._seal_thread = threading.Thread(target=self._seal_loop, name="kubetrail-seal", daemon=True)
+            self._seal_thread.start()
+
+    def _open_read_only(self) -> None:
+        with _flock(self.layout.manifest_lock, fcntl.LOCK_SH):
+            lines, _ = parse_lines(self.layout.manifest)
+            for line in lines:
+                if line.entry is not None:
+                    self._state.apply(line.entry)
+            for relative in self._state.live:
+                path = self.layout.absolute(relative)
+                unfinished = path.with_name(path.name + TMP_SUFFIX)
+                self._visible[relative] = unfinished if not path.exists() and unfinished.exists() else path
+            for segment_id, path in self.layout.wal_segments():
+                if segment_id not in self._state.sealed_wal:
+                    self._replay(segment_id, path, repair=False)
+
+    def _finish_interrupted_steps(self) -> None:
+        """Complete or undo what a crash interrupted: a seal before or after its manifest entry, a retention."""
+        for temporary in self.layout.data_dir.rglob(f"*{TMP_SUFFIX}"):
+            final = temporary.with_name(temporary.name[: -len(TMP_SUFFIX)])
+            record = self._state.live.get(self.layout.relative(final))
+            if record is not None and not final.exists() and file_sha256(temporary) == record.sha256:
+                os.replace(temporary, final)
+                fsync_dir(final.parent)
+            else:
+                temporary.unlink()
+        for segment_id, path in self.layout.wal_segments():
+            if segment_id in self._state.sealed_wal:
+                path.unlink()
+        for relative in self._state.retired:
+            self.layout.absolute(relative).unlink(missing_ok=True)
+
+    def _replay(self, segment_id: int, path: Path, *, repair: bool) -> None:
+        scan = scan_segment(path, repair=repair)
+        if scan.problem:
+            log.warning("%s: %s; kept %d complete records", path, scan.problem, len(scan.batches))
+        segment = _TailSegment(segment_id)
+        self._tail.append(segment)
+        for wal_batch in scan.batches:
+            events: list[Event] = []
+            lines: list[bytes] = []
+            for line in wal_batch.lines:
+                try:
+                    events.append(decode_event(line, source=str(path)))
+                    lines.append(line)
+                except EventDecodeError as error:
+                    if not self.read_only:
+                        self.dead_letters.write(
+                            source=str(path), reason=f"undecodable on replay: {error.message}", raw=line
+                        )
+            if not events:
+                continue
+            received = datetime.fromtimestamp(wal_batch.received_us / 1e6, UTC)
+            built = build_batch(wal_batch.cluster, events, lines, received=received)
+            item, _ = self._dedup(wal_batch.cluster, built.batch)
+            if item is not None:
+                self._index.add(item.partitions, item.keys)
+                segment.batches.append(item)
+
+    # ----- appending ------------------------------------------------------------------------------------
+
+    def _dedup(self, cluster: str, batch: pa.RecordBatch) -> tuple[_TailBatch | None, list[bool] | None]:
+        """The rows not stored yet, and the keep-mask when some were duplicates (None when all are new)."""
+        keys: list[int] = batch.column("dedup_key").to_pylist()
+        partitions: list[Partition] = [(day, cluster) for day in batch.column("date").to_pylist()]
+        fresh = self._index.new_rows(partitions, keys)
+        if all(fresh):
+            return _TailBatch(0, batch, partitions, keys), None
+        if not any(fresh):
+            return None, fresh
+        item = _TailBatch(
+            0,
+            batch.filter(pa.array(fresh, pa.bool_())),
+            [part for part, keep in zip(partitions, fresh, strict=True) if keep],
+            [key for key, keep in zip(keys, fresh, strict=True) if keep],
+        )
+        return item, fresh
+
+    def _write(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None
+    ) -> tuple[AppendResult, int]:
+        """Write a batch to the WAL (not yet durable); returns the result and the sequence number to wait for."""
+        if self.read_only or self._wal is None:
+            raise StoreError("the store is open read-only", path=str(self.layout.root))
+        check_cluster(cluster)
+        received = datetime.now(UTC)
+        built = build_batch(cluster, events, raw_lines, received=received)
+        received_us = int(received.timestamp() * 1_000_000)
+        record = encode_record(WalBatch(cluster, received_us, built.lines))
+        check_record_size(record)
+        with self._lock:
+            if self._closed:
+                raise NotDurableError("the store is closed", path=str(self.layout.root))
+            item, fresh = self._dedup(cluster, built.batch)
+            if item is None:
+                return AppendResult(0, len(events), self._wal.written_seq), self._wal.written_seq
+            if fresh is not None:
+                kept = [line for line, keep in zip(built.lines, fresh, strict=True) if keep]
+                record = encode_record(WalBatch(cluster, received_us, kept))
+            seq = self._wal.append(record)
+            item.seq = seq
+            self._index.add(item.partitions, item.keys)
+            active = self._tail[-1]
+            if active.segment_id != self._wal.segment_id:
+                active = _TailSegment(self._wal.segment_id)
+                self._tail.append(active)
+            active.batches.append(item)
+            active.last_seq = seq
+            if self._wal.segment_bytes >= self.options.segment_bytes:
+                self._rotate_locked()
+        return AppendResult(item.batch.num_rows, len(events) - item.batch.num_rows, seq), seq
+
+    def append(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
+    ) -> AppendResult:
+        """Store events of `cluster` durably; returns after the fsync that covers them.
+
+        `raw_lines[i]` (optional) is the JSON `events[i]` was decoded from; it is stored as is, so fields the
+        model does not know survive. Raises NotDurableError when the batch could not be made durable.
+        """
+        if not events:
+            return AppendResult(0, 0, 0)
+        result, seq = self._write(cluster, events, raw_lines)
+        assert self._wal is not None
+        self._wal.wait(seq)
+        return result
+
+    async def append_async(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
+    ) -> AppendResult:
+        """`append` for asyncio: the write runs in a worker thread, the fsync is awaited without holding one."""
+        if not events:
+            return AppendResult(0, 0, 0)
+        result, seq = await asyncio.to_thread(self._write, cluster, events, raw_lines)
+        assert self._wal is not None
+        await self._wal.future(seq, asyncio.get_running_loop())
+        return result
+
+    def dead_letter(self, *, source: str, reason: str, raw: bytes, line: int | None = None, cluster: str = "") -> None:
+        """Keep a refused input with the reason (`deadletter/YYYY-MM-DD.ndjson` in the store)."""
+        self.dead_letters.write(source=source, reason=reason, raw=raw, line=line, cluster=cluster)
+
+    def _on_wal_failure(self, low: int, high: int) -> None:
+        """An fsync failed: forget the rows of records `low..high` so that the senders' retries are stored."""
+        with self._lock:
+            for segment in self._tail:
+                kept: list[_TailBatch] = []
+                for item in segment.batches:
+                    if low <= item.seq <= high:
+                        self._index.discard(item.partitions, item.keys)
+                    else:
+                        kept.append(item)
+                segment.batches = kept
+
+    # ----- sealing --------------------------------------------------------------------------------------
+
+    def _rotate_locked(self) -> None:
+        assert self._wal is not None
+        try:
+            self._wal.rotate()
+        except NotDurableError as error:
+            log.warning("cannot start a new WAL segment yet: %s", error)
+            return
+        self._tail.append(_TailSegment(self._wal.segment_id))
+        with self._seal_cond:
+            self._seal_cond.notify_all()
+
+    def _sealable(self) -> list[_TailSegment]:
+        with self._lock:
+            return self._tail[:-1] if self._wal is not None else []
+
+    def _seal_loop(self) -> None:
+        while True:
+            with self._seal_cond:
+                if not self._closed:
+                    self._seal_cond.wait(timeout=min(5.0, self.options.seal_age_seconds))
+            if self._closed:
+                return
+            with self._lock:
+                active = self._tail[-1] if self._tail else None
+                if (
+                    active is not None
+                    and active.batches
+                    and time.monotonic() - active.started >= self.options.seal_age_seconds
+                ):
+                    self._rotate_locked()
+            try:
+                self._seal_pending()
+                self._seal_error = None
+            except (OSError, StoreError) as error:
+                self._seal_error = error
+                log.warning("sealing failed, will retry: %s", error)
+
+    def _seal_pending(self) -> list[FileRecord]:
+        sealed: list[FileRecord] = []
+        with self._seal_mutex:
+            for segment in self._sealable():
+                sealed.extend(self._seal_segment(segment))
+        return sealed
+
+    def _seal_segment(self, segment: _TailSegment) -> list[FileRecord]:
+        assert self._wal is not None and self._manifest is not None
+        if segment.last_seq:
+            with contextlib.suppress(NotDurableError):
+                self._wal.wait(segment.last_seq)
+        with self._lock:
+            batches = [item.batch for item in segment.batches]
+        path = self.layout.wal_segment(segment.segment_id)
+        pending: list[sealing.PendingFile] = []
+        if batches:
+            table = pa.Table.from_batches(batches, schema=TAIL_SCHEMA)
+            try:
+                pending = sealing.write_segment(
+                    self.layout, segment.segment_id, table, compression_level=self.options.compression_level
+                )
+            except BaseException:
+                sealing.discard(pending)
+                raise
+        with _flock(self.layout.manifest_lock, fcntl.LOCK_EX):
+            if pending:
+                try:
+                    self._manifest.append("seal", files=[item.record for item in pending], wal=[segment.segment_id])
+                except BaseException:
+                    sealing.discard(pending)
+                    raise
+                sealing.publish(pending)
+            with self._lock:
+                for item in pending:
+                    self._visible[item.record.path] = item.final
+                self._tail.remove(segment)
+            path.unlink(missing_ok=True)
+            fsync_dir(path.parent)
+        return [item.record for item in pending]
+
+    def seal(self) -> list[FileRecord]:
+        """Seal everything acknowledged so far into Parquet now; returns the files written."""
+        if self.read_only or self._wal is None:
+            raise StoreError("the store is open read-only", path=str(self.layout.root))
+        with self._lock:
+            if self._tail and self._tail[-1].batches:
+                self._rotate_locked()
+        return self._seal_pending()
+
+    # ----- retention ------------------------------------------------------------------------------------
+
+    def apply_retention(
+        self, *, retention_days: int | None = None, max_bytes: int | None = None, today: date | None = None
+    ) -> RetentionPlan:
+        """Remove whole partitions past `retention_days` or beyond `max_bytes`, recording it in the manifest."""
+        if self.read_only or self._manifest is None:
+            raise StoreError("the store is open read-only", path=str(self.layout.root))
+        with self._seal_mutex, _flock(self.layout.manifest_lock, fcntl.LOCK_EX):
+            plan = plan_retention(
+                self._state,
+                today=today or datetime.now(UTC).date(),
+                retention_days=retention_days,
+                max_bytes=max_bytes,
+            )
+            if not plan.removed:
+                return plan
+            self._manifest.append("retention", removed=plan.removed, reason=plan.reason)
+            directories: set[Path] = set()
+            for record in plan.removed:
+                path = self.layout.absolute(record.path)
+                path.unlink(missing_ok=True)
+                directories.add(path.parent)
+            for directory in sorted(directories, key=lambda item: len(item.parts), reverse=True):
+                for candidate in (directory, directory.parent):
+                    with contextlib.suppress(OSError):
+                        candidate.rmdir()
+                with contextlib.suppress(OSError):
+                    fsync_dir(directory.parent.parent)
+            with self._lock:
+                for record in plan.removed:
+                    self._visible.pop(record.path, None)
+                for day, cluster in plan.partitions:
+                    self._index.drop((date.fromisoformat(day), cluster))
+        return plan
+
+    # ----- reading --------------------------------------------------------------------------------------
+
+    def _load_keys(self, partition: Partition) -> Iterable[int]:
+        day, cluster = partition
+        prefix = f"{self.layout.relative(self.layout.partition_dir(day.isoformat(), cluster))}/"
+        files = [path for relative, path in self._visible.items() if relative.startswith(prefix)]
+        keys: list[int] = []
+        if files:
+            keys.extend(pq.read_table(files, columns=["dedup_key"]).column(0).to_pylist())
+        for segment in self._tail:
+            for item in segment.batches:
+                keys.extend(key for part, key in zip(item.partitions, item.keys, strict=True) if part == partition)
+        return keys
+
+    def sealed_files(self) -> list[Path]:
+        """The live sealed Parquet files, as the manifest lists them."""
+        with self._lock:
+            return [self._visible[relative] for relative in sorted(self._visible)]
+
+    def tail_table(self) -> pa.Table:
+        """Every acknowledged, not yet sealed event, in TAIL_SCHEMA."""
+        with self._lock:
+            durable = self._wal.durable_seq if self._wal is not None else None
+            batches = [
+                item.batch
+                for segment in self._tail
+                for item in segment.batches
+                if durable is None or item.seq <= durable
+            ]
+        return pa.Table.from_batches(batches, schema=TAIL_SCHEMA)
+
+    def query_connection(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection whose `events` view holds every acknowledged event (sealed and tail), once."""
+        with self._lock:
+            files = self.sealed_files()
+            tail = self.tail_table()
+        return connect(files, tail)
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            return StoreStats(
+                sealed_files=len(self._visible),
+                sealed_rows=sum(self._state.live[relative].rows for relative in self._visible),
+                sealed_bytes=sum(self._state.live[relative].bytes for relative in self._visible),
+                tail_rows=sum(segment.rows for segment in self._tail),
+                wal_segments=len(self.layout.wal_segments()),
+                dedup_keys=self._index.loaded_keys,
+                dead_letters=self.dead_letters.count,
+            )
+
+    @property
+    def fsync_seconds(self) -> list[float]:
+        """Recent WAL fsync latencies (for the receiver's histogram)."""
+        return list(self._wal.fsync_seconds) if self._wal is not None else []
+
+    @property
+    def seal_error(self) -> BaseException | None:
+        """The last background sealing failure, cleared by the next success (for /readyz)."""
+        return self._seal_error
+
+    # ----- closing --------------------------------------------------------------------------------------
+
+    def close(self, *, seal: bool = True) -> None:
+        """Seal what is left (unless `seal=False`), stop the background threads and release the store."""
+        if self._closed:
+            return
+        try:
+            if not self.read_only and self._wal is not None and seal:
+                self.seal()
+        finally:
+            with self._lock, self._seal_cond:
+                self._closed = True
+                self._seal_cond.notify_all()
+            if self._seal_thread is not None:
+                self._seal_thread.join()
+            if self._wal is not None:
+                self._wal.close()
+                active = self.layout.wal_segment(self._wal.segment_id)
+                with contextlib.suppress(OSError):
+                    if active.stat().st_size <= len(SEGMENT_MAGIC):
+                        active.unlink()
+            self.dead_letters.close()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

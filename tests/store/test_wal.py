@@ -1,0 +1,160 @@
+"""The WAL on real files: torn tails, crash truncation at every offset, injected ENOSPC and fsync failures."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kubetrail.store.errors import NotDurableError
+from kubetrail.store.layout import Layout
+from kubetrail.store.wal import SEGMENT_MAGIC, FileOps, WalBatch, WalWriter, encode_record, scan_segment
+
+
+def _batch(number: int) -> WalBatch:
+    return WalBatch("prod", number, [f'{{"n":{number}}}'.encode(), b'{"second":true}'])
+
+
+def _writer(tmp_path: Path, ops: FileOps | None = None) -> tuple[Layout, WalWriter]:
+    layout = Layout(tmp_path)
+    layout.create()
+    return layout, WalWriter(layout, next_segment_id=1, file_ops=ops)
+
+
+def test_records_round_trip_after_fsync(tmp_path: Path) -> None:
+    layout, wal = _writer(tmp_path)
+    for number in range(5):
+        wal.wait(wal.append(encode_record(_batch(number))))
+    wal.close()
+    scan = scan_segment(layout.wal_segment(1))
+    assert scan.problem == ""
+    assert [batch.received_us for batch in scan.batches] == [0, 1, 2, 3, 4]
+    assert scan.batches[3].lines == [b'{"n":3}', b'{"second":true}']
+
+
+def test_every_truncation_point_keeps_exactly_the_complete_records(tmp_path: Path) -> None:
+    layout, wal = _writer(tmp_path)
+    ends = []
+    for number in range(4):
+        wal.wait(wal.append(encode_record(_batch(number))))
+        ends.append(wal.segment_bytes)
+    wal.close()
+    original = layout.wal_segment(1).read_bytes()
+    for cut in range(len(SEGMENT_MAGIC), len(original) + 1):
+        copy = tmp_path / f"cut-{cut}.wal"
+        copy.write_bytes(original[:cut])
+        scan = scan_segment(copy, repair=True)
+        complete = sum(1 for end in ends if end <= cut)
+        assert [batch.received_us for batch in scan.batches] == list(range(complete))
+        assert copy.stat().st_size == (ends[complete - 1] if complete else len(SEGMENT_MAGIC))
+        assert scan_segment(copy).problem == ""
+
+
+def test_a_flipped_byte_stops_replay_at_the_damaged_record(tmp_path: Path) -> None:
+    layout, wal = _writer(tmp_path)
+    offsets = []
+    for number in range(3):
+        offsets.append(wal.segment_bytes)
+        wal.wait(wal.append(encode_record(_batch(number))))
+    wal.close()
+    data = bytearray(layout.wal_segment(1).read_bytes())
+    data[offsets[1] + 12] ^= 0x01
+    layout.wal_segment(1).write_bytes(bytes(data))
+    scan = scan_segment(layout.wal_segment(1))
+    assert "checksum" in scan.problem
+    assert [batch.received_us for batch in scan.batches] == [0]
+
+
+class FullDisk(FileOps):
+    """Writes fail with ENOSPC after `allowed` bytes have been written, like a filesystem that fills up."""
+
+    def __init__(self) -> None:
+        self.allowed: int | None = None
+        self.written = 0
+        self.fail_fsync = False
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if self.allowed is not None:
+            room = self.allowed - self.written
+            if room <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            data = data[:room]
+        count = super().write(fd, data)
+        self.written += count
+        return count
+
+    def fsync(self, fd: int) -> None:
+        if self.fail_fsync:
+            raise OSError(errno.EIO, "Input/output error")
+        super().fsync(fd)
+
+
+def test_enospc_mid_record_raises_and_leaves_no_partial_record(tmp_path: Path) -> None:
+    ops = FullDisk()
+    layout, wal = _writer(tmp_path, ops)
+    wal.wait(wal.append(encode_record(_batch(0))))
+    ops.allowed = ops.written + 10  # the next record is cut after 10 bytes
+    with pytest.raises(NotDurableError, match="No space left"):
+        wal.append(encode_record(_batch(1)))
+    ops.allowed = None  # space returns
+    wal.wait(wal.append(encode_record(_batch(2))))
+    wal.close()
+    scan = scan_segment(layout.wal_segment(1))
+    assert scan.problem == ""
+    assert [batch.received_us for batch in scan.batches] == [0, 2]
+
+
+def test_fsync_failure_fails_the_waiters_and_moves_to_a_new_segment(tmp_path: Path) -> None:
+    ops = FullDisk()
+    failed: list[tuple[int, int]] = []
+    layout = Layout(tmp_path)
+    layout.create()
+    wal = WalWriter(layout, next_segment_id=1, file_ops=ops, on_failure=lambda low, high: failed.append((low, high)))
+    wal.wait(wal.append(encode_record(_batch(0))))
+    ops.fail_fsync = True
+    seq = wal.append(encode_record(_batch(1)))
+    with pytest.raises(NotDurableError, match="fsync failed"):
+        wal.wait(seq)
+    assert failed == [(seq, seq)]
+    ops.fail_fsync = False
+    later = wal.append(encode_record(_batch(2)))
+    wal.wait(later)
+    assert wal.segment_id == 2
+    wal.close()
+    assert [batch.received_us for batch in scan_segment(layout.wal_segment(2)).batches] == [2]
+
+
+def test_group_commit_covers_concurrent_writers_with_fewer_fsyncs(tmp_path: Path) -> None:
+    class Counting(FileOps):
+        def __init__(self) -> None:
+            self.fsyncs = 0
+
+        def fsync(self, fd: int) -> None:
+            self.fsyncs += 1
+            time.sleep(0.002)  # a disk whose flush takes a while, so that writers pile up behind it
+            super().fsync(fd)
+
+    ops = Counting()
+    layout, wal = _writer(tmp_path, ops)
+    lock = threading.Lock()
+    per_thread = 50
+
+    def writer(thread: int) -> None:
+        for number in range(per_thread):
+            with lock:
+                seq = wal.append(encode_record(_batch(thread * 1000 + number)))
+            wal.wait(seq)
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wal.close()
+    batches = scan_segment(layout.wal_segment(1)).batches
+    assert len(batches) == 8 * per_thread
+    assert wal.durable_seq == 8 * per_thread
+    assert ops.fsyncs < 8 * per_thread
