@@ -17,7 +17,7 @@ from kubetrail.model import Event, encode_ndjson
 from kubetrail.policy import presets
 from kubetrail.policy.evaluate import compile_policy
 from kubetrail.policy.presets import load_preset
-from kubetrail.policy.simulate import written_event
+from kubetrail.policy.record import record
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NODES = 5
@@ -56,7 +56,7 @@ def iter_realistic_events(count: int, seed: int = 7) -> Iterator[Event]:
     config = _config(count, seed)
     while True:
         for event in generate(config):
-            kept = written_event(event, evaluate(event))
+            kept = record(event, evaluate(event))
             if kept is None:
                 continue
             yield kept

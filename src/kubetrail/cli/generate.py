@@ -19,7 +19,7 @@ from kubetrail.model.event import Event
 from kubetrail.model.microtime import parse_microtime
 from kubetrail.policy.evaluate import compile_policy
 from kubetrail.policy.load import load_policy
-from kubetrail.policy.simulate import written_event
+from kubetrail.policy.record import record
 
 _FLUSH_BYTES = 1 << 20
 _PROGRESS_EVERY = 2048
@@ -35,7 +35,7 @@ def recorded(events: Iterator[Event], policy_file: str | None) -> Iterator[Event
         click.echo(f"warning: {warning}", err=True)
     evaluate = compile_policy(loaded.policy).evaluate_event
     for event in events:
-        kept = written_event(event, evaluate(event))
+        kept = record(event, evaluate(event))
         if kept is not None:
             yield kept
 

@@ -12,34 +12,12 @@ from dataclasses import dataclass
 
 import msgspec
 
-from kubetrail.model.event import Event, Level, Stage, UserInfo
+from kubetrail.model.event import Event, Level
 from kubetrail.model.microtime import parse_microtime
-from kubetrail.policy.evaluate import AuditDecision, CompiledPolicy
+from kubetrail.policy.evaluate import CompiledPolicy
 from kubetrail.policy.record import record
 
 _SECONDS_PER_DAY = 86_400
-_BLANK = Event(level=Level.NONE, auditID="", stage=Stage.PANIC, requestURI="", verb="", user=UserInfo())
-_NO_REQUEST = _BLANK.requestObject
-_NO_RESPONSE = _BLANK.responseObject
-
-
-def written_event(event: Event, decision: AuditDecision) -> Event | None:
-    """`record(event, decision)`, with a dropped body set back to the field's default so encoding omits it.
-
-    msgspec omits a default only when the value *is* the default object; an equal but distinct
-    empty body would encode as `"requestObject":` (invalid JSON).
-    """
-    kept = record(event, decision)
-    if kept is None:
-        return None
-    request, response = kept.requestObject, kept.responseObject
-    if (not request and request is not _NO_REQUEST) or (not response and response is not _NO_RESPONSE):
-        return msgspec.structs.replace(
-            kept,
-            requestObject=request if request else _NO_REQUEST,
-            responseObject=response if response else _NO_RESPONSE,
-        )
-    return kept
 
 
 @dataclass(frozen=True)
@@ -114,7 +92,7 @@ class Simulator:
             open_requests.add(audit_id)
         if event.stage == "ResponseComplete" or event.stage == "Panic":
             open_requests.discard(audit_id)
-        written = written_event(event, decision)
+        written = record(event, decision)
         if written is not None:
             self._events[slot] += 1
             self._encoder.encode_into(written, self._buffer)

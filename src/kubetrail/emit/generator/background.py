@@ -230,14 +230,13 @@ def event_records(api: Api) -> list[Call]:
 
 
 def apiserver_self(api: Api) -> list[Call]:
-    """The apiserver's own loopback client: its identity lease and periodic reads."""
+    """The apiserver's own loopback client: renewing its identity lease, and periodic reads."""
     cast = api.world.cast
     inv = api.world.inventory
     if api.rng.random() < 0.7:
-        lease = inv.leader_leases["kube-controller-manager"]
-        call = api.get(cast.apiserver, lease)
-        call.uri = call.uri.replace("kube-controller-manager", "apiserver-" + lease.uid[:26])
-        return [call]
+        lease = inv.touch(inv.apiserver_lease)
+        body = bodies.lease(lease, api.clock, lease.name, api.now, 3600, with_status=False)
+        return [api.update(cast.apiserver, lease, body)]
     namespace = api.rng.choice(NAMESPACES)
     return [api.get(cast.apiserver, inv.root_ca[namespace])]
 
@@ -307,6 +306,7 @@ def ci_deploy(api: Api) -> list[Call]:
     app = rng.choice([app for app in inv.apps if app.namespace in ("shop", "payments")])
     deployment = app.deployment
     deployment.spec["generation"] = deployment.spec.get("generation", 1) + 1
+    deployment.reshaped()
     apply = bodies.encode(
         {
             "apiVersion": "apps/v1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -69,10 +70,15 @@ def managed(manager: str, clock: Clock, at_us: int, fields: Body, *, api_version
     return entry
 
 
-def _cached(obj: Obj, build: Any) -> bytes:
+def _cached(obj: Obj, build: Callable[[], Body]) -> bytes:
+    """The object's body, built once; a write only changes its resourceVersion before re-encoding."""
     if obj.cached is not None and obj.cached[0] == obj.resource_version:
         return obj.cached[1]
-    data = encode(build())
+    if obj.document is None:
+        obj.document = build()
+    else:
+        obj.document["metadata"]["resourceVersion"] = obj.rv
+    data = encode(obj.document)
     obj.cached = (obj.resource_version, data)
     return data
 

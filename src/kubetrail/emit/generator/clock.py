@@ -16,6 +16,8 @@ class Clock:
         self.start = start.replace(microsecond=0)
         self._base_us = start.microsecond
         self._prefixes: dict[int, str] = {}
+        self._last_second = 0
+        self._last_prefix = self._seconds_prefix(0)
 
     def _seconds_prefix(self, second: int) -> str:
         prefix = self._prefixes.get(second)
@@ -28,9 +30,11 @@ class Clock:
 
     def micro(self, offset_us: int) -> str:
         """MicroTime (`2026-03-19T10:30:00.050000Z`), as in requestReceivedTimestamp and stageTimestamp."""
-        total = offset_us + self._base_us
-        second, micros = divmod(total, SECOND)
-        return f"{self._seconds_prefix(second)}.{micros:06d}Z"
+        second, micros = divmod(offset_us + self._base_us, SECOND)
+        if second != self._last_second:
+            self._last_second = second
+            self._last_prefix = self._seconds_prefix(second)
+        return f"{self._last_prefix}.{micros:06d}Z"
 
     def seconds(self, offset_us: int) -> str:
         """metav1.Time (`2026-03-19T10:30:00Z`), as object bodies carry it."""

@@ -9,13 +9,13 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes uses
 _HEX = "0123456789abcdef"
 
 
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in _HEX}
+
+
 def new_uuid(rng: random.Random) -> str:
-    """A version-4 UUID string, as the apiserver uses for auditID and object uids."""
-    bits = rng.getrandbits(128)
-    bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
-    text = f"{bits:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    """A version-4 UUID string (RFC 4122 variant), as the apiserver uses for auditID and object uids."""
+    text = f"{rng.getrandbits(128):032x}"
+    return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
 
 
 def name_suffix(rng: random.Random, length: int = 5) -> str:

@@ -81,6 +81,7 @@ def privileged_pod(api: Api, repeat: int) -> list[Call]:
     container["command"] = ["nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--", "bash"]
     container["securityContext"] = {"privileged": True}
     container["volumeMounts"].append({"name": "host", "mountPath": "/host"})
+    pod.document = body  # later reads of this pod show what was created
     request = dict(body)
     request["metadata"] = {"name": name, "namespace": namespace}
     request.pop("status")

@@ -12,16 +12,11 @@ import msgspec
 
 from kubetrail.emit.generator.calls import Call
 from kubetrail.emit.generator.clock import Clock
-from kubetrail.model.event import Event, Level, Stage, Status, UserInfo
+from kubetrail.model.event import NO_BODY, Event, Level, Stage, Status, UserInfo
 
 DECISION = "authorization.k8s.io/decision"
 REASON = "authorization.k8s.io/reason"
 _FULL = Level.REQUEST_RESPONSE
-_NO_EVENT = Event(level=_FULL, auditID="", stage=Stage.PANIC, requestURI="", verb="", user=UserInfo())
-# The model's own default bodies: encoding omits a body only when it *is* the field's default.
-_NO_REQUEST = _NO_EVENT.requestObject
-_NO_RESPONSE = _NO_EVENT.responseObject
-_NO_DETAILS = Status().details
 _ANONYMOUS_FAILURE = UserInfo()
 _SUCCESS: dict[int, Status] = {}
 
@@ -34,7 +29,7 @@ def _status(call: Call) -> Status:
         return cached
     if call.code == 401:
         return Status(metadata={}, message=call.message, code=401)
-    details = msgspec.Raw(call.details) if call.details else _NO_DETAILS
+    details = msgspec.Raw(call.details) if call.details else NO_BODY
     return Status(
         metadata={}, status="Failure", message=call.message, reason=call.status_reason, details=details, code=call.code
     )
@@ -101,7 +96,7 @@ def request_events(call: Call, audit_id: str, start_us: int, clock: Clock) -> li
                     userAgent=actor.user_agent,
                     objectRef=call.final_ref,
                     responseStatus=status,
-                    requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else _NO_REQUEST,
+                    requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else NO_BODY,
                     requestReceivedTimestamp=received,
                     stageTimestamp=clock.micro(started_us),
                     annotations=annotations,
@@ -126,8 +121,8 @@ def request_events(call: Call, audit_id: str, start_us: int, clock: Clock) -> li
                 userAgent=actor.user_agent,
                 objectRef=call.final_ref,
                 responseStatus=status,
-                requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else _NO_REQUEST,
-                responseObject=msgspec.Raw(call.response_body) if has_bodies and call.response_body else _NO_RESPONSE,
+                requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else NO_BODY,
+                responseObject=msgspec.Raw(call.response_body) if has_bodies and call.response_body else NO_BODY,
                 requestReceivedTimestamp=received,
                 stageTimestamp=clock.micro(done_us),
                 annotations=annotations,

@@ -46,12 +46,18 @@ class Obj:
     node: str = ""
     owner: Obj | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+    document: dict[str, Any] | None = None
     cached: tuple[int, bytes] | None = None
 
     @property
     def rv(self) -> str:
         """The resourceVersion as the API returns it (a string)."""
         return str(self.resource_version)
+
+    def reshaped(self) -> None:
+        """Forget the cached body after a change beyond the resourceVersion (spec, generation)."""
+        self.document = None
+        self.cached = None
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Inventory:
             name: self._add("leases", "kube-system", name, age_days=60)
             for name in ("kube-controller-manager", "kube-scheduler")
         }
+        self.apiserver_lease = self._add("leases", "kube-system", f"apiserver-{name_suffix(rng, 26)}", age_days=20)
         self.static_pods = [
             self._add("pods", "kube-system", f"{name}-{control}", age_days=60, node=control, app=name)
             for name in _STATIC_PODS
