@@ -240,7 +240,7 @@ def _names_admitting(rule: PolicyRule, attrs: RequestAttributes) -> frozenset[st
         return frozenset()
     names: set[str] = set()
     for entry in rule.resources:
-        if not entry.resourceNames:
+        if not entry.resourceNames or not entry.resources:  # an entry without resources ignores names
             if group_resources_match(entry, attrs):
                 return None
             continue
