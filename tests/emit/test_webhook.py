@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from kubetrail.emit.backend import Backend
+from kubetrail.emit.backend import Backend, BackendError
+from kubetrail.emit.buffered import BatchConfig, Buffered
 from kubetrail.emit.kubeconfig import WebhookClientConfig, load_kubeconfig, parse_kubeconfig
-from kubetrail.emit.webhook import IgnoreErrors, WebhookBackend, WebhookError
+from kubetrail.emit.throttle import TokenBucket
+from kubetrail.emit.truncate import TruncateConfig
+from kubetrail.emit.webhook import IgnoreErrors, WebhookBackend, WebhookError, new_webhook_backend
 from kubetrail.model.event import Event, Level, ObjectReference, Stage, UserInfo
 
 from .helpers_http import LiveServer, Receiver, Reply, Tls, free_port, make_tls, serving
@@ -131,7 +136,7 @@ def test_gives_up_after_five_attempts_counts_and_logs(
     receiver.answer(*[Reply(500, body=b"disk full")] * 5)
     sleeps = Sleeps()
     hook = backend(server.url, sleeps)
-    with caplog.at_level(logging.ERROR, logger="kubetrail.emit.webhook"):
+    with caplog.at_level(logging.ERROR, logger="kubetrail.emit"):
         assert hook.process_events([event(1), event(2)]) is False
     assert receiver.posts == 5
     assert sleeps == [10.0, 15.0, 22.5, 33.75]
@@ -174,7 +179,7 @@ def test_receiver_down_longer_than_the_window_loses_and_reports(caplog: pytest.L
     url = f"http://127.0.0.1:{free_port()}/audit"
     sleeps = Sleeps()
     hook = backend(url, sleeps)
-    with caplog.at_level(logging.ERROR, logger="kubetrail.emit.webhook"):
+    with caplog.at_level(logging.ERROR, logger="kubetrail.emit"):
         assert hook.process_events([event(1)]) is False
     assert len(sleeps) == 4
     assert hook.stats.failed_events == 1
@@ -312,3 +317,129 @@ def test_tls_server_name_is_checked_against_the_certificate(receiver: Receiver, 
         document["clusters"][0]["cluster"]["tls-server-name"] = "audit.example.com"  # type: ignore[index]
         assert not WebhookBackend(parse_kubeconfig(document), sleep=Sleeps()).process_events([event(2)])
     assert [item["auditID"] for item in receiver.items()] == [event(1).auditID]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def test_default_mode_is_batch_with_the_apiservers_defaults(server: LiveServer) -> None:
+    composed = new_webhook_backend(http_config(server.url))
+    assert composed.name() == "buffered<webhook>"
+    assert isinstance(composed, Buffered)
+    assert composed.config == BatchConfig(
+        buffer_size=10_000,
+        max_batch_size=400,
+        max_batch_wait=30.0,
+        throttle_enable=True,
+        throttle_qps=10.0,
+        throttle_burst=15,
+        async_delegate=True,
+    )
+    blocking = new_webhook_backend(http_config(server.url), mode="blocking")
+    strict = new_webhook_backend(http_config(server.url), mode="blocking-strict")
+    truncating = new_webhook_backend(http_config(server.url), truncate=TruncateConfig())
+    assert blocking.name() == "ignoreErrors<webhook>"
+    assert strict.name() == "webhook"
+    assert truncating.name() == "truncate<buffered<webhook>>"
+    for backend_ in (composed, blocking, strict, truncating):
+        backend_.shutdown()
+
+
+def test_unknown_mode_is_refused_with_the_apiservers_message(server: LiveServer) -> None:
+    with pytest.raises(BackendError, match='allowed modes are "batch,blocking,blocking-strict"'):
+        new_webhook_backend(http_config(server.url), mode="async")
+
+
+def test_batch_mode_splits_by_max_batch_size(receiver: Receiver, server: LiveServer) -> None:
+    composed = new_webhook_backend(
+        http_config(server.url), batch=BatchConfig(max_batch_size=3, max_batch_wait=30.0, throttle_enable=False)
+    )
+    composed.run()
+    assert composed.process_events([event(n) for n in range(7)]) is True
+    wait_for(lambda: receiver.posts >= 2)  # two full batches go out without waiting for the 30 s timer
+    assert sorted(receiver.batch_sizes()) == [3, 3]
+    composed.shutdown()  # flushes the partial batch
+    assert sorted(receiver.batch_sizes()) == [1, 3, 3]
+    assert sorted(item["auditID"] for item in receiver.items()) == [event(n).auditID for n in range(7)]
+
+
+def test_batch_mode_sends_a_partial_batch_after_max_wait(receiver: Receiver, server: LiveServer) -> None:
+    composed = new_webhook_backend(
+        http_config(server.url), batch=BatchConfig(max_batch_size=400, max_batch_wait=0.2, throttle_enable=False)
+    )
+    composed.run()
+    try:
+        composed.process_events([event(1)])
+        composed.process_events([event(2)])
+        wait_for(lambda: receiver.posts == 1)
+        assert receiver.batch_sizes() == [2]
+    finally:
+        composed.shutdown()
+    assert receiver.posts == 1
+
+
+def test_batch_mode_throttles_batches(receiver: Receiver, server: LiveServer) -> None:
+    now = [0.0]
+    throttle_sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        throttle_sleeps.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(10, 2, clock=lambda: now[0], sleep=sleep)
+    composed = new_webhook_backend(
+        http_config(server.url),
+        batch=BatchConfig(
+            max_batch_size=1, max_batch_wait=0.0, throttle_qps=10, throttle_burst=2, async_delegate=False
+        ),
+        throttle=bucket,
+    )
+    composed.run()
+    composed.process_events([event(n) for n in range(5)])
+    composed.shutdown()
+    assert receiver.batch_sizes() == [1] * 5
+    assert throttle_sleeps == pytest.approx([0.1, 0.1, 0.1])  # burst of 2, then 10 batches per second
+
+
+def test_batch_mode_drops_and_counts_when_the_buffer_is_full(
+    receiver: Receiver, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    composed = new_webhook_backend(
+        http_config(server.url), batch=BatchConfig(buffer_size=5, max_batch_size=400, throttle_enable=False)
+    )
+    assert isinstance(composed, Buffered)
+    with caplog.at_level(logging.WARNING, logger="kubetrail.emit"):
+        assert composed.process_events([event(n) for n in range(8)]) is False  # not running yet: buffer fills
+    assert composed.dropped == 3
+    assert any("dropped 3" in record.getMessage() for record in caplog.records)
+    composed.run()
+    composed.shutdown()
+    assert [item["auditID"] for item in receiver.items()] == [event(n).auditID for n in range(5)]
+
+
+def test_shutdown_delivers_what_is_buffered(receiver: Receiver, server: LiveServer) -> None:
+    composed = new_webhook_backend(http_config(server.url))  # 30 s max wait: only shutdown sends these
+    composed.run()
+    composed.process_events([event(n) for n in range(3)])
+    composed.shutdown()
+    assert sorted(item["auditID"] for item in receiver.items()) == [event(n).auditID for n in range(3)]
+
+
+def test_undeliverable_events_at_shutdown_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/audit"
+    sleeps = Sleeps()
+    composed = new_webhook_backend(http_config(url), sleep=sleeps, rand=lambda: 0.0)
+    assert isinstance(composed, Buffered) and isinstance(composed.delegate, WebhookBackend)
+    composed.run()
+    composed.process_events([event(n) for n in range(4)])
+    with caplog.at_level(logging.ERROR, logger="kubetrail.emit"):
+        composed.shutdown()
+    assert composed.failed == 4
+    assert composed.delegate.stats.failed_events == 4
+    assert sleeps == [10.0, 15.0, 22.5, 33.75]
+    assert any("affecting 4 audit events" in record.getMessage() for record in caplog.records)

@@ -13,19 +13,21 @@ Fidelity notes (k8s.io/apiserver plugin/pkg/audit/webhook and pkg/util/webhook, 
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from kubetrail import __version__ as _version
 from kubetrail.emit.backend import Backend, BackendError
+from kubetrail.emit.buffered import BatchConfig, Buffered
 from kubetrail.emit.kubeconfig import WebhookClientConfig, load_kubeconfig
+from kubetrail.emit.plugin_error import handle_plugin_error
 from kubetrail.emit.retry import (
     DEFAULT_INITIAL_BACKOFF,
     Backoff,
@@ -33,6 +35,8 @@ from kubetrail.emit.retry import (
     webhook_backoff,
     with_exponential_backoff,
 )
+from kubetrail.emit.throttle import TokenBucket
+from kubetrail.emit.truncate import TruncateConfig, Truncating
 from kubetrail.model.codec import encode_event_list
 from kubetrail.model.event import Event
 
@@ -43,18 +47,7 @@ MODE_BATCH = "batch"
 MODE_BLOCKING = "blocking"
 MODE_BLOCKING_STRICT = "blocking-strict"
 ALLOWED_MODES = (MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT)
-
-# The apiserver's `--audit-webhook-batch-*` defaults.
-DEFAULT_BATCH_BUFFER_SIZE = 10_000
-DEFAULT_BATCH_MAX_SIZE = 400
-DEFAULT_BATCH_MAX_WAIT = 30.0
-DEFAULT_BATCH_THROTTLE_QPS = 10.0
-DEFAULT_BATCH_THROTTLE_BURST = 15
-
-_LOGGED_IDS = 20
 _BODY_EXCERPT = 300
-
-log = logging.getLogger("kubetrail.emit.webhook")
 
 
 class WebhookError(BackendError):
@@ -65,22 +58,6 @@ class WebhookError(BackendError):
         self.status = status
         self.hint = hint
         super().__init__(message)
-
-
-def handle_plugin_error(plugin: str, error: BaseException, events: Sequence[Event]) -> None:
-    """Log events a backend could not deliver, as the apiserver's `HandlePluginError` does (IDs, no bodies)."""
-    if not events:
-        return
-    ids = ", ".join(f"{event.auditID}/{event.stage}" for event in events[:_LOGGED_IDS])
-    more = f" and {len(events) - _LOGGED_IDS} more" if len(events) > _LOGGED_IDS else ""
-    log.error(
-        "Error in audit plugin '%s' affecting %d audit events: %s; impacted: %s%s",
-        plugin,
-        len(events),
-        error,
-        ids,
-        more,
-    )
 
 
 @dataclass
@@ -244,3 +221,33 @@ class IgnoreErrors:
 
     def name(self) -> str:
         return f"ignoreErrors<{self.delegate.name()}>"
+
+
+def new_webhook_backend(
+    config: WebhookClientConfig | str | os.PathLike[str],
+    *,
+    mode: str = MODE_BATCH,
+    initial_backoff: float = DEFAULT_INITIAL_BACKOFF,
+    batch: BatchConfig | None = None,
+    truncate: TruncateConfig | None = None,
+    throttle: TokenBucket | None = None,
+    **options: Any,
+) -> Backend:
+    """The webhook backend as `--audit-webhook-*` flags compose it: the webhook, wrapped for the mode
+    (`batch`: Buffered with the webhook's batch defaults; `blocking`: failures ignored; `blocking-strict`:
+    failures reported), then in Truncating when `truncate` is given (the apiserver's truncation is off
+    by default). Call `run()` before use and `shutdown()` at the end, which flushes the buffer.
+    """
+    if mode not in ALLOWED_MODES:
+        error = BackendError(f'invalid audit {PLUGIN_NAME} mode {mode}, allowed modes are "{",".join(ALLOWED_MODES)}"')
+        error.hint = "use batch (the default), blocking or blocking-strict"
+        raise error
+    client = config if isinstance(config, WebhookClientConfig) else load_kubeconfig(config)
+    backend: Backend = WebhookBackend(client, initial_backoff=initial_backoff, **options)
+    if mode == MODE_BLOCKING:
+        backend = IgnoreErrors(backend)
+    elif mode == MODE_BATCH:
+        backend = Buffered(backend, batch or BatchConfig.for_webhook(), plugin=PLUGIN_NAME, throttle=throttle)
+    if truncate is not None:
+        backend = Truncating(backend, truncate)
+    return backend
