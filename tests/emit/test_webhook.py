@@ -13,9 +13,10 @@ import pytest
 from kubetrail.emit.backend import Backend, BackendError
 from kubetrail.emit.buffered import BatchConfig, Buffered
 from kubetrail.emit.kubeconfig import WebhookClientConfig, load_kubeconfig, parse_kubeconfig
+from kubetrail.emit.options import IgnoreErrors
 from kubetrail.emit.throttle import TokenBucket
 from kubetrail.emit.truncate import TruncateConfig
-from kubetrail.emit.webhook import IgnoreErrors, WebhookBackend, WebhookError, new_webhook_backend
+from kubetrail.emit.webhook import WebhookBackend, WebhookError, new_webhook_backend
 from kubetrail.model.event import Event, Level, ObjectReference, Stage, UserInfo
 
 from .helpers_http import LiveServer, Receiver, Reply, Tls, free_port, make_tls, serving

@@ -27,6 +27,7 @@ from kubetrail import __version__ as _version
 from kubetrail.emit.backend import Backend, BackendError
 from kubetrail.emit.buffered import BatchConfig, Buffered
 from kubetrail.emit.kubeconfig import WebhookClientConfig, load_kubeconfig
+from kubetrail.emit.options import ALLOWED_MODES, MODE_BATCH, MODE_BLOCKING, IgnoreErrors
 from kubetrail.emit.plugin_error import handle_plugin_error
 from kubetrail.emit.retry import (
     DEFAULT_INITIAL_BACKOFF,
@@ -43,10 +44,6 @@ from kubetrail.model.event import Event
 PLUGIN_NAME = "webhook"
 DEFAULT_REQUEST_TIMEOUT = 30.0
 MAX_RETRY_AFTER_RETRIES = 10
-MODE_BATCH = "batch"
-MODE_BLOCKING = "blocking"
-MODE_BLOCKING_STRICT = "blocking-strict"
-ALLOWED_MODES = (MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT)
 _BODY_EXCERPT = 300
 
 
@@ -201,26 +198,6 @@ class WebhookBackend:
                 server=server,
                 status=status,
             )
-
-
-class IgnoreErrors:
-    """`blocking` mode: the delegate's failures are logged and counted by it, never reported to the caller."""
-
-    def __init__(self, delegate: Backend) -> None:
-        self.delegate = delegate
-
-    def process_events(self, events: Sequence[Event]) -> bool:
-        self.delegate.process_events(events)
-        return True
-
-    def run(self) -> None:
-        self.delegate.run()
-
-    def shutdown(self) -> None:
-        self.delegate.shutdown()
-
-    def name(self) -> str:
-        return f"ignoreErrors<{self.delegate.name()}>"
 
 
 def new_webhook_backend(
