@@ -449,6 +449,22 @@ def test_secret_leak_severity_and_responsible_rule_through_a_broader_rule() -> N
     assert "request body" in finding.message
 
 
+def test_leak_reachable_only_through_a_later_listed_user_is_found() -> None:
+    # Rule 0 catches user a; only user b's requests reach rule 1.
+    body = """
+    rules:
+    - level: None
+      users: [a]
+    - level: RequestResponse
+      users: [a, b]
+      namespaces: [vault]
+    - level: Metadata
+    """
+    (finding,) = with_code(lint(body), "secret-body-recorded")
+    assert finding.rule == 1
+    assert "in namespace vault by b" in finding.message
+
+
 def test_reads_at_request_level_keep_no_secret() -> None:
     # GET and LIST have no request body; at Request level only the request body is kept.
     assert not with_code(lint(CASES[4][3]), "secret-body-recorded")

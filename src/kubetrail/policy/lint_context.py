@@ -7,6 +7,7 @@ so every finding about what gets recorded names a concrete request and the rule 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice, product
 
 from kubetrail.model.event import Level, Stage
 from kubetrail.model.policy import PolicyRule
@@ -17,6 +18,7 @@ from kubetrail.policy.load import LoadedPolicy
 from kubetrail.policy.source import FieldPath, format_field_path
 
 AUTHENTICATED = "system:authenticated"
+_WITNESSES_PER_RULE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,34 +139,27 @@ class LintContext:
         """What the policy decides for a probe."""
         return self.compiled.evaluate(probe.attrs)
 
-    def requesters(self, *base: Requester) -> list[Requester]:
-        """`base` plus, per rule that names users or groups, a requester that satisfies it."""
-        found = list(base)
+    def probe_space(
+        self, requesters: list[Requester], namespaces: list[str], names: list[str]
+    ) -> list[tuple[Requester, str, str]]:
+        """(requester, namespace, object name) triples to probe with: the base ones, plus per rule the
+        combinations of the users, groups, namespaces and resourceNames it lists, so that requests
+        only that rule (or an earlier one) can decide are probed too. `namespaces == [""]` means
+        cluster-scoped."""
+        space = dict.fromkeys(product(requesters, namespaces, names))
+        cluster_scoped = namespaces == [""]
         for rule in self.rules:
-            if not (rule.users or rule.userGroups):
-                continue
-            user = rule.users[0] if rule.users else ORDINARY_USER.user
-            groups = (rule.userGroups[0], AUTHENTICATED) if rule.userGroups else (AUTHENTICATED,)
-            candidate = Requester(user, groups)
-            if candidate not in found:
-                found.append(candidate)
-        return found
-
-    def namespaces(self, *base: str) -> list[str]:
-        """`base` plus every namespace a rule names (except `""`, the cluster scope)."""
-        found = list(base)
-        for rule in self.rules:
-            found.extend(ns for ns in rule.namespaces if ns and ns not in found)
-        return found
-
-    def resource_names(self, group: str, *base: str) -> list[str]:
-        """`base` plus every resourceNames entry of a rule entry for API group `group`."""
-        found = list(base)
-        for rule in self.rules:
-            for entry in rule.resources:
-                if entry.group == group:
-                    found.extend(name for name in entry.resourceNames if name not in found)
-        return found
+            users = rule.users or [requesters[0].user]
+            groups: list[str | None] = [*rule.userGroups] or [None]
+            rule_namespaces = (
+                namespaces[:1] if cluster_scoped else [ns for ns in rule.namespaces if ns] or namespaces[:1]
+            )
+            rule_names = [name for entry in rule.resources for name in entry.resourceNames] or names[:1]
+            combinations = product(users, groups, rule_namespaces, rule_names)
+            for user, group, namespace, name in islice(combinations, _WITNESSES_PER_RULE):
+                requester = Requester(user, (group, AUTHENTICATED) if group else (AUTHENTICATED,))
+                space[(requester, namespace, name)] = None
+        return list(space)
 
     def finding(
         self,

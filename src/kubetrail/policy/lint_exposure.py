@@ -78,27 +78,23 @@ def _leak(kind: SensitiveResource, verb: str, level: Level) -> str:
 
 
 def _sensitive_probes(ctx: LintContext, kind: SensitiveResource) -> list[Probe]:
-    requesters = ctx.requesters(ORDINARY_USER, APP_SERVICE_ACCOUNT, CONTROLLER_MANAGER, KUBELET)
-    namespaces = ctx.namespaces("team-a", "kube-system") if kind.namespaced else [""]
-    names = ctx.resource_names(kind.group, "app-credentials")
+    requesters = [ORDINARY_USER, APP_SERVICE_ACCOUNT, CONTROLLER_MANAGER, KUBELET]
+    namespaces = ["team-a", "kube-system"] if kind.namespaced else [""]
     verbs = dict.fromkeys((*kind.request_verbs, *kind.response_verbs))
-    probes: list[Probe] = []
-    for requester in requesters:
-        for namespace in namespaces:
-            for verb in verbs:
-                for name in [""] if verb in _NAMELESS_VERBS else names:
-                    probes.append(
-                        resource_probe(
-                            requester,
-                            verb,
-                            kind.resource,
-                            group=kind.group,
-                            subresource=kind.subresource,
-                            namespace=namespace,
-                            name=name,
-                        )
-                    )
-    return probes
+    probes: dict[Probe, None] = {}
+    for requester, namespace, name in ctx.probe_space(requesters, namespaces, ["app-credentials"]):
+        for verb in verbs:
+            probe = resource_probe(
+                requester,
+                verb,
+                kind.resource,
+                group=kind.group,
+                subresource=kind.subresource,
+                namespace=namespace,
+                name="" if verb in _NAMELESS_VERBS else name,
+            )
+            probes[probe] = None
+    return list(probes)
 
 
 def _names_directly(ctx: LintContext, index: int, kind: SensitiveResource) -> bool:
@@ -155,22 +151,20 @@ def check_pod_sessions(ctx: LintContext) -> list[PolicyIssue]:
     body for these connect requests, and the command is in the requestURI recorded at Metadata.
     """
     missing: dict[int | None, tuple[int | None, Probe, Level, list[str]]] = {}
-    for requester in ctx.requesters(ORDINARY_USER, APP_SERVICE_ACCOUNT):
-        for namespace in ctx.namespaces("team-a"):
-            pods = ctx.decide(resource_probe(requester, "create", "pods", namespace=namespace))
-            if not records_anything(pods):
-                continue
-            for subresource in _POD_SESSIONS:
-                for verb in ("create", "get"):
-                    probe = resource_probe(
-                        requester, verb, "pods", subresource=subresource, namespace=namespace, name="web-0"
-                    )
-                    decision = ctx.decide(probe)
-                    if records_anything(decision):
-                        continue
-                    entry = missing.setdefault(decision.rule_index, (pods.rule_index, probe, pods.level, []))
-                    if subresource not in entry[3]:
-                        entry[3].append(subresource)
+    space = ctx.probe_space([ORDINARY_USER, APP_SERVICE_ACCOUNT], ["team-a"], ["web-0"])
+    for requester, namespace, name in space:
+        pods = ctx.decide(resource_probe(requester, "create", "pods", namespace=namespace))
+        if not records_anything(pods):
+            continue
+        for subresource in _POD_SESSIONS:
+            for verb in ("create", "get"):
+                probe = resource_probe(requester, verb, "pods", subresource=subresource, namespace=namespace, name=name)
+                decision = ctx.decide(probe)
+                if records_anything(decision):
+                    continue
+                entry = missing.setdefault(decision.rule_index, (pods.rule_index, probe, pods.level, []))
+                if subresource not in entry[3]:
+                    entry[3].append(subresource)
     findings: list[PolicyIssue] = []
     for deciding, (pods_rule, probe, pods_level, subresources) in missing.items():
         listed = ", ".join(f"pods/{name}" for name in subresources)
