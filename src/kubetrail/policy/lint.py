@@ -48,7 +48,8 @@ def check_load_warnings(ctx: LintContext) -> list[PolicyIssue]:
             warning = replace(
                 warning,
                 severity=Severity.ERROR,
-                message=f"{warning.message}: the apiserver ignores it, so the rule may match more than it reads",
+                message=f"{warning.message}: the apiserver ignores it"
+                + (", so the rule may match more than it reads" if warning.rule is not None else ""),
                 hint="fix the spelling or the indentation: a selector outside its rule restricts nothing",
             )
         findings.append(warning)
