@@ -59,9 +59,9 @@ def lint_command(policy_file: str, output: str) -> None:
     """Lint POLICY_FILE: Secret bodies leaked, noise kept, rules shadowed or misnamed, exec unrecorded.
 
     Each finding has a severity, a stable code, the rule index, the file line and a fix.
-    Checks about what gets recorded evaluate representative requests (a user reading a Secret,
-    a kubelet renewing its lease, a health probe, ...) with the same evaluator the apiserver's
-    semantics are implemented in, and name the rule that decides them.
+    Checks about what gets recorded evaluate representative requests (a user writing a Secret,
+    a kubelet renewing its lease, a health probe, ...) with the apiserver's matching rules and
+    name the rule that decides them.
 
     \b
     Exit code: 0 clean (or only info), 1 warnings, 2 errors or a policy that does not load.
