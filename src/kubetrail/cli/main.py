@@ -25,11 +25,22 @@ class KubetrailGroup(click.Group):
                 message += f"\n  hint: {error.hint}"
             click.echo(message, err=True)
             sys.exit(2)
+        except BrokenPipeError:
+            _silence_closed_stdout()
+            sys.exit(0)
         except OSError as error:
             if ctx.meta.get("kubetrail.debug"):
                 raise
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+
+
+def _silence_closed_stdout() -> None:
+    """The reader of our output went away (e.g. `| head`): stop quietly, as Unix tools do."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(cls=KubetrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
