@@ -21,12 +21,14 @@ Source = Callable[[Api], list[Call]]
 
 @dataclass(frozen=True)
 class WeightedSource:
-    """A source and its weight (relative requests per second); `per_node` scales with cluster size."""
+    """A source, how often it runs (relative), how many requests a run makes on average, and
+    whether its frequency scales with the number of nodes."""
 
     name: str
     source: Source
     weight: float
     per_node: bool = False
+    calls: float = 1.0
 
 
 def node_lease(api: Api) -> list[Call]:
@@ -35,7 +37,8 @@ def node_lease(api: Api) -> list[Call]:
     index = api.rng.randrange(len(inv.node_leases))
     lease = inv.touch(inv.node_leases[index])
     kubelet = api.world.cast.kubelets[index]
-    body = bodies.lease(lease, api.clock, lease.name, api.now, 40)
+    node_uid = inv.node_objects[index].uid
+    body = bodies.lease(lease, api.clock, lease.name, api.now, 40, manager="kubelet", node_uid=node_uid)
     return [api.update(kubelet, lease, body)]
 
 
@@ -48,9 +51,9 @@ def leader_election(api: Api) -> list[Call]:
     lease = api.world.inventory.leader_leases[name]
     holder = f"{cast.nodes[0].name}_{lease.uid[:8]}-{lease.uid[9:13]}"
     read = api.get(actor, lease)
-    read.response_body = bodies.lease(lease, api.clock, holder, api.now - 2_000_000, 15)
+    read.response_body = bodies.lease(lease, api.clock, holder, api.now - 2_000_000, 15, manager=name)
     api.world.inventory.touch(lease)
-    write = api.update(actor, lease, bodies.lease(lease, api.clock, holder, api.now, 15))
+    write = api.update(actor, lease, bodies.lease(lease, api.clock, holder, api.now, 15, manager=name))
     write.gap_us = 500
     return [read, write]
 
@@ -235,7 +238,7 @@ def apiserver_self(api: Api) -> list[Call]:
     inv = api.world.inventory
     if api.rng.random() < 0.7:
         lease = inv.touch(inv.apiserver_lease)
-        body = bodies.lease(lease, api.clock, lease.name, api.now, 3600, with_status=False)
+        body = bodies.lease(lease, api.clock, lease.name, api.now, 3600, manager="kube-apiserver")
         return [api.update(cast.apiserver, lease, body)]
     namespace = api.rng.choice(NAMESPACES)
     return [api.get(cast.apiserver, inv.root_ca[namespace])]
@@ -356,20 +359,20 @@ def token_review(api: Api) -> list[Call]:
 
 PROFILE: tuple[WeightedSource, ...] = (
     WeightedSource("node-lease", node_lease, 1.0, per_node=True),
-    WeightedSource("leader-election", leader_election, 1.0),
+    WeightedSource("leader-election", leader_election, 1.0, calls=2.0),
     WeightedSource("health", health_probe, 1.2),
     WeightedSource("metrics", metrics_scrape, 0.1),
     WeightedSource("kubelet-mounts", kubelet_mounts, 0.25, per_node=True),
-    WeightedSource("kubelet-pods", kubelet_pods, 0.25, per_node=True),
+    WeightedSource("kubelet-pods", kubelet_pods, 0.25, per_node=True, calls=1.5),
     WeightedSource("kubelet-node-status", kubelet_node_status, 0.05, per_node=True),
     WeightedSource("component-watch", component_watch, 0.5),
     WeightedSource("controllers", controllers, 1.0),
     WeightedSource("scheduler", scheduler_binding, 0.05),
     WeightedSource("events", event_records, 0.4),
     WeightedSource("apiserver", apiserver_self, 0.5),
-    WeightedSource("discovery", discovery, 0.15),
-    WeightedSource("humans", human_session, 0.25),
-    WeightedSource("ci", ci_deploy, 0.06),
+    WeightedSource("discovery", discovery, 0.15, calls=1.7),
+    WeightedSource("humans", human_session, 0.25, calls=1.43),
+    WeightedSource("ci", ci_deploy, 0.06, calls=3.2),
     WeightedSource("tokenreviews", token_review, 0.1),
 )
 

@@ -342,28 +342,54 @@ def object_list(list_kind: str, api_version: str, resource_version: int, items: 
     return head.encode() + b'"items":[' + b",".join(items) + b"]}"
 
 
-def lease(obj: Obj, clock: Clock, holder: str, now_us: int, duration: int, *, with_status: bool = True) -> bytes:
-    """A Lease as leader election and node heartbeats renew it."""
-    body: Body = {
-        "kind": "Lease",
-        "apiVersion": "coordination.k8s.io/v1",
-        "metadata": {
-            "name": obj.name,
-            "namespace": obj.namespace,
-            "uid": obj.uid,
-            "resourceVersion": obj.rv,
-            "creationTimestamp": clock.seconds(obj.created_us),
-        },
-        "spec": {
-            "holderIdentity": holder,
-            "leaseDurationSeconds": duration,
-            "renewTime": clock.micro(now_us),
-        },
+_RV_SLOT = "\u0000rv\u0000"
+_RENEW_SLOT = "\u0000renew\u0000"
+_lease_templates: dict[tuple[str, str, int], tuple[bytes, bytes, bytes]] = {}
+
+
+def lease(
+    obj: Obj, clock: Clock, holder: str, now_us: int, duration: int, *, manager: str, node_uid: str = ""
+) -> bytes:
+    """A Lease as leader election and heartbeats renew it (encoded once; then only two values change).
+
+    A node's lease is owned by its Node (`node_uid`); leader-election leases record their acquisition.
+    """
+    key = (obj.uid, holder, duration)
+    template = _lease_templates.get(key)
+    if template is None:
+        if len(_lease_templates) > 10_000:
+            _lease_templates.clear()
+        template = _lease_templates[key] = _lease_template(obj, clock, holder, duration, manager, node_uid)
+    head, middle, tail = template
+    return b"".join((head, obj.rv.encode(), middle, clock.micro(now_us).encode(), tail))
+
+
+def _lease_template(
+    obj: Obj, clock: Clock, holder: str, duration: int, manager: str, node_uid: str
+) -> tuple[bytes, bytes, bytes]:
+    fields: Body = {"f:spec": {"f:holderIdentity": {}, "f:leaseDurationSeconds": {}, "f:renewTime": {}}}
+    extra: Body = {}
+    if node_uid:
+        extra["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": obj.name, "uid": node_uid}]
+        fields["f:metadata"] = {"f:ownerReferences": {'k:{"uid":"' + node_uid + '"}': {}}}
+    spec: Body = {"holderIdentity": holder, "leaseDurationSeconds": duration}
+    if obj.namespace == "kube-system" and duration < 60:
+        spec["acquireTime"] = clock.micro(obj.created_us)
+        spec["leaseTransitions"] = 3
+    spec["renewTime"] = _RENEW_SLOT
+    meta: Body = {
+        "name": obj.name,
+        "namespace": obj.namespace,
+        "uid": obj.uid,
+        "resourceVersion": _RV_SLOT,
+        "creationTimestamp": clock.seconds(obj.created_us),
+        **extra,
+        "managedFields": [managed(manager, clock, obj.created_us, fields, api_version="coordination.k8s.io/v1")],
     }
-    if with_status and obj.namespace == "kube-system":
-        body["spec"]["acquireTime"] = clock.micro(obj.created_us)
-        body["spec"]["leaseTransitions"] = 3
-    return encode(body)
+    data = encode({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1", "metadata": meta, "spec": spec})
+    head, rest = data.split(_RV_SLOT.encode("utf-8").replace(b"\x00", b"\\u0000"), 1)
+    middle, tail = rest.split(_RENEW_SLOT.encode("utf-8").replace(b"\x00", b"\\u0000"), 1)
+    return head, middle, tail
 
 
 def node_status_patch(clock: Clock, now_us: int) -> bytes:

@@ -9,10 +9,11 @@ annotations. A request failing authentication is logged once, at `ResponseStarte
 from __future__ import annotations
 
 import msgspec
+from msgspec.structs import replace
 
 from kubetrail.emit.generator.calls import Call
 from kubetrail.emit.generator.clock import Clock
-from kubetrail.model.event import NO_BODY, Event, Level, Stage, Status, UserInfo
+from kubetrail.model.event import API_VERSION_V1, NO_BODY, Event, Level, Stage, Status, UserInfo
 
 DECISION = "authorization.k8s.io/decision"
 REASON = "authorization.k8s.io/reason"
@@ -56,77 +57,62 @@ def request_events(call: Call, audit_id: str, start_us: int, clock: Clock) -> li
             stageTimestamp=clock.micro(started_us),
         )
         return [(started_us, event)]
-    events = [
-        (
-            start_us,
-            Event(
-                level=_FULL,
-                auditID=audit_id,
-                stage=Stage.REQUEST_RECEIVED,
-                requestURI=call.uri,
-                verb=call.verb,
-                user=actor.user,
-                impersonatedUser=call.impersonated,
-                sourceIPs=actor.source_ips,
-                userAgent=actor.user_agent,
-                objectRef=call.ref,
-                requestReceivedTimestamp=received,
-                stageTimestamp=received,
-            ),
-        )
-    ]
+    received_event = Event(
+        apiVersion=API_VERSION_V1,
+        level=_FULL,
+        auditID=audit_id,
+        stage=Stage.REQUEST_RECEIVED,
+        requestURI=call.uri,
+        verb=call.verb,
+        user=actor.user,
+        impersonatedUser=call.impersonated,
+        sourceIPs=actor.source_ips,
+        userAgent=actor.user_agent,
+        objectRef=call.ref,
+        requestReceivedTimestamp=received,
+        stageTimestamp=received,
+    )
     annotations = {DECISION: call.decision, REASON: actor.reason if call.reason is None else call.reason}
     if call.annotations:
         annotations.update(call.annotations)
     status = _status(call)
-    has_bodies = call.ref is not None
-    if call.long_running:
-        events.append(
+    if call.ref is not None:
+        request_body = msgspec.Raw(call.request_body) if call.request_body else NO_BODY
+        response_body = msgspec.Raw(call.response_body) if call.response_body else NO_BODY
+    else:
+        request_body = response_body = NO_BODY
+    if not call.long_running:
+        return [
+            (start_us, received_event),
             (
                 started_us,
-                Event(
-                    level=_FULL,
-                    auditID=audit_id,
-                    stage=Stage.RESPONSE_STARTED,
-                    requestURI=call.uri,
-                    verb=call.verb,
-                    user=actor.user,
-                    impersonatedUser=call.impersonated,
-                    sourceIPs=actor.source_ips,
-                    userAgent=actor.user_agent,
+                replace(
+                    received_event,
+                    stage=Stage.RESPONSE_COMPLETE,
                     objectRef=call.final_ref,
                     responseStatus=status,
-                    requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else NO_BODY,
-                    requestReceivedTimestamp=received,
+                    requestObject=request_body,
+                    responseObject=response_body,
                     stageTimestamp=clock.micro(started_us),
                     annotations=annotations,
                 ),
-            )
-        )
-        done_us = started_us + call.session_us
-    else:
-        done_us = started_us
-    events.append(
-        (
-            done_us,
-            Event(
-                level=_FULL,
-                auditID=audit_id,
-                stage=Stage.RESPONSE_COMPLETE,
-                requestURI=call.uri,
-                verb=call.verb,
-                user=actor.user,
-                impersonatedUser=call.impersonated,
-                sourceIPs=actor.source_ips,
-                userAgent=actor.user_agent,
-                objectRef=call.final_ref,
-                responseStatus=status,
-                requestObject=msgspec.Raw(call.request_body) if has_bodies and call.request_body else NO_BODY,
-                responseObject=msgspec.Raw(call.response_body) if has_bodies and call.response_body else NO_BODY,
-                requestReceivedTimestamp=received,
-                stageTimestamp=clock.micro(done_us),
-                annotations=annotations,
             ),
-        )
+        ]
+    done_us = started_us + call.session_us
+    started_event = replace(
+        received_event,
+        stage=Stage.RESPONSE_STARTED,
+        objectRef=call.final_ref,
+        responseStatus=status,
+        requestObject=request_body,
+        stageTimestamp=clock.micro(started_us),
+        annotations=annotations,
     )
-    return events
+    done_event = replace(
+        started_event,
+        stage=Stage.RESPONSE_COMPLETE,
+        responseObject=response_body,
+        stageTimestamp=clock.micro(done_us),
+        annotations=dict(annotations),
+    )
+    return [(start_us, received_event), (started_us, started_event), (done_us, done_event)]

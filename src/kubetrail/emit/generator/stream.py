@@ -53,9 +53,9 @@ def generate(config: GeneratorConfig) -> Iterator[Event]:
     weights = [source.weight * (config.nodes if source.per_node else 1) for source in PROFILE]
     cumulative = list(itertools.accumulate(weights))
     total_weight = cumulative[-1]
-    # Sources return sequences of ~1.3 requests on average; arrivals are sequences, not requests.
-    arrival_rate = config.rate / 1.3
-    mean_gap = _SECOND / arrival_rate
+    # An arrival runs one source, which makes `calls` requests on average: scale arrivals to hit `rate`.
+    calls_per_arrival = sum(w * source.calls for w, source in zip(weights, PROFILE, strict=True)) / total_weight
+    mean_gap = _SECOND * calls_per_arrival / config.rate
     span = int(config.duration * _SECOND)
     planned = scenario_times(config)
     pending: list[tuple[int, int, Event]] = []

@@ -120,7 +120,7 @@ class Inventory:
 
     def next_version(self) -> int:
         """A fresh resourceVersion, as etcd's revision grows with every write."""
-        self._version += 1 + self.rng.randrange(3)
+        self._version += 1 + int(self.rng.random() * 3)
         return self._version
 
     def touch(self, obj: Obj) -> Obj:
