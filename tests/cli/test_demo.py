@@ -69,7 +69,7 @@ def test_rule_summaries_and_sizes() -> None:
         verbs=["watch"],
         resources=[GroupResources(group="", resources=["services"]), GroupResources(group="apps")],
     )
-    assert describe_rule(rule) == "users=system:kube-proxy verbs=watch resources=services,apps/*"
+    assert describe_rule(rule) == "users=system:kube-proxy; verbs=watch; resources=services, apps/*"
     assert describe_rule(PolicyRule(level="Metadata")) == "(everything)"
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KiB"

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -39,28 +40,28 @@ def human_bytes(count: float) -> str:
 
 
 def describe_rule(rule: PolicyRule) -> str:
-    """A one-line summary of a rule's selectors, e.g. `verbs=watch users=system:kube-proxy resources=services`."""
-    parts: list[str] = []
+    """A one-line summary of a rule's selectors, e.g. `users=system:kube-proxy; verbs=watch; resources=services`."""
+    parts: list[str] = []  # selectors are ANDed; the values of one selector are alternatives
     if rule.users:
-        parts.append("users=" + ",".join(rule.users))
+        parts.append("users=" + ", ".join(rule.users))
     if rule.userGroups:
-        parts.append("groups=" + ",".join(rule.userGroups))
+        parts.append("groups=" + ", ".join(rule.userGroups))
     if rule.verbs:
-        parts.append("verbs=" + ",".join(rule.verbs))
+        parts.append("verbs=" + ", ".join(rule.verbs))
     if rule.namespaces:
-        parts.append("namespaces=" + ",".join(ns or '""' for ns in rule.namespaces))
+        parts.append("namespaces=" + ", ".join(ns or '""' for ns in rule.namespaces))
     if rule.resources:
         names: list[str] = []
         for entry in rule.resources:
             prefix = f"{entry.group}/" if entry.group else ""
             listed = entry.resources or ["*"]
             names.extend(prefix + resource for resource in listed)
-        parts.append("resources=" + ",".join(names))
+        parts.append("resources=" + ", ".join(names))
     if rule.nonResourceURLs:
-        parts.append("urls=" + ",".join(rule.nonResourceURLs))
+        parts.append("urls=" + ", ".join(rule.nonResourceURLs))
     if rule.omitStages:
-        parts.append("omitStages=" + ",".join(rule.omitStages))
-    return " ".join(parts) or "(everything)"
+        parts.append("omitStages=" + ", ".join(rule.omitStages))
+    return "; ".join(parts) or "(everything)"
 
 
 def policy_report(config: GeneratorConfig, policy: CompiledPolicy, console: Console | None = None) -> SimulationReport:
@@ -78,12 +79,12 @@ def policy_report(config: GeneratorConfig, policy: CompiledPolicy, console: Cons
 def render_report(report: SimulationReport, policy: CompiledPolicy, console: Console, *, span_seconds: float) -> None:
     """Print the per-rule table and the totals (with bytes per day extrapolated from `span_seconds`)."""
     table = Table(title="What the policy records", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("level")
-    table.add_column("selectors", overflow="fold", max_width=70)
-    table.add_column("requests", justify="right")
-    table.add_column("events", justify="right")
-    table.add_column("bytes", justify="right")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("requests", justify="right", no_wrap=True)
+    table.add_column("events", justify="right", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("selectors", overflow="fold", ratio=1)
     rules = policy.policy.rules
     for stats in report.rules:
         assert stats.rule is not None
@@ -91,29 +92,32 @@ def render_report(report: SimulationReport, policy: CompiledPolicy, console: Con
         table.add_row(
             str(stats.rule),
             f"[{style}]{stats.level.value}[/]",
-            describe_rule(rules[stats.rule]),
             f"{stats.requests:,}",
             f"{stats.events:,}",
             human_bytes(stats.bytes),
+            describe_rule(rules[stats.rule]),
         )
     missed = report.unmatched
-    table.add_row("-", "[dim]None[/]", "(no rule matched)", f"{missed.requests:,}", f"{missed.events:,}", "0 B")
+    table.add_row("-", "[dim]None[/]", f"{missed.requests:,}", f"{missed.events:,}", "0 B", "(no rule matched)")
     table.add_section()
     table.add_row(
         "",
-        "",
         "[bold]total[/]",
         f"{report.input_requests:,}",
-        f"[bold]{report.events:,}[/] of {report.input_events:,}",
+        f"[bold]{report.events:,}[/]",
         f"[bold]{human_bytes(report.bytes)}[/]",
+        f"{report.input_events:,} stage events in, {report.events:,} written",
     )
     console.print(table)
     per_event = report.bytes / report.events if report.events else 0
+    share = 100 * report.events / max(report.input_events, 1)
     console.print(
-        f"{report.input_requests:,} requests over {span_seconds:.0f} s → {report.events:,} events written "
-        f"({100 * report.events / max(report.input_events, 1):.0f}% of all stage events), "
-        f"{human_bytes(report.bytes)} ({human_bytes(per_event)} per event) ≈ "
-        f"[bold]{human_bytes(report.bytes_per_day(span_seconds))} per day[/]"
+        f"written: {report.events:,} of {report.input_events:,} stage events ({share:.0f}%), "
+        f"{human_bytes(report.bytes)}, {human_bytes(per_event)} per event"
+    )
+    console.print(
+        f"estimate: [bold]{human_bytes(report.bytes_per_day(span_seconds))} per day[/] "
+        f"at this traffic ({report.input_requests:,} requests in {span_seconds:.0f} s)"
     )
 
 
@@ -145,7 +149,7 @@ def demo_command(
       kubetrail demo --nodes 20 --rate 200 --duration 3600 --seed 7
     """
     loaded = _load(policy_file)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     err = Console(stderr=True)
     for warning in loaded.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
