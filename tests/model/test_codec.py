@@ -401,3 +401,65 @@ def test_raw_bodies_survive_msgspec_round_trip() -> None:
     event = decode_event(dumps(FULL_EVENT))
     again = msgspec.json.decode(encode_event(event), type=Event)
     assert again == event
+
+
+def big_ndjson(count: int, replace: dict[int, bytes]) -> bytes:
+    """`count` lines (1-based numbering) of the full event, with some lines replaced."""
+    line = dumps(FULL_EVENT)
+    return b"\n".join(replace.get(number, line) for number in range(1, count + 1)) + b"\n"
+
+
+def test_unusual_lines_deep_in_a_large_file_decode_like_any_other() -> None:
+    data = big_ndjson(
+        3000,
+        {
+            1200: dumps(V1BETA1_EVENT),
+            1300: dumps(event_list([HEALTHZ_EVENT, HEALTHZ_EVENT])),
+            1400: b"",
+            1401: b"   \r",
+            2999: dumps({key: value for key, value in HEALTHZ_EVENT.items() if key not in ("kind", "apiVersion")}),
+        },
+    )
+    assert len(data) > 20 * 65536
+    events = decode_events(data)
+    assert len(events) == 3000 - 2 + 1
+    assert all(event.apiVersion == "audit.k8s.io/v1" for event in events)
+    assert [event.auditID for event in events[1198:1302]].count(HEALTHZ_EVENT["auditID"]) == 2
+    assert events[1199].auditID == V1BETA1_EVENT["auditID"]
+
+
+@pytest.mark.parametrize("bad_line", [1500, 2999, 3000])
+def test_error_deep_in_a_large_file_names_its_line(bad_line: int) -> None:
+    bad = dumps(dict(FULL_EVENT, user={"username": ["jane"]}))
+    decoded: list[Event] = []
+    with pytest.raises(EventDecodeError) as caught:
+        decoded.extend(iter_events(io.BytesIO(big_ndjson(3000, {bad_line: bad})), source="audit.log"))
+    assert caught.value.line == bad_line
+    assert "`$.user.username`" in caught.value.message
+    assert len(decoded) == bad_line - 1
+
+
+def test_unknown_api_version_deep_in_a_large_file() -> None:
+    data = big_ndjson(2000, {1777: dumps(dict(HEALTHZ_EVENT, apiVersion="audit.k8s.io/v2"))})
+    with pytest.raises(EventDecodeError) as caught:
+        decode_events(data)
+    assert caught.value.line == 1777
+
+
+def test_a_line_longer_than_a_read() -> None:
+    huge = dict(FULL_EVENT, requestObject={"data": {"blob": "x" * 300_000}})
+    data = dumps(HEALTHZ_EVENT) + b"\n" + dumps(huge) + b"\n" + dumps(HEALTHZ_EVENT)
+    events = decode_events(data)
+    assert len(events) == 3
+    assert parsed(events[1].requestObject) == huge["requestObject"]
+
+
+def test_pretty_printed_document_larger_than_a_read() -> None:
+    items = [FULL_EVENT] * 200
+    data = dumps(event_list(items), indent=2)
+    assert len(data) > 4 * 65536
+    assert len(decode_events(data)) == 200
+    broken = data.replace(b'"verb": "create"', b'"verb": create', 1)
+    with pytest.raises(EventDecodeError) as caught:
+        decode_events(broken)
+    assert caught.value.line == broken[: broken.index(b": create")].count(b"\n") + 1

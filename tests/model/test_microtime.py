@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubetrail.model import format_microtime, normalize_microtime, parse_microtime
@@ -66,6 +66,7 @@ def test_invalid_timestamps_are_value_errors(text: str) -> None:
         parse_microtime(text)
 
 
+@settings(deadline=None)
 @given(st.datetimes(min_value=datetime(1, 1, 1), timezones=st.just(UTC)))
 def test_format_then_parse_is_identity(moment: datetime) -> None:
     text = format_microtime(moment)
@@ -74,6 +75,7 @@ def test_format_then_parse_is_identity(moment: datetime) -> None:
     assert normalize_microtime(text) == text
 
 
+@settings(deadline=None)
 @given(st.datetimes(timezones=st.timezones()))
 def test_any_zone_formats_as_utc(moment: datetime) -> None:
     try:

@@ -108,6 +108,7 @@ def dumps(value: Any, **options: Any) -> bytes:
     return json.dumps(value, **options).encode()
 
 
+@settings(deadline=None)
 @given(events)
 def test_encode_decode_keeps_every_field(event: dict[str, Any]) -> None:
     decoded = decode_event(dumps(event))
@@ -115,6 +116,7 @@ def test_encode_decode_keeps_every_field(event: dict[str, Any]) -> None:
     assert decode_event(encode_event(decoded)) == decoded
 
 
+@settings(deadline=None)
 @given(events, unknown_fields)
 def test_lossless_decoding_keeps_unknown_fields(event: dict[str, Any], unknown: dict[str, Any]) -> None:
     document = {**event, **unknown}
@@ -123,6 +125,7 @@ def test_lossless_decoding_keeps_unknown_fields(event: dict[str, Any], unknown: 
     assert json.loads(encode_event(lossless.event, lossless.unknown)) == document
 
 
+@settings(deadline=None)
 @given(events, st.sampled_from([None, 1, 2, 4]))
 def test_bodies_keep_their_meaning_whatever_the_layout(event: dict[str, Any], indent: int | None) -> None:
     decoded = decode_event(dumps(event, indent=indent))
@@ -133,7 +136,7 @@ def test_bodies_keep_their_meaning_whatever_the_layout(event: dict[str, Any], in
             assert bytes(getattr(decoded, body)) == b""
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(events, min_size=1, max_size=6))
 def test_every_layout_carries_the_same_events(batch: list[dict[str, Any]]) -> None:
     decoded = [decode_event(dumps(event)) for event in batch]
@@ -148,6 +151,7 @@ def test_every_layout_carries_the_same_events(batch: list[dict[str, Any]]) -> No
         assert [json.loads(encode_event(item)) for item in decode_events(data)] == batch
 
 
+@settings(deadline=None)
 @given(events)
 def test_v1beta1_becomes_v1_without_its_own_fields(event: dict[str, Any]) -> None:
     old = {**event, "apiVersion": "audit.k8s.io/v1beta1", "timestamp": "2019-01-01T00:00:00Z", "metadata": {}}

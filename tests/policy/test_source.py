@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubetrail.policy.source import (
@@ -138,6 +138,7 @@ def test_yaml_errors_carry_line_and_column() -> None:
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz:-/.", min_size=1, max_size=12).filter(lambda s: s[0].isalpha())
 
 
+@settings(deadline=None)
 @given(st.dictionaries(names, st.lists(names, max_size=4), min_size=1, max_size=5))
 def test_json_and_yaml_spellings_agree(mapping: dict[str, list[str]]) -> None:
     import json

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import itertools
+import operator
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -32,6 +32,7 @@ _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 _document_decoder = msgspec.json.Decoder(Event | EventList)
 _event_decoder = msgspec.json.Decoder(Event)
+_batch_decoder = msgspec.json.Decoder(list[Event])
 _array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _unknown_probe = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
@@ -181,23 +182,28 @@ def _read(stream: BinaryIO, source: str, line: int) -> bytes:
 
 
 _BLANK_START = frozenset(b" \t\r\n\f\v")
+_ONLY_V1 = frozenset({API_VERSION_V1})
+_api_version = operator.attrgetter("apiVersion")
 
 
-def _chunks(stream: BinaryIO, source: str) -> Iterator[tuple[int, list[bytes]]]:
-    """Yield (number of the first line, whole lines) per large read; the last line may lack its newline."""
+def _blocks(stream: BinaryIO, source: str) -> Iterator[tuple[int, bytes]]:
+    """Yield (number of its first line, a block of whole lines without its final newline) per read."""
     number = 1
     pending = b""
     while True:
         chunk = _read(stream, source, number)
         if not chunk:
             break
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        if lines:
-            yield number, lines
-            number += len(lines)
+        data = pending + chunk if pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+            continue
+        block, pending = data[:cut], data[cut + 1 :]
+        yield number, block
+        number += block.count(b"\n") + 1
     if pending:
-        yield number, [pending]
+        yield number, pending
 
 
 def _is_blank(line: bytes) -> bool:
@@ -206,15 +212,17 @@ def _is_blank(line: bytes) -> bool:
 
 def iter_lines(stream: BinaryIO, *, source: str = "<input>") -> Iterator[tuple[int, bytes]]:
     """Yield (line number, line) for each non-blank line, reading in large chunks."""
-    for number, lines in _chunks(stream, source):
-        for offset, line in enumerate(lines):
+    for number, block in _blocks(stream, source):
+        for offset, line in enumerate(block.split(b"\n")):
             if not _is_blank(line):
                 yield number + offset, line
 
 
-def _rest(head: list[bytes], chunks: Iterator[tuple[int, list[bytes]]]) -> bytes:
-    """The remaining text, blank lines included, so byte offsets still map to line numbers."""
-    return b"\n".join([b"\n".join(head), *(b"\n".join(lines) for _, lines in chunks)])
+def _read_all(stream: BinaryIO, source: str, line: int) -> bytes:
+    parts = []
+    while chunk := _read(stream, source, line):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _decode_whole(data: bytes, source: str, first_line: int) -> list[Event]:
@@ -226,42 +234,94 @@ def _decode_whole(data: bytes, source: str, first_line: int) -> list[Event]:
         raise EventDecodeError(error.message, source=source, line=error.line + first_line - 1) from None
 
 
-def _decode_ndjson(groups: Iterable[tuple[int, list[bytes]]], source: str) -> Iterator[Event]:
-    """The hot path: one typed decode per line; anything unusual falls back to the general decoder."""
+def _decode_lines(number: int, lines: list[bytes], source: str) -> Iterator[Event]:
+    """One line at a time: blank lines skipped, EventLists expanded, the first bad line reported."""
     decode = _event_decoder.decode
-    for number, lines in groups:
-        for offset, line in enumerate(lines):
-            try:
-                event = decode(line)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                if not _is_blank(line):
-                    yield from decode_document(line, source=source, line=number + offset)
-                continue
-            if event.apiVersion != API_VERSION_V1:
-                _check_version(event, source, number + offset)
-            yield event
+    for offset, line in enumerate(lines):
+        try:
+            event = decode(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            if not _is_blank(line):
+                yield from decode_document(line, source=source, line=number + offset)
+            continue
+        if event.apiVersion != API_VERSION_V1:
+            _check_version(event, source, number + offset)
+        yield event
+
+
+def _decode_ndjson(stream: BinaryIO, number: int, pending: bytes, source: str) -> Iterator[Event]:
+    """The hot path: each read's whole lines decoded as one JSON array of v1 events in a single call.
+
+    `number` is the line `pending` (a partial line already read) starts on. A block with anything
+    unusual (a blank line, an EventList, another apiVersion, a malformed event) goes through the
+    line-by-line decoder instead, which keeps exact line numbers.
+    """
+    decode = _batch_decoder.decode
+    while chunk := _read(stream, source, number):
+        data = pending + chunk if pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+            continue
+        block, pending = data[:cut], data[cut + 1 :]
+        count = block.count(b"\n") + 1
+        try:
+            events = decode(b"[" + block.replace(b"\n", b",") + b"]")
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            events = None
+        if events is None or len(events) != count or set(map(_api_version, events)) != _ONLY_V1:
+            yield from _decode_lines(number, block.split(b"\n"), source)
+        else:
+            yield from events
+        number += count
+    if pending:
+        yield from _decode_lines(number, [pending], source)
 
 
 def iter_events(stream: BinaryIO, *, source: str = "<input>") -> Iterator[Event]:
     """Stream events from a binary stream in any accepted layout (gzip detected by magic)."""
-    chunks = _chunks(_open_binary(stream), source)
-    for number, lines in chunks:
+    stream = _open_binary(stream)
+    number, pending = 1, b""
+    while True:
+        chunk = _read(stream, source, number)
+        data = pending + chunk
+        cut = data.rfind(b"\n") if chunk else len(data)
+        if cut < 0:
+            pending = data
+            continue
+        block, pending = data[:cut], data[cut + 1 :]
+        lines = block.split(b"\n")
         for offset, line in enumerate(lines):
             if _is_blank(line):
                 continue
-            if line.lstrip().startswith(b"["):
-                yield from _decode_array(_rest(lines[offset:], chunks), source)
-                return
-            try:
-                first = decode_document(line, source=source, line=number + offset)
-            except EventDecodeError as error:
-                if "truncated" not in error.message:
-                    raise
-                yield from _decode_whole(_rest(lines[offset:], chunks), source, number + offset)
+            start = line.lstrip()[:1]
+            whole = start in (b"[", b"{") and line.rstrip()[-1:] not in (b"]", b"}")
+            if not whole:
+                try:
+                    first = (
+                        _decode_array(line, source)
+                        if start == b"["
+                        else decode_document(line, source=source, line=number + offset)
+                    )
+                except EventDecodeError as error:
+                    if "truncated" not in error.message:
+                        raise
+                    whole = True
+            if whole:
+                rest = b"\n".join([*lines[offset:], pending]) + _read_all(stream, source, number)
+                if start == b"[":
+                    yield from _decode_array(rest, source)
+                else:
+                    yield from _decode_whole(rest, source, number + offset)
                 return
             yield from first
-            yield from _decode_ndjson(itertools.chain([(number + offset + 1, lines[offset + 1 :])], chunks), source)
+            yield from _decode_lines(number + offset + 1, lines[offset + 1 :], source)
+            if chunk:
+                yield from _decode_ndjson(stream, number + len(lines), pending, source)
             return
+        if not chunk:
+            return
+        number += len(lines)
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
