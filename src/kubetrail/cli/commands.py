@@ -9,6 +9,7 @@ import click
 # (module, attribute) of every top-level command, in the order `kubetrail --help` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.demo", "demo_command"),
+    ("kubetrail.cli.detect", "detect_command"),
     ("kubetrail.cli.generate", "generate_command"),
     ("kubetrail.cli.policy", "policy_group"),
     ("kubetrail.cli.request_info", "request_info_command"),

@@ -1,0 +1,427 @@
+"""Compile collected rules into predicates, once per rule set: lists expanded, macros inlined, fields bound.
+
+Macros are resolved with Falco's visibility (a macro sees only macros defined before its latest
+definition; rules see all), lists are expanded where a bare value names one, and a rule's
+exceptions become `and not (...)` clauses exactly as Falco writes them. Every check becomes a
+closure over a shared field accessor; AND/OR operands are ordered cheapest first (evaluation has no
+side effects, so the result cannot change). Each rule also yields the values of stage, verb and
+resource it requires, which the engine uses to try a rule only on events that can match it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubetrail.detect.collector import (
+    Collector,
+    ConditionText,
+    Entry,
+    ExceptionInfo,
+    MacroInfo,
+    Notice,
+    RuleInfo,
+    Where,
+)
+from kubetrail.detect.context import EventContext
+from kubetrail.detect.errors import ConditionSyntaxError, RuleCompileError
+from kubetrail.detect.fields import FIELDS, Accessor, accessor_for
+from kubetrail.detect.nodes import LIST_OPERATORS, And, Check, Expr, Item, MacroRef, Not, Or
+from kubetrail.detect.operators import OperatorError, Predicate, build_predicate
+from kubetrail.detect.output import OutputFormat, OutputFormatError, compile_output
+from kubetrail.detect.parser import ParseError, parse_condition
+from kubetrail.detect.priority import Priority
+
+# Index keys: the event properties the engine buckets rules by, and the fields that name them.
+INDEX_FIELDS = {"jevt.value[/stage]": "stage", "json.value[/stage]": "stage", "ka.stage": "stage"}
+INDEX_FIELDS |= {"ka.verb": "verb", "ka.target.resource": "resource"}
+INDEX_KEYS = ("stage", "verb", "resource")
+_CHEAP_SOURCES: tuple[str, ...] = ("auditID", "stage", "annotations", "user", "impersonatedUser", "verb")
+_CHEAP_SOURCES += ("requestURI", "objectRef", "responseStatus", "userAgent", "sourceIPs", "(receiver")
+
+Constraints = dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready to evaluate: its predicate, output template and the index keys it requires."""
+
+    name: str
+    priority: Priority
+    source: str
+    desc: str
+    tags: tuple[str, ...]
+    enabled: bool
+    output: OutputFormat
+    predicate: Predicate
+    constraints: Constraints
+    position: int
+
+    def admits(self, key: tuple[object, ...]) -> bool:
+        """Whether an event with these (stage, verb, resource) values can match the rule."""
+        for name, value in zip(INDEX_KEYS, key, strict=True):
+            allowed = self.constraints.get(name)
+            if allowed is not None and value not in allowed:
+                return False
+        return True
+
+
+@dataclass
+class RuleSet:
+    """Every compiled k8s_audit rule in rule-file order, and the notices of loading."""
+
+    rules: list[CompiledRule]
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> list[CompiledRule]:
+        return [rule for rule in self.rules if rule.enabled]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    predicate: Predicate
+    cost: int
+    constraints: Constraints
+
+
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    """Whose condition is being compiled: for error positions and for macro visibility."""
+
+    label: str
+    condition: ConditionText
+    where: Where
+    visibility: int | None  # None: sees every macro (rules)
+
+    def locate(self, offset: int) -> Where:
+        return self.condition.locate(offset, self.where)
+
+
+def _quote_item(text: str) -> str:
+    if " " in text and not text.startswith(('"', "'")):
+        return f'"{text}"'
+    return text
+
+
+def exception_condition(condition: str, exceptions: list[ExceptionInfo], where: Where) -> str:
+    """The rule's condition with its exceptions, written out as Falco's rule compiler writes them."""
+    text = f"({condition})"
+    for exception in exceptions:
+        fields = exception.fields
+        comps = exception.comps
+        assert fields is not None and comps is not None
+        clause = ""
+        if not fields.is_list:
+            values: list[str] = []
+            for value in exception.values:
+                if value.is_list:
+                    raise where.error("Expected values array to contain a list of strings", item=exception.name)
+                values.append(_quote_item(value.item))
+            if values:
+                clause = f"({fields.item} {comps.item} ({', '.join(values)}))"
+        else:
+            assert fields.items is not None and comps.items is not None
+            alternatives: list[str] = []
+            for value in exception.values:
+                items = value.items if value.items is not None else [value]
+                if len(items) != len(fields.items):
+                    raise where.error("Fields and values lists must have equal length", item=exception.name)
+                terms: list[str] = []
+                for field_entry, comp, item in zip(fields.items, comps.items, items, strict=True):
+                    terms.append(f"{field_entry.item} {comp.item} {_render_value(item, comp.item)}")
+                alternatives.append("(" + " and ".join(terms) + ")")
+            if alternatives:
+                clause = "(" + " or ".join(alternatives) + ")"
+        if clause:
+            text += f" and not {clause}"
+    return text
+
+
+def _render_value(item: Entry, comp: str) -> str:
+    if item.items is not None:
+        return "(" + ", ".join(_quote_item(sub.item) for sub in item.items) + ")"
+    if comp in LIST_OPERATORS:
+        return item.item if item.item.startswith("(") else f"({item.item})"
+    return _quote_item(item.item)
+
+
+class _Compiler:
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.lists = self._compile_lists()
+        self.macro_ast: dict[str, Expr] = {}
+        self.macro_done: dict[str, _Compiled] = {}
+        self.macro_busy: set[str] = set()
+        self.accessors: dict[tuple[str, str | None], Accessor] = {}
+
+    def _compile_lists(self) -> dict[str, list[str]]:
+        lists = self.collector.lists
+        compiled: dict[str, list[str]] = {}
+        for info in lists.values():
+            items: list[str] = []
+            for item in info.items:
+                ref = lists.get(item)
+                if ref is not None and ref.index < info.visibility:
+                    items.extend(ref.items)
+                else:
+                    items.append(item)
+            compiled[info.name] = items
+        return compiled
+
+    # --- parsing ------------------------------------------------------------------------------------
+
+    def parse(self, owner: _Owner, text: str) -> Expr:
+        try:
+            return parse_condition(text)
+        except ParseError as error:
+            where = owner.locate(error.pos.offset)
+            raise ConditionSyntaxError(
+                f"{error.message} (in the condition at column {error.pos.column} of line {error.pos.line})",
+                source=where.source,
+                line=where.line,
+                column=where.column,
+                item=owner.label,
+            ) from None
+
+    def parse_macros(self) -> None:
+        for macro in self.collector.macros.values():
+            owner = self._macro_owner(macro)
+            self.macro_ast[macro.name] = self.parse(owner, macro.condition.text)
+        for macro in self.collector.macros.values():
+            self._check_references(self.macro_ast[macro.name], self._macro_owner(macro))
+
+    def _macro_owner(self, macro: MacroInfo) -> _Owner:
+        return _Owner(f"macro '{macro.name}'", macro.condition, macro.where, macro.visibility)
+
+    def _visible(self, owner: _Owner, name: str) -> MacroInfo | None:
+        macro = self.collector.macros.get(name)
+        if macro is None:
+            return None
+        if owner.visibility is not None and macro.index >= owner.visibility:
+            return None
+        return macro
+
+    def _undefined(self, owner: _Owner, ref: MacroRef) -> RuleCompileError:
+        where = owner.locate(ref.pos.offset)
+        hint = "define the macro before it is used"
+        if ref.name in self.lists:
+            hint = f"'{ref.name}' is a list: use it as a value, e.g. `field in ({ref.name})`"
+        return RuleCompileError(
+            f"Undefined macro '{ref.name}' used in filter.",
+            source=where.source,
+            line=where.line,
+            column=where.column,
+            item=owner.label,
+            hint=hint,
+        )
+
+    def _check_references(self, expr: Expr, owner: _Owner) -> None:
+        if isinstance(expr, MacroRef):
+            if self._visible(owner, expr.name) is None:
+                raise self._undefined(owner, expr)
+        elif isinstance(expr, And | Or):
+            for child in expr.children:
+                self._check_references(child, owner)
+        elif isinstance(expr, Not):
+            self._check_references(expr.child, owner)
+
+    # --- compiling ----------------------------------------------------------------------------------
+
+    def accessor(self, name: str, arg: str | None) -> Accessor:
+        key = (name, arg)
+        found = self.accessors.get(key)
+        if found is None:
+            found = self.accessors[key] = accessor_for(name, arg)
+        return found
+
+    def compile(self, expr: Expr, owner: _Owner) -> _Compiled:
+        if isinstance(expr, Check):
+            return self.compile_check(expr, owner)
+        if isinstance(expr, MacroRef):
+            return self.compile_macro(expr, owner)
+        if isinstance(expr, Not):
+            inner = self.compile(expr.child, owner)
+            child = inner.predicate
+            return _Compiled(lambda ctx: not child(ctx), inner.cost, {})
+        parts = sorted((self.compile(child, owner) for child in expr.children), key=lambda part: part.cost)
+        predicates = [part.predicate for part in parts]
+        cost = sum(part.cost for part in parts)
+        if isinstance(expr, And):
+            return _Compiled(_all(predicates), cost, _merge_and([part.constraints for part in parts]))
+        return _Compiled(_any(predicates), cost, _merge_or([part.constraints for part in parts]))
+
+    def compile_macro(self, ref: MacroRef, owner: _Owner) -> _Compiled:
+        macro = self._visible(owner, ref.name)
+        if macro is None:
+            raise self._undefined(owner, ref)
+        done = self.macro_done.get(macro.name)
+        if done is not None:
+            return done
+        if macro.name in self.macro_busy:
+            where = owner.locate(ref.pos.offset)
+            raise RuleCompileError(
+                f"macro '{macro.name}' refers to itself",
+                source=where.source,
+                line=where.line,
+                column=where.column,
+                item=owner.label,
+            )
+        self.macro_busy.add(macro.name)
+        try:
+            compiled = self.compile(self.macro_ast[macro.name], self._macro_owner(macro))
+        finally:
+            self.macro_busy.discard(macro.name)
+        self.macro_done[macro.name] = compiled
+        return compiled
+
+    def _error(self, owner: _Owner, offset: int, message: str, hint: str = "") -> RuleCompileError:
+        where = owner.locate(offset)
+        return RuleCompileError(
+            message, source=where.source, line=where.line, column=where.column, item=owner.label, hint=hint
+        )
+
+    def _values(self, check: Check, owner: _Owner) -> list[str]:
+        value = check.value
+        if value is None:
+            return []
+        if isinstance(value, Item):
+            if value.bare and value.text in self.lists:
+                items = self.lists[value.text]
+                if len(items) != 1:
+                    raise self._error(
+                        owner,
+                        value.pos.offset,
+                        f"list '{value.text}' used where a single value is expected",
+                        hint=f"use `{check.field.text} in ({value.text})`",
+                    )
+                return list(items)
+            return [value.text]
+        values: list[str] = []
+        for item in value.items:
+            if item.bare and item.text in self.lists:
+                values.extend(self.lists[item.text])
+            else:
+                values.append(item.text)
+        return values
+
+    def compile_check(self, check: Check, owner: _Owner) -> _Compiled:
+        ref = check.field
+        spec = FIELDS.get(ref.name)
+        if spec is None:
+            raise self._error(
+                owner,
+                ref.pos.offset,
+                f"filter_check called with nonexistent field {ref.name}",
+                hint="k8s_audit rules can use the ka.*, jevt.* and json.* fields listed in docs/fields.md",
+            )
+        try:
+            get = self.accessor(ref.name, ref.arg)
+        except ValueError as error:
+            raise self._error(owner, ref.pos.offset, str(error)) from None
+        values = self._values(check, owner)
+        try:
+            predicate = build_predicate(get, spec.is_list, check.op, values)
+        except OperatorError as error:
+            raise self._error(owner, check.pos.offset, f"{ref.text}: {error}") from None
+        cheap = spec.path.startswith(_CHEAP_SOURCES) or ref.text in INDEX_FIELDS
+        cost = 1 if cheap else 4
+        if check.op in ("regex", "glob", "iglob", "pmatch"):
+            cost += 1
+        constraints: Constraints = {}
+        key = INDEX_FIELDS.get(ref.text)
+        if key is not None and (check.op in ("=", "==") or (check.op in ("in", "intersects"))):
+            constraints[key] = frozenset(values)
+        return _Compiled(predicate, cost, constraints)
+
+    # --- rules --------------------------------------------------------------------------------------
+
+    def compile_rule(self, info: RuleInfo, position: int) -> CompiledRule:
+        label = f"rule '{info.name}'"
+        condition = info.condition
+        if info.exceptions:
+            text = exception_condition(condition.text, info.exceptions, info.where)
+            condition = ConditionText(text, [(start + 1, snippet) for start, snippet in condition.parts])
+        owner = _Owner(label, condition, info.where, None)
+        expr = self.parse(owner, condition.text)
+        compiled = self.compile(expr, owner)
+        try:
+            output = compile_output(info.output, self.accessor)
+        except OutputFormatError as error:
+            where = info.where
+            snippet = info.output_snippet
+            if snippet is not None:
+                lead = len(snippet.text) - len(snippet.text.lstrip())
+                where = snippet.locate(error.offset + lead)
+            raise RuleCompileError(
+                f"invalid output: {error.message}",
+                source=where.source,
+                line=where.line,
+                column=where.column,
+                item=label,
+            ) from None
+        return CompiledRule(
+            name=info.name,
+            priority=info.priority,
+            source=info.source,
+            desc=info.desc,
+            tags=tuple(sorted(info.tags)),
+            enabled=info.enabled,
+            output=output,
+            predicate=compiled.predicate,
+            constraints=compiled.constraints,
+            position=position,
+        )
+
+
+def _all(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda ctx: first(ctx) and second(ctx)
+    if len(predicates) == 3:
+        first, second, third = predicates
+        return lambda ctx: first(ctx) and second(ctx) and third(ctx)
+
+    def every(ctx: EventContext) -> bool:
+        return all(predicate(ctx) for predicate in predicates)
+
+    return every
+
+
+def _any(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda ctx: first(ctx) or second(ctx)
+
+    def some(ctx: EventContext) -> bool:
+        return any(predicate(ctx) for predicate in predicates)
+
+    return some
+
+
+def _merge_and(parts: list[Constraints]) -> Constraints:
+    merged: Constraints = {}
+    for constraints in parts:
+        for key, allowed in constraints.items():
+            merged[key] = merged[key] & allowed if key in merged else allowed
+    return merged
+
+
+def _merge_or(parts: list[Constraints]) -> Constraints:
+    if not parts:
+        return {}
+    keys = set(parts[0])
+    for constraints in parts[1:]:
+        keys &= set(constraints)
+    return {key: frozenset().union(*(constraints[key] for constraints in parts)) for key in keys}
+
+
+def compile_rules(collector: Collector) -> RuleSet:
+    """Compile every k8s_audit rule of the collector (disabled ones too: their errors still count)."""
+    compiler = _Compiler(collector)
+    compiler.parse_macros()
+    rules: list[CompiledRule] = []
+    for info in collector.rules.values():
+        if info.unknown_source:
+            continue
+        rules.append(compiler.compile_rule(info, len(rules)))
+    return RuleSet(rules, list(collector.notices))

@@ -1,0 +1,117 @@
+"""Match events against a compiled rule set: Falco's `first` (one alert per event) or `all` matching.
+
+Rules are bucketed by the (stage, verb, resource) values they require, so an event is only tried
+against rules that can match it; the bucket keeps rule-file order, so `first` stays Falco's first.
+Other detectors (Sigma, stateful rules) plug in beside the rule set through the Detector protocol.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Protocol
+
+from kubetrail.detect.alert import Alert
+from kubetrail.detect.compiler import CompiledRule, RuleSet
+from kubetrail.detect.context import EventContext
+from kubetrail.detect.priority import Priority
+from kubetrail.detect.timestamps import rfc3339_to_ns
+from kubetrail.model import Event
+
+_MAX_BUCKETS = 8192
+_Key = tuple[object, object, object]
+
+
+class Matching(enum.StrEnum):
+    """How many rules may fire per event."""
+
+    FIRST = "first"
+    ALL = "all"
+
+
+class Detector(Protocol):
+    """Anything that turns an event into alerts (a rule set, Sigma rules, a stateful detector)."""
+
+    def detect(self, ctx: EventContext) -> list[Alert]: ...
+
+
+def event_time_ns(event: Event) -> int:
+    """The event's time as Falco takes it: the stageTimestamp (else when the request was received)."""
+    stamp = event.stageTimestamp or event.requestReceivedTimestamp
+    if not stamp:
+        return 0
+    try:
+        return rfc3339_to_ns(stamp)
+    except ValueError:
+        return 0
+
+
+class Engine:
+    """Evaluates events against a rule set (plus optional extra detectors) and builds alerts."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        matching: Matching = Matching.ALL,
+        hostname: str = "",
+        min_priority: Priority = Priority.DEBUG,
+        detectors: Sequence[Detector] = (),
+    ) -> None:
+        self.matching = Matching(matching)
+        self.hostname = hostname
+        self.rules = [rule for rule in ruleset.enabled if rule.priority.at_least(min_priority)]
+        self.detectors = tuple(detectors)
+        self._buckets: dict[_Key, tuple[CompiledRule, ...]] = {}
+
+    def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:
+        found = self._buckets.get(key)
+        if found is None:
+            if len(self._buckets) >= _MAX_BUCKETS:
+                self._buckets.clear()
+            found = self._buckets[key] = tuple(rule for rule in self.rules if rule.admits(key))
+        return found
+
+    def matches(self, ctx: EventContext) -> list[CompiledRule]:
+        """The rules the event matches, in rule-file order (at most one under `first`)."""
+        event = ctx.event
+        ref = event.objectRef
+        key = (event.stage, event.verb, (ref.resource or None) if ref is not None else None)
+        candidates = self._buckets.get(key) or self._candidates(key)
+        if self.matching is Matching.FIRST:
+            for rule in candidates:
+                if rule.predicate(ctx):
+                    return [rule]
+            return []
+        return [rule for rule in candidates if rule.predicate(ctx)]
+
+    def alert(self, rule: CompiledRule, ctx: EventContext, time_ns: int) -> Alert:
+        """The alert `rule` raises for the event."""
+        message, fields = rule.output.render(ctx)
+        return Alert(
+            rule=rule.name,
+            priority=rule.priority,
+            source=rule.source,
+            time_ns=time_ns,
+            message=message,
+            output_fields=fields,
+            tags=rule.tags,
+            audit_id=ctx.event.auditID,
+            cluster=ctx.cluster or None,
+            hostname=self.hostname,
+        )
+
+    def detect(self, ctx: EventContext) -> list[Alert]:
+        """Every alert for one event: matching rules first, then the extra detectors'."""
+        rules = self.matches(ctx)
+        alerts: list[Alert] = []
+        if rules:
+            time_ns = event_time_ns(ctx.event)
+            alerts = [self.alert(rule, ctx, time_ns) for rule in rules]
+        for detector in self.detectors:
+            alerts.extend(detector.detect(ctx))
+        return alerts
+
+    def evaluate(self, event: Event, *, cluster: str = "", raw: bytes | None = None) -> list[Alert]:
+        """Alerts for one event; `raw` (its original JSON) lets `jevt.*` see fields the model drops."""
+        return self.detect(EventContext(event, cluster, raw))

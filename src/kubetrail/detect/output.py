@@ -1,0 +1,148 @@
+"""Rule outputs: `%field` templates rendered per alert, Falco's text line and Falco's JSON alert.
+
+A missing value prints as `<NA>`; a list prints as `(a,b)`. The JSON alert has Falco's keys
+(`hostname output output_fields priority rule source tags time`) plus `auditID` and `cluster`,
+all sorted as Falco's JSON library writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from kubetrail.detect.context import EventContext
+from kubetrail.detect.fields import FIELDS, Accessor, Arg, Value
+from kubetrail.detect.timestamps import clock_time
+
+MISSING_TEXT = "<NA>"
+_FIELD_NAMES = sorted(FIELDS, key=len, reverse=True)
+_json_encoder = msgspec.json.Encoder(order="sorted")
+
+
+class OutputFormatError(ValueError):
+    """An output template that cannot be compiled; `offset` is where in the template."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    key: str
+    get: Accessor
+
+
+def render_value(value: Value) -> str:
+    """A field value as text: `<NA>` when missing, `(a,b)` for a list."""
+    if value is None:
+        return MISSING_TEXT
+    if isinstance(value, list):
+        return "(" + ",".join(value) + ")"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """A compiled output template: literal text and fields, in order."""
+
+    template: str
+    parts: tuple[str | _Field, ...]
+
+    @property
+    def field_keys(self) -> tuple[str, ...]:
+        """The fields the template prints, as written (`ka.uri.param[command]`)."""
+        return tuple(dict.fromkeys(part.key for part in self.parts if isinstance(part, _Field)))
+
+    def render(self, ctx: EventContext) -> tuple[str, dict[str, Value]]:
+        """The message and the value of each field it prints."""
+        out: list[str] = []
+        values: dict[str, Value] = {}
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = values[part.key] if part.key in values else part.get(ctx)
+            values[part.key] = value
+            out.append(render_value(value))
+        return "".join(out), values
+
+
+def compile_output(template: str, accessor: Callable[[str, str | None], Accessor]) -> OutputFormat:
+    """Compile `template`; each `%field` must name a known field (the longest one that matches)."""
+    parts: list[str | _Field] = []
+    literal: list[str] = []
+    index = 0
+    length = len(template)
+    while index < length:
+        char = template[index]
+        if char != "%":
+            literal.append(char)
+            index += 1
+            continue
+        start = index
+        index += 1
+        name = next((candidate for candidate in _FIELD_NAMES if template.startswith(candidate, index)), None)
+        if name is None:
+            token = template[index : index + 30].split(" ", 1)[0]
+            raise OutputFormatError(f"invalid formatting token %{token}: no such field", start)
+        index += len(name)
+        arg: str | None = None
+        if index < length and template[index] == "[" and FIELDS[name].arg is not Arg.NONE:
+            close = template.find("]", index)
+            if close < 0:
+                raise OutputFormatError(f"missing ']' after %{name}[", index)
+            arg = template[index + 1 : close]
+            index = close + 1
+        try:
+            get = accessor(name, arg)
+        except ValueError as error:
+            raise OutputFormatError(str(error), start) from None
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        parts.append(_Field(name if arg is None else f"{name}[{arg}]", get))
+    if literal:
+        parts.append("".join(literal))
+    return OutputFormat(template, tuple(parts))
+
+
+def text_line(time_ns: int, priority_label: str, message: str) -> str:
+    """Falco's text alert: `14:09:12.581541000: Warning Pod started ...` (time in UTC)."""
+    return f"{clock_time(time_ns)}: {priority_label} {message}"
+
+
+def falco_json(
+    *,
+    output: str,
+    output_fields: dict[str, Value],
+    time_ns: int,
+    time_iso: str,
+    priority_label: str,
+    rule: str,
+    source: str,
+    tags: tuple[str, ...],
+    hostname: str,
+    audit_id: str,
+    cluster: str | None,
+) -> bytes:
+    """One alert in Falco's JSON format, with kubetrail's `auditID` and `cluster` keys."""
+    fields: dict[str, Any] = dict(output_fields)
+    fields["evt.time"] = time_ns
+    document = {
+        "auditID": audit_id,
+        "cluster": cluster,
+        "hostname": hostname,
+        "output": output,
+        "output_fields": fields,
+        "priority": priority_label,
+        "rule": rule,
+        "source": source,
+        "tags": list(tags),
+        "time": time_iso,
+    }
+    return _json_encoder.encode(document)
