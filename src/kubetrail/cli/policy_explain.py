@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
 import msgspec
 
-from kubetrail.model import Event, EventDecodeError, read_events
+from kubetrail.model import Event, EventDecodeError, decode_document, read_events
 from kubetrail.policy import LoadedPolicy, PolicyError, load_policy
 from kubetrail.policy.attributes import RequestAttributes, attributes_from_event
 from kubetrail.policy.evaluate import AuditDecision, compile_policy
@@ -18,6 +20,16 @@ from kubetrail.policy.explain import Explanation, RuleExplanation, explain
 
 _BATCH = 4096
 _encode = msgspec.json.encode
+_MISSING_FIELD = "Object missing required field"
+# Fields kube-apiserver always writes but a policy decision never reads; filled in when absent.
+_UNUSED_DEFAULTS: dict[str, Any] = {
+    "level": "Metadata",
+    "auditID": "",
+    "stage": "ResponseComplete",
+    "requestURI": "",
+    "verb": "",
+    "user": {},
+}
 
 
 def decision_fields(decision: AuditDecision) -> dict[str, object]:
@@ -118,8 +130,57 @@ def render_explanation(explanation: Explanation, source: str, *, verbose: bool) 
     return lines
 
 
+def _completed(document: Any) -> Any:
+    if isinstance(document, dict) and document.get("kind", "Event") == "Event":
+        for key, value in _UNUSED_DEFAULTS.items():
+            if document.get(key) is None:
+                document[key] = value
+    elif isinstance(document, dict) and isinstance(document.get("items"), list):
+        document["items"] = [_completed(item) for item in document["items"]]
+    return document
+
+
+def _tolerant_events(path: str) -> Iterator[Event]:
+    """Every event of the file, with the fields a decision does not use filled in where missing."""
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    try:
+        whole = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        for number, line in enumerate(data.splitlines(), 1):
+            if line.strip():
+                try:
+                    document = msgspec.json.decode(line)
+                except msgspec.DecodeError as error:
+                    raise EventDecodeError(str(error), source=path, line=number) from None
+                yield from decode_document(_encode(_completed(document)), source=path, line=number)
+        return
+    for document in whole if isinstance(whole, list) else [whole]:
+        yield from decode_document(_encode(_completed(document)), source=path)
+
+
+def request_events(path: str) -> Iterator[Event]:
+    """The events of an audit log as `read_events` reads them, in order.
+
+    An event missing a field the apiserver always writes but a decision never reads (level,
+    stage, auditID, requestURI, verb, user) is still decided, as the apiserver's lenient decoder
+    would read it; anything else malformed raises EventDecodeError naming file, line and field.
+    """
+    produced = 0
+    try:
+        for event in read_events(path):
+            yield event
+            produced += 1
+        return
+    except EventDecodeError as error:
+        if _MISSING_FIELD not in error.message:
+            raise
+    yield from itertools.islice(_tolerant_events(path), produced, None)
+
+
 def _read_one_event(path: str) -> Event:
-    events = list(itertools.islice(read_events(path), 2))
+    events = list(itertools.islice(request_events(path), 2))
     if len(events) != 1:
         found = "no event" if not events else "more than one event"
         raise click.UsageError(f"{path}: --event takes a file with exactly one event, found {found}; use --events")
@@ -127,7 +188,7 @@ def _read_one_event(path: str) -> Event:
 
 
 def _batches(path: str) -> Iterator[list[Event]]:
-    events = read_events(path)
+    events = request_events(path)
     while batch := list(itertools.islice(events, _BATCH)):
         yield batch
 
