@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kubetrail.model import Stage, decode_event
-from kubetrail.store.columns import build_batch, dedup_key
+import pyarrow as pa
+
+from kubetrail.model import Event, Stage, decode_event
+from kubetrail.store.columns import build_rows, dedup_key
+from kubetrail.store.views import flatten
 from tests.store.factory import make_event
 
 V1BETA1 = (
@@ -18,15 +21,18 @@ V1BETA1 = (
 
 
 def _row(raw: bytes, *, keep_raw: bool = True) -> dict[str, object]:
-    event = decode_event(raw)
-    built = build_batch("prod", [event], [raw] if keep_raw else None)
-    rows: list[dict[str, object]] = built.batch.to_pylist()
-    return rows[0]
+    return _flat([decode_event(raw)], [raw] if keep_raw else None)
+
+
+def _flat(events: list[Event], raws: list[bytes | None] | None = None) -> dict[str, object]:
+    rows = build_rows("prod", events, raws)
+    flat: list[dict[str, object]] = flatten(pa.Table.from_batches([rows.record_batch()])).to_pylist()
+    return flat[0]
 
 
 def test_resource_request_columns() -> None:
     event = make_event(7, verb="delete", resource="secrets", namespace="kube-system", code=200)
-    row = build_batch("prod", [event]).batch.to_pylist()[0]
+    row = _flat([event])
     assert row["verb"] == "delete"
     assert (row["resource"], row["namespace"], row["name"], row["api_group"], row["api_version"]) == (
         "secrets",

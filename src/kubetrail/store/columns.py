@@ -1,8 +1,12 @@
-"""The flat columns kept for every stored event, extracted once from the decoded Event.
+"""What the store keeps of each event, and where each column comes from.
 
-Sealed Parquet files hold `FILE_SCHEMA`; `date` and `cluster` come from the Hive-style
-directory names (`date=YYYY-MM-DD/cluster=NAME/`), as Spark, Trino and Athena expect.
-The unsealed tail carries them as real columns (`TAIL_SCHEMA`) so both union cleanly.
+On the hot path (`build_rows`) only what durability and dedup need is taken from the decoded Event: the JSON,
+the time, the day partition and the dedup key. The flat query columns are then derived from the JSON in bulk
+by DuckDB (`FLAT_SELECT`), both when a segment is sealed and in the view of the unsealed tail, so appending
+stays cheap and sealed and unsealed rows have identical columns.
+
+Sealed Parquet files hold `FILE_SCHEMA`; `date` and `cluster` come from the Hive-style directory names
+(`date=YYYY-MM-DD/cluster=NAME/`), as Spark, Trino and Athena expect; the tail carries them as columns.
 """
 
 from __future__ import annotations
@@ -10,15 +14,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kubetrail.model import Event, encode_event, parse_microtime
 
-DECISION_ANNOTATION = "authorization.k8s.io/decision"
-REASON_ANNOTATION = "authorization.k8s.io/reason"
 _V1BETA1_MARK = b"audit.k8s.io/v1beta1"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -54,8 +56,60 @@ FILE_SCHEMA = pa.schema(
 PARTITION_FIELDS = [pa.field("date", pa.date32()), pa.field("cluster", pa.string())]
 TAIL_SCHEMA = pa.schema([*FILE_SCHEMA, *PARTITION_FIELDS])
 COLUMN_NAMES = tuple(TAIL_SCHEMA.names)
-# Columns whose values repeat a lot; the JSON and the hash are better stored plain.
+# What the hot path keeps per row; FLAT_SELECT turns it into TAIL_SCHEMA.
+ROW_SCHEMA = pa.schema(
+    [
+        pa.field("event", pa.string()),
+        pa.field("time", TIMESTAMP),
+        pa.field("dedup_key", pa.int64()),
+        *PARTITION_FIELDS,
+    ]
+)
+# Columns whose values repeat a lot get dictionary encoding; the JSON, ids and hashes are better plain.
 PLAIN_COLUMNS = frozenset({"event", "dedup_key", "audit_id", "request_uri", "time", "stage_time"})
+
+_STRUCTURE = (
+    '{"level":"VARCHAR","auditID":"VARCHAR","stage":"VARCHAR","requestURI":"VARCHAR","verb":"VARCHAR",'
+    '"user":{"username":"VARCHAR","groups":["VARCHAR"]},"impersonatedUser":{"username":"VARCHAR"},'
+    '"sourceIPs":["VARCHAR"],"userAgent":"VARCHAR",'
+    '"objectRef":{"resource":"VARCHAR","subresource":"VARCHAR","namespace":"VARCHAR","name":"VARCHAR",'
+    '"apiGroup":"VARCHAR","apiVersion":"VARCHAR"},"responseStatus":{"code":"INTEGER"},"stageTimestamp":"VARCHAR",'
+    '"annotations":{"authorization.k8s.io/decision":"VARCHAR","authorization.k8s.io/reason":"VARCHAR"}}'
+)
+
+
+def flat_select(relation: str) -> str:
+    """SQL turning a relation in ROW_SCHEMA into TAIL_SCHEMA's columns (each event's JSON parsed once)."""
+    return f"""
+SELECT
+    time,
+    TRY_CAST(j.stageTimestamp AS TIMESTAMPTZ) AS stage_time,
+    j.stage AS stage,
+    j.level AS level,
+    NULLIF(j.verb, '') AS verb,
+    NULLIF(j.user.username, '') AS "user",
+    CASE WHEN len(j.user.groups) > 0 THEN j.user.groups END AS groups,
+    NULLIF(j.impersonatedUser.username, '') AS impersonated_user,
+    j.sourceIPs[1] AS source_ip,
+    CASE WHEN len(j.sourceIPs) > 0 THEN j.sourceIPs END AS source_ips,
+    NULLIF(j.userAgent, '') AS user_agent,
+    NULLIF(j.objectRef.resource, '') AS resource,
+    NULLIF(j.objectRef.subresource, '') AS subresource,
+    NULLIF(j.objectRef.namespace, '') AS namespace,
+    NULLIF(j.objectRef.name, '') AS name,
+    NULLIF(j.objectRef.apiGroup, '') AS api_group,
+    NULLIF(j.objectRef.apiVersion, '') AS api_version,
+    NULLIF(j.responseStatus.code, 0) AS response_code,
+    j.annotations."authorization.k8s.io/decision" AS authz_decision,
+    j.annotations."authorization.k8s.io/reason" AS authz_reason,
+    NULLIF(j.requestURI, '') AS request_uri,
+    j.auditID AS audit_id,
+    event,
+    dedup_key,
+    date,
+    cluster
+FROM (SELECT *, from_json(event, '{_STRUCTURE}') AS j FROM {relation})
+"""
 
 
 def dedup_key(cluster: str, audit_id: str, stage: str, raw: bytes) -> int:
@@ -71,7 +125,17 @@ def event_json(event: Event, raw: bytes | None) -> bytes:
     return raw.strip()
 
 
-def _times(texts: list[str | None], fallback: datetime) -> pa.Array:
+def _parse_or_none(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_microtime(text)
+    except ValueError:
+        return None
+
+
+def event_times(texts: list[str | None], fallback: datetime) -> pa.Array:
+    """Timestamps (UTC, µs) from MicroTime strings; missing or unparseable ones become `fallback`."""
     array = pa.array(texts, pa.string())
     try:
         times = array.cast(TIMESTAMP)
@@ -82,141 +146,71 @@ def _times(texts: list[str | None], fallback: datetime) -> pa.Array:
     return times
 
 
-def _parse_or_none(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_microtime(text)
-    except ValueError:
-        return None
+@dataclass
+class Rows:
+    """The hot-path rows of one batch of one cluster: JSON, time, day and dedup key per event."""
 
-
-@dataclass(frozen=True)
-class Built:
-    """The Arrow rows of a batch and the JSON document of each row (what the WAL records)."""
-
-    batch: pa.RecordBatch
+    cluster: str
     lines: list[bytes]
+    times: pa.Array
+    dates: list[date]
+    keys: list[int]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def select(self, keep: list[bool]) -> Rows:
+        """The rows whose `keep` flag is set."""
+        return Rows(
+            cluster=self.cluster,
+            lines=[line for line, flag in zip(self.lines, keep, strict=True) if flag],
+            times=self.times.filter(pa.array(keep, pa.bool_())),
+            dates=[day for day, flag in zip(self.dates, keep, strict=True) if flag],
+            keys=[key for key, flag in zip(self.keys, keep, strict=True) if flag],
+        )
+
+    def record_batch(self) -> pa.RecordBatch:
+        """The rows in ROW_SCHEMA."""
+        count = len(self.lines)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(self.lines, pa.binary()).cast(pa.string()),
+                self.times,
+                pa.array(self.keys, pa.int64()),
+                pa.array(self.dates, pa.date32()),
+                pa.array([self.cluster] * count, pa.string()),
+            ],
+            schema=ROW_SCHEMA,
+        )
 
 
-def build_batch(
+def build_rows(
     cluster: str,
     events: Sequence[Event],
     raw_lines: Sequence[bytes | None] | None = None,
     *,
     received: datetime | None = None,
-) -> Built:
-    """Arrow rows in `TAIL_SCHEMA` for events of one cluster, plus each event's stored JSON.
+) -> Rows:
+    """The hot-path rows for events of one cluster.
 
     `time` is requestReceivedTimestamp (the same for every stage of a request, so all stages land in the same
     day partition), else stageTimestamp, else `received`.
     """
     received = received or datetime.now(UTC)
-    times: list[str | None] = []
-    stage_times: list[str | None] = []
-    stages: list[str] = []
-    levels: list[str] = []
-    verbs: list[str | None] = []
-    users: list[str | None] = []
-    groups: list[list[str] | None] = []
-    impersonated: list[str | None] = []
-    source_ip: list[str | None] = []
-    source_ips: list[list[str] | None] = []
-    agents: list[str | None] = []
-    resources: list[str | None] = []
-    subresources: list[str | None] = []
-    namespaces: list[str | None] = []
-    names: list[str | None] = []
-    api_groups: list[str | None] = []
-    api_versions: list[str | None] = []
-    codes: list[int | None] = []
-    decisions: list[str | None] = []
-    reasons: list[str | None] = []
-    uris: list[str | None] = []
-    audit_ids: list[str] = []
-    jsons: list[bytes] = []
+    lines: list[bytes] = []
+    texts: list[str | None] = []
     keys: list[int] = []
+    blake = hashlib.blake2b
     for index, event in enumerate(events):
-        raw = raw_lines[index] if raw_lines is not None else None
-        document = event_json(event, raw)
-        times.append(event.requestReceivedTimestamp or event.stageTimestamp or None)
-        stage_times.append(event.stageTimestamp or None)
-        stage = str(event.stage)
-        stages.append(stage)
-        levels.append(str(event.level))
-        verbs.append(event.verb or None)
-        user = event.user
-        users.append(user.username or None)
-        groups.append(user.groups or None)
-        impersonated.append(event.impersonatedUser.username or None if event.impersonatedUser else None)
-        ips = event.sourceIPs
-        source_ip.append(ips[0] if ips else None)
-        source_ips.append(ips or None)
-        agents.append(event.userAgent or None)
-        ref = event.objectRef
-        if ref is None:
-            resources.append(None)
-            subresources.append(None)
-            namespaces.append(None)
-            names.append(None)
-            api_groups.append(None)
-            api_versions.append(None)
+        document = event_json(event, raw_lines[index] if raw_lines is not None else None)
+        lines.append(document)
+        texts.append(event.requestReceivedTimestamp or event.stageTimestamp or None)
+        audit_id = event.auditID
+        if audit_id:
+            material = f"{cluster}\x00{audit_id}\x00{event.stage}".encode()
         else:
-            resources.append(ref.resource or None)
-            subresources.append(ref.subresource or None)
-            namespaces.append(ref.namespace or None)
-            names.append(ref.name or None)
-            api_groups.append(ref.apiGroup or None)
-            api_versions.append(ref.apiVersion or None)
-        status = event.responseStatus
-        codes.append(status.code or None if status is not None else None)
-        annotations = event.annotations
-        decisions.append(annotations.get(DECISION_ANNOTATION) if annotations else None)
-        reasons.append(annotations.get(REASON_ANNOTATION) if annotations else None)
-        uris.append(event.requestURI or None)
-        audit_ids.append(event.auditID)
-        jsons.append(document)
-        keys.append(dedup_key(cluster, event.auditID, stage, document))
-    time_array = _times(times, received)
-    count = len(audit_ids)
-    columns: list[pa.Array] = [
-        time_array,
-        _times_nullable(stage_times),
-        pa.array(stages, pa.string()),
-        pa.array(levels, pa.string()),
-        pa.array(verbs, pa.string()),
-        pa.array(users, pa.string()),
-        pa.array(groups, pa.list_(pa.string())),
-        pa.array(impersonated, pa.string()),
-        pa.array(source_ip, pa.string()),
-        pa.array(source_ips, pa.list_(pa.string())),
-        pa.array(agents, pa.string()),
-        pa.array(resources, pa.string()),
-        pa.array(subresources, pa.string()),
-        pa.array(namespaces, pa.string()),
-        pa.array(names, pa.string()),
-        pa.array(api_groups, pa.string()),
-        pa.array(api_versions, pa.string()),
-        pa.array(codes, pa.int32()),
-        pa.array(decisions, pa.string()),
-        pa.array(reasons, pa.string()),
-        pa.array(uris, pa.string()),
-        pa.array(audit_ids, pa.string()),
-        pa.array(jsons, pa.binary()).cast(pa.string()),
-        pa.array(keys, pa.int64()),
-        pc.cast(time_array, pa.date32()),
-        pa.array([cluster] * count, pa.string()),
-    ]
-    return Built(pa.RecordBatch.from_arrays(columns, schema=TAIL_SCHEMA), jsons)
-
-
-def _times_nullable(texts: list[str | None]) -> pa.Array:
-    try:
-        return pa.array(texts, pa.string()).cast(TIMESTAMP)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([_parse_or_none(text) for text in texts], TIMESTAMP)
-
-
-def empty_tail() -> pa.Table:
-    """A tail with no rows, for views over a store that has nothing unsealed."""
-    return TAIL_SCHEMA.empty_table()
+            material = cluster.encode() + b"\x00\x00" + document
+        keys.append(int.from_bytes(blake(material, digest_size=8).digest(), "little", signed=True))
+    times = event_times(texts, received)
+    dates: list[date] = pc.cast(times, pa.date32()).to_pylist()
+    return Rows(cluster=cluster, lines=lines, times=times, dates=dates, keys=keys)

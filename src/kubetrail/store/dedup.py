@@ -67,27 +67,43 @@ class DedupIndex:
     def new_rows(self, partitions: list[Partition], keys: list[int]) -> list[bool]:
         """For each row, True when its key is new: not stored yet and not earlier in the same batch."""
         result: list[bool] = []
+        append = result.append
         batch_seen: set[int] = set()
-        cache: dict[Partition, PartitionKeys] = {}
+        current: Partition | None = None
+        recent: set[int] = batch_seen
+        sealed: array[int] = array("q")
         for part, key in zip(partitions, keys, strict=True):
-            known = cache.get(part)
-            if known is None:
-                known = cache[part] = self.partition(part)
-            fresh = key not in batch_seen and key not in known
-            if fresh:
-                batch_seen.add(key)
-            result.append(fresh)
+            if part != current:
+                current = part
+                known = self.partition(part)
+                recent, sealed = known.recent, known.sealed
+            if key in batch_seen or key in recent:
+                append(False)
+                continue
+            if sealed:
+                index = bisect.bisect_left(sealed, key)
+                if index < len(sealed) and sealed[index] == key:
+                    append(False)
+                    continue
+            batch_seen.add(key)
+            append(True)
         return result
 
     def add(self, partitions: list[Partition], keys: list[int]) -> None:
         """Record keys that are now in the WAL."""
-        for part, key in zip(partitions, keys, strict=True):
+        groups: dict[Partition, list[int]] = {}
+        if partitions and partitions[0] == partitions[-1] and len(set(partitions)) == 1:
+            groups[partitions[0]] = keys
+        else:
+            for part, key in zip(partitions, keys, strict=True):
+                groups.setdefault(part, []).append(key)
+        for part, members in groups.items():
             known = self._partitions.get(part)
             if known is None:
                 continue
-            if key not in known.recent:
-                known.recent.add(key)
-                self._total += 1
+            before = len(known.recent)
+            known.recent.update(members)
+            self._total += len(known.recent) - before
             if len(known.recent) >= self._compact_at:
                 known.compact()
         self._evict(keep=None)

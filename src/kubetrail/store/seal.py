@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from kubetrail.store.columns import FILE_SCHEMA, PLAIN_COLUMNS
 from kubetrail.store.layout import PARQUET_SUFFIX, TMP_SUFFIX, Layout, fsync_dir
 from kubetrail.store.manifest import FileRecord, file_sha256
+from kubetrail.store.views import flatten
 
 ROW_GROUP_ROWS = 131_072
 DICTIONARY_COLUMNS = [name for name in FILE_SCHEMA.names if name not in PLAIN_COLUMNS]
@@ -62,15 +63,16 @@ def partitions_of(table: pa.Table) -> list[tuple[str, str]]:
     return sorted((day.isoformat(), cluster) for day, cluster in zip(dates, clusters, strict=True))
 
 
-def write_segment(layout: Layout, segment_id: int, table: pa.Table, *, compression_level: int = 3) -> list[PendingFile]:
-    """Write one file per partition for the rows of WAL segment `segment_id` (a table in TAIL_SCHEMA)."""
+def write_segment(
+    layout: Layout, segment_id: int, rows_table: pa.Table, *, compression_level: int = 3
+) -> list[PendingFile]:
+    """Write one file per partition for the rows of WAL segment `segment_id` (a table in ROW_SCHEMA)."""
     pending: list[PendingFile] = []
+    table = flatten(rows_table)
     date_column = pc.cast(table.column("date"), pa.string())
     for day, cluster in partitions_of(table):
         mask = pc.and_(pc.equal(date_column, day), pc.equal(table.column("cluster"), cluster))
-        rows = table.filter(mask)
-        rows = rows.take(pc.sort_indices(rows, sort_keys=[("time", "ascending"), ("stage_time", "ascending")]))
-        rows = rows.select(FILE_SCHEMA.names).cast(FILE_SCHEMA)
+        rows = table.filter(mask).select(FILE_SCHEMA.names)
         directory = layout.partition_dir(day, cluster)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         final = directory / f"seg-{segment_id:010d}{PARQUET_SUFFIX}"

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from kubetrail.model import Event, EventDecodeError, decode_event
 from kubetrail.store import seal as sealing
-from kubetrail.store.columns import TAIL_SCHEMA, build_batch
+from kubetrail.store.columns import ROW_SCHEMA, Rows, build_rows
 from kubetrail.store.deadletter import DeadLetterWriter
 from kubetrail.store.dedup import DedupIndex, Partition
 from kubetrail.store.errors import NotDurableError, StoreError, StoreLockedError
@@ -94,9 +94,19 @@ class StoreStats:
 @dataclass
 class _TailBatch:
     seq: int
-    batch: pa.RecordBatch
+    rows: Rows
     partitions: list[Partition]
-    keys: list[int]
+    _arrow: pa.RecordBatch | None = None
+
+    @property
+    def keys(self) -> list[int]:
+        return self.rows.keys
+
+    def arrow(self) -> pa.RecordBatch:
+        """The rows in ROW_SCHEMA, converted once and cached (the rows never change)."""
+        if self._arrow is None:
+            self._arrow = self.rows.record_batch()
+        return self._arrow
 
 
 @dataclass
@@ -110,7 +120,7 @@ class _TailSegment:
 
     @property
     def rows(self) -> int:
-        return sum(item.batch.num_rows for item in self.batches)
+        return sum(len(item.rows) for item in self.batches)
 
 
 def check_cluster(cluster: str) -> str:
@@ -257,30 +267,23 @@ class Store:
             if not events:
                 continue
             received = datetime.fromtimestamp(wal_batch.received_us / 1e6, UTC)
-            built = build_batch(wal_batch.cluster, events, lines, received=received)
-            item, _ = self._dedup(wal_batch.cluster, built.batch)
+            item = self._dedup(build_rows(wal_batch.cluster, events, lines, received=received))
             if item is not None:
                 self._index.add(item.partitions, item.keys)
                 segment.batches.append(item)
 
     # ----- appending ------------------------------------------------------------------------------------
 
-    def _dedup(self, cluster: str, batch: pa.RecordBatch) -> tuple[_TailBatch | None, list[bool] | None]:
-        """The rows not stored yet, and the keep-mask when some were duplicates (None when all are new)."""
-        keys: list[int] = batch.column("dedup_key").to_pylist()
-        partitions: list[Partition] = [(day, cluster) for day in batch.column("date").to_pylist()]
-        fresh = self._index.new_rows(partitions, keys)
+    def _dedup(self, rows: Rows) -> _TailBatch | None:
+        """The rows not stored yet (None when every one is a duplicate)."""
+        partitions: list[Partition] = [(day, rows.cluster) for day in rows.dates]
+        fresh = self._index.new_rows(partitions, rows.keys)
         if all(fresh):
-            return _TailBatch(0, batch, partitions, keys), None
+            return _TailBatch(0, rows, partitions)
         if not any(fresh):
-            return None, fresh
-        item = _TailBatch(
-            0,
-            batch.filter(pa.array(fresh, pa.bool_())),
-            [part for part, keep in zip(partitions, fresh, strict=True) if keep],
-            [key for key, keep in zip(keys, fresh, strict=True) if keep],
-        )
-        return item, fresh
+            return None
+        kept = [part for part, keep in zip(partitions, fresh, strict=True) if keep]
+        return _TailBatch(0, rows.select(fresh), kept)
 
     def _write(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None
@@ -290,19 +293,18 @@ class Store:
             raise StoreError("the store is open read-only", path=str(self.layout.root))
         check_cluster(cluster)
         received = datetime.now(UTC)
-        built = build_batch(cluster, events, raw_lines, received=received)
+        rows = build_rows(cluster, events, raw_lines, received=received)
         received_us = int(received.timestamp() * 1_000_000)
-        record = encode_record(WalBatch(cluster, received_us, built.lines))
+        record = encode_record(WalBatch(cluster, received_us, rows.lines))
         check_record_size(record)
         with self._lock:
             if self._closed:
                 raise NotDurableError("the store is closed", path=str(self.layout.root))
-            item, fresh = self._dedup(cluster, built.batch)
+            item = self._dedup(rows)
             if item is None:
                 return AppendResult(0, len(events), self._wal.written_seq), self._wal.written_seq
-            if fresh is not None:
-                kept = [line for line, keep in zip(built.lines, fresh, strict=True) if keep]
-                record = encode_record(WalBatch(cluster, received_us, kept))
+            if len(item.rows) != len(rows):
+                record = encode_record(WalBatch(cluster, received_us, item.rows.lines))
             seq = self._wal.append(record)
             item.seq = seq
             self._index.add(item.partitions, item.keys)
@@ -314,7 +316,8 @@ class Store:
             active.last_seq = seq
             if self._wal.segment_bytes >= self.options.segment_bytes:
                 self._rotate_locked()
-        return AppendResult(item.batch.num_rows, len(events) - item.batch.num_rows, seq), seq
+        accepted = len(item.rows)
+        return AppendResult(accepted, len(events) - accepted, seq), seq
 
     def append(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
@@ -410,11 +413,11 @@ class Store:
             with contextlib.suppress(NotDurableError):
                 self._wal.wait(segment.last_seq)
         with self._lock:
-            batches = [item.batch for item in segment.batches]
+            items = list(segment.batches)
         path = self.layout.wal_segment(segment.segment_id)
         pending: list[sealing.PendingFile] = []
-        if batches:
-            table = pa.Table.from_batches(batches, schema=TAIL_SCHEMA)
+        if items:
+            table = pa.Table.from_batches([item.arrow() for item in items], schema=ROW_SCHEMA)
             try:
                 pending = sealing.write_segment(
                     self.layout, segment.segment_id, table, compression_level=self.options.compression_level
@@ -502,23 +505,20 @@ class Store:
         with self._lock:
             return [self._visible[relative] for relative in sorted(self._visible)]
 
-    def tail_table(self) -> pa.Table:
-        """Every acknowledged, not yet sealed event, in TAIL_SCHEMA."""
+    def tail_rows(self) -> pa.Table:
+        """Every acknowledged, not yet sealed event, in ROW_SCHEMA (the `tail` view adds the flat columns)."""
         with self._lock:
             durable = self._wal.durable_seq if self._wal is not None else None
-            batches = [
-                item.batch
-                for segment in self._tail
-                for item in segment.batches
-                if durable is None or item.seq <= durable
+            items = [
+                item for segment in self._tail for item in segment.batches if durable is None or item.seq <= durable
             ]
-        return pa.Table.from_batches(batches, schema=TAIL_SCHEMA)
+        return pa.Table.from_batches([item.arrow() for item in items], schema=ROW_SCHEMA)
 
     def query_connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection whose `events` view holds every acknowledged event (sealed and tail), once."""
         with self._lock:
             files = self.sealed_files()
-            tail = self.tail_table()
+            tail = self.tail_rows()
         return connect(files, tail)
 
     def stats(self) -> StoreStats:
