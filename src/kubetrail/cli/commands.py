@@ -11,8 +11,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.demo", "demo_command"),
     ("kubetrail.cli.detect", "detect_command"),
     ("kubetrail.cli.generate", "generate_command"),
+    ("kubetrail.cli.ingest", "ingest_command"),
     ("kubetrail.cli.policy", "policy_group"),
     ("kubetrail.cli.request_info", "request_info_command"),
+    ("kubetrail.cli.verify", "verify_command"),
 ]
 
 

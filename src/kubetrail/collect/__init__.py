@@ -1,0 +1,1 @@
+"""Getting audit events in: the webhook receiver, the rotation-safe file tailer and the bulk readers."""

@@ -1,0 +1,130 @@
+"""GKE Cloud Logging entries (real ones from the corpus) become audit.k8s.io/v1 events."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import yaml
+
+from kubetrail.collect.readers import detect_format, read_file
+from kubetrail.collect.readers.gke import NOT_K8S, object_ref
+from kubetrail.model import Event, Level, Stage
+
+
+def _events(path: Path) -> tuple[list[Event], list[str | None]]:
+    events: list[Event] = []
+    clusters: list[str | None] = []
+    for batch in read_file(path):
+        assert batch.rejected == []
+        events.extend(batch.events)
+        clusters.extend([batch.cluster] * len(batch.events))
+    return events, clusters
+
+
+def test_pod_create_entry(corpus: Path) -> None:
+    path = corpus / "gke-khi" / "container_recorder_test_1_1.yaml"
+    assert detect_format(path) == "gke"
+    (event,), (cluster,) = _events(path)
+    assert cluster == "sample-cluster"
+    assert event.auditID == "85371f7c-2383-4041-96e8-dad63d2d1990"
+    assert event.verb == "create"
+    assert event.stage == Stage.RESPONSE_COMPLETE
+    assert event.level == Level.REQUEST_RESPONSE
+    assert event.user.username == "system:serviceaccount:kube-system:replicaset-controller"
+    assert event.sourceIPs == ["172.16.0.3"]
+    assert event.userAgent.startswith("kube-controller-manager/v1.28.14")
+    ref = event.objectRef
+    assert ref is not None
+    assert (ref.apiGroup, ref.apiVersion, ref.resource, ref.namespace, ref.name, ref.subresource) == (
+        "",
+        "v1",
+        "pods",
+        "1-2-deployment-update",
+        "nginx-deployment-surge-8655b4b8c5-xf5f4",
+        "",
+    )
+    assert event.requestURI == "/api/v1/namespaces/1-2-deployment-update/pods/nginx-deployment-surge-8655b4b8c5-xf5f4"
+    assert event.responseStatus is not None and event.responseStatus.code == 201
+    assert event.annotations["authorization.k8s.io/decision"] == "allow"
+    assert event.requestReceivedTimestamp == "2024-01-01T01:00:00.000000Z"
+    request = json.loads(bytes(event.requestObject))
+    assert request["kind"] == "Pod" and "@type" not in request
+    response = json.loads(bytes(event.responseObject))
+    assert response["metadata"]["uid"] == "c0b4e00d-da76-4255-9a02-670d5b74aa3a"
+
+
+def test_status_patch_entry_has_the_subresource_and_request_level(corpus: Path) -> None:
+    (event,), _ = _events(corpus / "gke-khi" / "container_recorder_test_1_2.yaml")
+    assert event.verb == "patch"
+    assert event.level == Level.REQUEST
+    assert event.objectRef is not None and event.objectRef.subresource == "status"
+    assert event.requestURI.endswith("/pods/nginx-deployment-surge-8655b4b8c5-xf5f4/status")
+    assert event.responseStatus is not None and event.responseStatus.code == 200
+
+
+def test_json_array_and_gzip_ndjson_give_the_same_events(corpus: Path, tmp_path: Path) -> None:
+    entries = [yaml.safe_load(path.read_text()) for path in sorted((corpus / "gke-khi").glob("*.yaml"))]
+    array = tmp_path / "gcloud.json"
+    array.write_text(json.dumps(entries, default=str))
+    ndjson = tmp_path / "sink.json.gz"
+    ndjson.write_bytes(gzip.compress("\n".join(json.dumps(entry, default=str) for entry in entries).encode()))
+    from_array, _ = _events(array)
+    from_ndjson, _ = _events(ndjson)
+    assert [event.auditID for event in from_array] == [event.auditID for event in from_ndjson]
+    assert [event.verb for event in from_array] == ["create", "patch"]
+
+
+def test_other_cloud_logging_entries_are_skipped(tmp_path: Path) -> None:
+    entry = {
+        "insertId": "x1",
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "serviceName": "compute.googleapis.com",
+        },
+        "timestamp": "2024-01-01T00:00:00Z",
+    }
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps([entry]))
+    (batch,) = list(read_file(path))
+    assert batch.events == [] and batch.skipped == {NOT_K8S: 1}
+
+
+def test_resource_names_follow_the_request_info_rules() -> None:
+    cases = {
+        "core/v1/namespaces/kube-system": (
+            "namespaces",
+            "kube-system",
+            "kube-system",
+            "",
+            "/api/v1/namespaces/kube-system",
+        ),
+        "core/v1/namespaces/dev/status": ("namespaces", "dev", "dev", "status", "/api/v1/namespaces/dev/status"),
+        "core/v1/nodes/node-1": ("nodes", "", "node-1", "", "/api/v1/nodes/node-1"),
+        "apps/v1/namespaces/web/deployments": (
+            "deployments",
+            "web",
+            "",
+            "",
+            "/apis/apps/v1/namespaces/web/deployments",
+        ),
+        "rbac.authorization.k8s.io/v1/clusterrolebindings/admin": (
+            "clusterrolebindings",
+            "",
+            "admin",
+            "",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/admin",
+        ),
+        "core/v1/namespaces/web/pods/p1/exec": ("pods", "web", "p1", "exec", "/api/v1/namespaces/web/pods/p1/exec"),
+    }
+    for resource_name, (resource, namespace, name, subresource, uri) in cases.items():
+        ref, path = object_ref(resource_name)
+        assert ref is not None
+        assert (ref.resource, ref.namespace, ref.name, ref.subresource, path) == (
+            resource,
+            namespace,
+            name,
+            subresource,
+            uri,
+        )
