@@ -220,15 +220,11 @@ def event_records(api: Api) -> list[Call]:
         )
     )
     name = f"{pod.name}.{rng.getrandbits(64):x}"[:63]
+    inventory = api.world.inventory
     kind = CORE_EVENTS if rng.random() < 0.7 else EVENTS_V1
-    record = api.world.inventory.add_object("events", pod.namespace, name, at_us=api.now, keep=False)
+    record = Obj(kind, pod.namespace, name, api.new_id(), api.now, inventory.next_version())
     body = bodies.event_object(api.clock, api.now, pod, reason, message, source, name)
     call = api.create(actor, record, body, response=body)
-    if kind is EVENTS_V1:
-        call.uri = call.uri.replace("/api/v1/", "/apis/events.k8s.io/v1/")
-        for ref in (call.ref, call.final_ref):
-            if ref is not None:
-                ref.apiGroup = "events.k8s.io"
     return [call]
 
 
@@ -282,12 +278,8 @@ def human_session(api: Api) -> list[Call]:
         write.gap_us = 20_000_000
         calls = [read, write]
     elif choice == 4:
-        missing = api.get(human, pod)
-        ref = missing.ref
-        assert ref is not None
-        ref.name = pod.name[:-5] + "abcde"
-        missing.uri = missing.uri.rsplit("/", 1)[0] + "/" + ref.name
-        calls = [api.not_found(missing)]
+        gone = Obj(pod.kind, pod.namespace, pod.name[:-5] + "x7k2p", "", 0, 0)  # a pod since replaced
+        calls = [api.not_found(api.get(human, gone, subresource="log", query="container=" + app.name))]
     elif choice == 5:
         calls = [api.forbid(api.list(human, KINDS["secrets"], "kube-system"))]
     else:

@@ -87,8 +87,7 @@ class Api:
 
     def get(self, actor: Identity, obj: Obj, *, subresource: str = "", query: str = "") -> Call:
         """GET one object (`get`); the response is the object."""
-        path = resource_path(obj.kind, obj.namespace, obj.name, subresource)
-        ref = object_ref(obj.kind, obj.namespace, obj.name, subresource)
+        path, ref = _target(obj, subresource)
         final = object_ref(obj.kind, obj.namespace, obj.name, subresource, obj.uid, obj.rv)
         body = b"" if subresource else bodies.object_body(obj, self.clock)
         uri = f"{path}?{query}" if query else path
@@ -134,8 +133,7 @@ class Api:
 
     def update(self, actor: Identity, obj: Obj, body: bytes, *, subresource: str = "", response: bytes = b"") -> Call:
         """PUT the whole object (`update`)."""
-        path = resource_path(obj.kind, obj.namespace, obj.name, subresource)
-        ref = object_ref(obj.kind, obj.namespace, obj.name, subresource)
+        path, ref = _target(obj, subresource)
         final = object_ref(obj.kind, obj.namespace, obj.name, subresource, obj.uid, obj.rv)
         return Call(actor, "update", path, ref, final, 200, body, response or body, latency_us=self.latency(3, 15))
 
@@ -143,8 +141,7 @@ class Api:
         self, actor: Identity, obj: Obj, patch: bytes, *, subresource: str = "", query: str = "", response: bytes = b""
     ) -> Call:
         """PATCH the object (`patch`); the response is the patched object."""
-        path = resource_path(obj.kind, obj.namespace, obj.name, subresource)
-        ref = object_ref(obj.kind, obj.namespace, obj.name, subresource)
+        path, ref = _target(obj, subresource)
         final = object_ref(obj.kind, obj.namespace, obj.name, subresource, obj.uid)
         uri = f"{path}?{query}" if query else path
         reply = response or bodies.object_body(self.world.inventory.touch(obj), self.clock)
@@ -213,6 +210,7 @@ class Api:
         ref = call.ref
         assert ref is not None
         message = f'{_qualified(ref)} "{ref.name}" not found'
+        call.final_ref = ref
         return self.fail(call, 404, message, _details(ref))
 
     def conflict(self, call: Call, *, exists: bool = False) -> Call:
@@ -255,6 +253,15 @@ class Api:
         call.session_us = min(call.session_us, 1_000)
         call.response_body = bodies.status(code, call.status_reason, message, details) if call.ref else b""
         return call
+
+
+def _target(obj: Obj, subresource: str) -> tuple[str, ObjectReference]:
+    """The request path and request-info objectRef of an object's (sub)resource, built once per object."""
+    cached = obj.targets.get(subresource)
+    if cached is None:
+        path = resource_path(obj.kind, obj.namespace, obj.name, subresource)
+        cached = obj.targets[subresource] = (path, object_ref(obj.kind, obj.namespace, obj.name, subresource))
+    return cached
 
 
 def _qualified(ref: ObjectReference) -> str:

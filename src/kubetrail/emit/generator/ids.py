@@ -14,7 +14,7 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in _HEX}
 
 def new_uuid(rng: random.Random) -> str:
     """A version-4 UUID string (RFC 4122 variant), as the apiserver uses for auditID and object uids."""
-    text = f"{rng.getrandbits(128):032x}"
+    text = rng.randbytes(16).hex()
     return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
 
 

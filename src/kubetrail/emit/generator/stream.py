@@ -60,17 +60,23 @@ def generate(config: GeneratorConfig) -> Iterator[Event]:
     planned = scenario_times(config)
     pending: list[tuple[int, int, Event]] = []
     sequence = itertools.count()
+    push, pop = heapq.heappush, heapq.heappop
     rng = traffic.rng
+    random_unit, exponential = rng.random, rng.expovariate
     next_plan = 0
-    now = int(rng.expovariate(1.0) * mean_gap)
+    now = int(exponential(1.0) * mean_gap)
 
-    def schedule(api: Api, calls: list[Call], start: int) -> None:
+    def schedule(api: Api, calls: list[Call], start: int, ready: list[Event] | None) -> None:
+        """Queue the calls' events; with `ready`, events due at `start` go there instead (nothing is earlier)."""
         at = start
         for position, call in enumerate(calls):
             if position:
                 at += call.gap_us or _DEFAULT_GAP_US
             for stamp, event in request_events(call, api.new_id(), at, api.clock):
-                heapq.heappush(pending, (stamp, next(sequence), event))
+                if ready is not None and stamp == start:
+                    ready.append(event)
+                else:
+                    push(pending, (stamp, next(sequence), event))
             at += call.latency_us
 
     while now < span or next_plan < len(planned):
@@ -78,13 +84,15 @@ def generate(config: GeneratorConfig) -> Iterator[Event]:
             at, name, repeat = planned[next_plan]
             next_plan += 1
             attacks.now = at
-            schedule(attacks, SCENARIO_FUNCTIONS[name](attacks, repeat), at)
+            schedule(attacks, SCENARIO_FUNCTIONS[name](attacks, repeat), at, None)
             continue
         while pending and pending[0][0] <= now:
-            yield heapq.heappop(pending)[2]
+            yield pop(pending)[2]
         traffic.now = now
-        source = PROFILE[bisect.bisect_right(cumulative, rng.random() * total_weight)]
-        schedule(traffic, source.source(traffic), now)
-        now += max(1, int(rng.expovariate(1.0) * mean_gap))
+        source = PROFILE[bisect.bisect_right(cumulative, random_unit() * total_weight)]
+        ready: list[Event] = []
+        schedule(traffic, source.source(traffic), now, ready)
+        yield from ready
+        now += max(1, int(exponential(1.0) * mean_gap))
     while pending:
-        yield heapq.heappop(pending)[2]
+        yield pop(pending)[2]

@@ -13,6 +13,7 @@ from typing import Any
 from kubetrail.emit.generator.identities import Node
 from kubetrail.emit.generator.ids import name_suffix, new_uuid, template_hash
 from kubetrail.emit.generator.resources import KINDS, Kind
+from kubetrail.model.event import ObjectReference
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "monitoring", "ci", "shop", "payments")
 APP_NAMESPACES = ("shop", "payments", "monitoring")
@@ -48,6 +49,7 @@ class Obj:
     spec: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] | None = None
     cached: tuple[int, bytes] | None = None
+    targets: dict[str, tuple[str, ObjectReference]] = field(default_factory=dict)
 
     @property
     def rv(self) -> str:
