@@ -465,3 +465,13 @@ def test_events_missing_fields_a_decision_does_not_use_are_still_decided(tmp_pat
     events.write_text("\n".join(json.dumps(item) for item in (complete, sparse, no_user)) + "\n")
     rows = _json_lines(_run(str(exec_policy), "--events", str(events), "-o", "json"))
     assert [(row["auditID"], row["rule"]) for row in rows] == [("full", 1), ("sparse", 0), ("no-user", 2)]
+
+
+def test_truncated_gzip_of_sparse_events_is_one_clear_line(tmp_path: Path, exec_policy: Path) -> None:
+    events = tmp_path / "cut.log.gz"
+    events.write_bytes(gzip.compress(b'{"auditID": "x", "verb": "get", "requestURI": "/healthz"}\n' * 500)[:60])
+    result = _run(str(exec_policy), "--events", str(events), "-o", "json")
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "cut.log.gz" in line
+    assert "truncated" in line

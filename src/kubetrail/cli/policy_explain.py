@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -144,7 +145,10 @@ def _tolerant_events(path: str) -> Iterator[Event]:
     """Every event of the file, with the fields a decision does not use filled in where missing."""
     data = Path(path).read_bytes()
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as error:
+            raise EventDecodeError(f"gzip data is truncated or corrupt ({error})", source=path) from None
     try:
         whole = msgspec.json.decode(data)
     except msgspec.DecodeError:
