@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from kubetrail.emit.backend import Backend, BackendError
@@ -117,3 +119,16 @@ def test_throttle_paces_batches() -> None:
     buffered.shutdown()
     assert len(delegate.batches) == 3
     assert slept == [0.5, 0.5]
+
+
+def test_drops_are_logged_at_most_every_interval_and_summed_at_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    buffered = Buffered(Recording(), BatchConfig(buffer_size=2, throttle_enable=False))
+    events = sample_events(6)
+    with caplog.at_level(logging.WARNING, logger="kubetrail.emit"):
+        assert not buffered.process_events(events[:3])
+        assert not buffered.process_events(events[3:])
+        reports = [record.getMessage() for record in caplog.records]
+        assert len(reports) == 1 and "dropped 1 event(s)" in reports[0]
+        buffered.shutdown()
+    assert buffered.dropped == 4
+    assert "3 audit event(s) dropped since the last report" in caplog.records[-1].getMessage()

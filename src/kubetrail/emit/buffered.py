@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kubetrail.emit.backend import Backend, BackendError
+from kubetrail.emit.plugin_error import handle_plugin_error
 from kubetrail.emit.throttle import TokenBucket
 from kubetrail.model.event import Event
 
@@ -30,6 +31,9 @@ DEFAULT_BATCH_MAX_SIZE = 400
 DEFAULT_BATCH_MAX_WAIT = 30.0
 DEFAULT_BATCH_THROTTLE_QPS = 10.0
 DEFAULT_BATCH_THROTTLE_BURST = 15
+PLUGIN_NAME = "buffered"
+DROP_REPORT_INTERVAL = 10.0  # seconds between two log lines about dropped events
+_DRAIN_LIMIT = 512  # events taken from a backed-up buffer per lock acquisition
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,8 @@ class Buffered:
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._unreported = 0
+        self._last_report = -DROP_REPORT_INTERVAL
         self._throttle = throttle
         if throttle is None and self.config.throttle_enable:
             self._throttle = TokenBucket(self.config.throttle_qps, self.config.throttle_burst)
@@ -121,12 +127,22 @@ class Buffered:
             if accepted and (was_empty or len(buffer) >= self.config.max_batch_size):
                 self._cond.notify()
             lost = len(events) - len(accepted)
+            if not lost:
+                return True
             self.dropped += lost
+            self._unreported += lost
             reason = "audit backend is shut down" if self._stopping else "audit buffer queue blocked"
-        if lost:
-            log.warning("%s: %s, dropped %d audit event(s) (%d in total)", self.name(), reason, lost, self.dropped)
-            return False
-        return True
+            now = time.monotonic()
+            report = now - self._last_report >= DROP_REPORT_INTERVAL
+            if report:
+                self._last_report = now
+                unreported, self._unreported = self._unreported, 0
+        if report:
+            error = BackendError(
+                f"{reason}: dropped {unreported} event(s) since the last report, {self.dropped} in all"
+            )
+            handle_plugin_error(PLUGIN_NAME, error, events[len(accepted) :])
+        return False
 
     def run(self) -> None:
         """Start the batching thread (and the delegate's background work)."""
@@ -148,14 +164,16 @@ class Buffered:
         if self._worker is not None:
             self._worker.join()
         else:
-            while (batch := self._collect()) is not None:
-                self._deliver(batch)
+            self._loop()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self._unreported:
+            log.error("%s: %d audit event(s) dropped since the last report", self.name(), self._unreported)
+            self._unreported = 0
         self.delegate.shutdown()
 
-    def _collect(self) -> list[Event] | None:
-        """The next batch; None once stopping and empty."""
+    def _collect(self) -> list[list[Event]] | None:
+        """The next batches (several when the buffer is backed up); None once stopping and empty."""
         config = self.config
         with self._cond:
             buffer = self._buffer
@@ -170,12 +188,17 @@ class Buffered:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            count = min(config.max_batch_size, len(buffer))
-            return [buffer.popleft() for _ in range(count)]
+            size = config.max_batch_size
+            take = min(len(buffer), max(size, _DRAIN_LIMIT))
+            if take > size:
+                take -= take % size
+            taken = [buffer.popleft() for _ in range(take)]
+        return [taken[start : start + size] for start in range(0, take, size)]
 
     def _loop(self) -> None:
-        while (batch := self._collect()) is not None:
-            self._deliver(batch)
+        while (batches := self._collect()) is not None:
+            for batch in batches:
+                self._deliver(batch)
 
     def _deliver(self, batch: list[Event]) -> None:
         if self._throttle is not None:
@@ -189,10 +212,10 @@ class Buffered:
     def _send(self, batch: list[Event]) -> None:
         try:
             delivered = self.delegate.process_events(batch)
-        except Exception:
+        except Exception as error:
             with self._cond:
                 self.failed += len(batch)
-            log.exception("%s: delegate failed on a batch of %d audit event(s)", self.name(), len(batch))
+            handle_plugin_error(PLUGIN_NAME, error, batch)
             return
         if not delivered:
             with self._cond:

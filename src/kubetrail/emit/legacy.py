@@ -20,7 +20,9 @@ _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t
 
 def go_quote(text: str) -> str:
     """Go's strconv.Quote (`%q`): a double-quoted string with Go escapes; printable Unicode is kept."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+    if text.isprintable():
+        if '"' in text or "\\" in text:
+            text = text.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{text}"'
     out = ['"']
     for char in text:
@@ -48,6 +50,9 @@ def rfc3339_nano(microtime: str) -> str:
     """Go's `time.RFC3339Nano` of a MicroTime, in UTC: `2026-03-19T10:30:00.05Z`; the zero time if empty."""
     if not microtime:
         return "0001-01-01T00:00:00Z"
+    if len(microtime) == 27 and microtime[19] == "." and microtime[26] == "Z" and microtime[:19].isascii():
+        fraction = microtime[20:26].rstrip("0")  # already UTC MicroTime: only trim the zeros
+        return f"{microtime[:19]}.{fraction}Z" if fraction else f"{microtime[:19]}Z"
     moment = parse_microtime(microtime)
     fraction = f"{moment.microsecond:06d}".rstrip("0")
     date = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
