@@ -77,7 +77,7 @@ class Summary:
 _DONE = object()
 
 
-def _prefetch(files: list[Path], input_format: str) -> Iterator[tuple[Path, ReadBatch]]:
+def prefetch_batches(files: list[Path], input_format: str) -> Iterator[tuple[Path, ReadBatch]]:
     """Read and decode in a background thread, so decoding overlaps the store's fsyncs."""
     channel: queue.Queue[object] = queue.Queue(maxsize=4)
 
@@ -101,7 +101,7 @@ def _prefetch(files: list[Path], input_format: str) -> Iterator[tuple[Path, Read
         yield item  # type: ignore[misc]
 
 
-def _store_batch(store: Store, batch: ReadBatch, cluster_flag: str | None, summary: Summary) -> None:
+def store_batch(store: Store, batch: ReadBatch, cluster_flag: str | None, summary: Summary) -> None:
     cluster = check_cluster(cluster_flag or batch.cluster or DEFAULT_CLUSTER)
     if batch.events:
         result = store.append(cluster, batch.events, batch.raws)
@@ -199,13 +199,13 @@ def ingest_command(
             task: TaskID = bar.add_task("ingest", total=total, events=0, rate=0.0)
             done_bytes = 0
             current: Path | None = None
-            for path, batch in _prefetch(files, input_format):
+            for path, batch in prefetch_batches(files, input_format):
                 if path != current:
                     if current is not None:
                         done_bytes += current.stat().st_size
                     current = path
                     bar.update(task, description=path.name)
-                _store_batch(store, batch, cluster, summary)
+                store_batch(store, batch, cluster, summary)
                 elapsed = time.perf_counter() - started
                 bar.update(
                     task,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kubetrail.store.columns import COLUMN_NAMES, TAIL_SCHEMA, flat_select
 
@@ -31,15 +32,21 @@ def _connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def flatten(rows: pa.Table, *, threads: int | None = None) -> pa.Table:
-    """Rows in ROW_SCHEMA → TAIL_SCHEMA, sorted by day, cluster and time (how sealed files are laid out)."""
+    """Rows in ROW_SCHEMA → TAIL_SCHEMA, sorted by day, cluster and time (how sealed files are laid out).
+
+    The sort runs in Arrow on the key columns only; sorting the wide rows in SQL is several times slower.
+    """
     connection = _connection(threads)
     try:
         connection.register(_TAIL_RELATION, rows)
-        query = f"{flat_select(_TAIL_RELATION)} ORDER BY date, cluster, time, stage_time"
-        result = connection.sql(query).to_arrow_table()
+        result = connection.sql(flat_select(_TAIL_RELATION)).to_arrow_table()
     finally:
         connection.close()
-    return result.cast(TAIL_SCHEMA)
+    order = pc.sort_indices(
+        result.select(["date", "cluster", "time", "stage_time"]),
+        sort_keys=[("date", "ascending"), ("cluster", "ascending"), ("time", "ascending"), ("stage_time", "ascending")],
+    )
+    return result.take(order).cast(TAIL_SCHEMA)
 
 
 def connect(files: Sequence[Path], tail: pa.Table, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
