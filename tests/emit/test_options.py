@@ -153,7 +153,6 @@ def test_blocking_strict_reports_write_errors(tmp_path: Path) -> None:
 
 
 def test_batch_mode_and_truncation_wrap_in_the_apiservers_order(tmp_path: Path) -> None:
-    pytest.importorskip("kubetrail.emit.truncate")
     path = tmp_path / "audit.log"
     backend = parse_flags(
         [f"--audit-log-path={path}", "--audit-log-mode=batch", "--audit-log-truncate-enabled"]

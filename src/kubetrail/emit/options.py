@@ -20,6 +20,7 @@ from kubetrail.emit.backend import Backend, BackendError
 from kubetrail.emit.buffered import BatchConfig, Buffered
 from kubetrail.emit.logbackend import ALLOWED_FORMATS, FORMAT_JSON, PLUGIN_NAME, LogBackend, RecordWriter, StreamWriter
 from kubetrail.emit.rotation import RotatingFile
+from kubetrail.emit.truncate import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_EVENT_SIZE, TruncateConfig, Truncating
 from kubetrail.errors import KubetrailError
 from kubetrail.model.event import Event
 
@@ -28,8 +29,6 @@ MODE_BLOCKING = "blocking"
 MODE_BLOCKING_STRICT = "blocking-strict"
 ALLOWED_MODES = (MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT)
 KNOWN_GROUP_VERSIONS = ("audit.k8s.io/v1",)
-DEFAULT_TRUNCATE_MAX_EVENT_SIZE = 100 * 1024
-DEFAULT_TRUNCATE_MAX_BATCH_SIZE = 10 * 1024 * 1024
 
 
 class OptionsError(KubetrailError):
@@ -55,13 +54,18 @@ class AuditLogOptions:
     mode: str = MODE_BLOCKING
     batch: BatchConfig = field(default_factory=BatchConfig.for_log)
     truncate_enabled: bool = False
-    truncate_max_event_size: int = DEFAULT_TRUNCATE_MAX_EVENT_SIZE
-    truncate_max_batch_size: int = DEFAULT_TRUNCATE_MAX_BATCH_SIZE
+    truncate_max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    truncate_max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
 
     @property
     def enabled(self) -> bool:
         """The log backend is on exactly when a path is given."""
         return self.path != ""
+
+    @property
+    def truncate_config(self) -> TruncateConfig:
+        """The `--audit-log-truncate-max-*` sizes."""
+        return TruncateConfig(max_event_size=self.truncate_max_event_size, max_batch_size=self.truncate_max_batch_size)
 
     def validate(self) -> list[str]:
         """Every problem the apiserver reports for these options (none when the backend is off)."""
@@ -77,16 +81,10 @@ class AuditLogOptions:
                 self.batch.validate(PLUGIN_NAME)
             except BackendError as error:
                 errors.append(str(error))
-        if self.truncate_max_event_size <= 0:
-            errors.append(
-                f"invalid audit truncate {PLUGIN_NAME} max event size {self.truncate_max_event_size}, "
-                "must be a positive number"
-            )
-        elif self.truncate_max_batch_size < self.truncate_max_event_size:
-            errors.append(
-                f"invalid audit truncate {PLUGIN_NAME} max batch size {self.truncate_max_batch_size}, must be "
-                f"greater than max event size ({self.truncate_max_event_size})"
-            )
+        try:
+            self.truncate_config.validate(PLUGIN_NAME)
+        except BackendError as error:
+            errors.append(str(error))
         if self.version not in KNOWN_GROUP_VERSIONS:
             known = " ".join(f'"{version}"' for version in KNOWN_GROUP_VERSIONS)
             errors.append(f"invalid group version, allowed versions are [{known}]")
@@ -124,12 +122,7 @@ class AuditLogOptions:
         elif self.mode == MODE_BATCH:
             backend = Buffered(backend, self.batch, plugin=PLUGIN_NAME)
         if self.truncate_enabled:
-            from kubetrail.emit.truncate import TruncateConfig, Truncating
-
-            config = TruncateConfig(
-                max_event_size=self.truncate_max_event_size, max_batch_size=self.truncate_max_batch_size
-            )
-            backend = Truncating(backend, config)
+            backend = Truncating(backend, self.truncate_config)
         return backend
 
     def to_flags(self) -> list[str]:
