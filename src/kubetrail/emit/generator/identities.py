@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 
 from kubetrail.emit.generator.ids import new_uuid
+from kubetrail.emit.generator.workloads import Inventory, Node, Obj
 from kubetrail.model.event import UserInfo
 
 KUBE_VERSION = "v1.30.4"
@@ -57,18 +58,18 @@ def service_account(
     reason: str,
     *,
     rng: random.Random,
-    pod: str = "",
-    node: str = "",
+    pod: Obj | None = None,
+    node: Node | None = None,
 ) -> Identity:
-    """A service account; from inside a pod its bound token adds the pod and node to `user.extra`."""
+    """A service account; from inside a pod its bound token names the pod and its node in `user.extra`."""
     extra: dict[str, list[str]] = {}
-    if pod:
+    if pod is not None and node is not None:
         extra = {
             "authentication.kubernetes.io/credential-id": [f"JTI={new_uuid(rng)}"],
-            "authentication.kubernetes.io/node-name": [node],
-            "authentication.kubernetes.io/node-uid": [new_uuid(rng)],
-            "authentication.kubernetes.io/pod-name": [pod],
-            "authentication.kubernetes.io/pod-uid": [new_uuid(rng)],
+            "authentication.kubernetes.io/node-name": [node.name],
+            "authentication.kubernetes.io/node-uid": [node.uid],
+            "authentication.kubernetes.io/pod-name": [pod.name],
+            "authentication.kubernetes.io/pod-uid": [pod.uid],
         }
     user = UserInfo(
         username=f"system:serviceaccount:{namespace}:{name}",
@@ -77,16 +78,6 @@ def service_account(
         extra=extra,
     )
     return Identity(user, user_agent, [ip], reason)
-
-
-@dataclass(frozen=True)
-class Node:
-    """A cluster node: its name, address and whether it runs the control plane."""
-
-    name: str
-    ip: str
-    control_plane: bool
-    uid: str
 
 
 @dataclass(frozen=True)
@@ -122,17 +113,9 @@ _CONTROLLERS = (
 )
 
 
-def build_cast(node_count: int, rng: random.Random) -> Cast:
-    """The callers of a cluster with `node_count` nodes (the first node runs the control plane)."""
-    nodes = [
-        Node(
-            name="control-plane-1" if index == 0 else f"worker-{index}",
-            ip=f"10.0.0.{10 + index}" if index < 240 else f"10.0.{index // 240}.{10 + index % 240}",
-            control_plane=index == 0,
-            uid=new_uuid(rng),
-        )
-        for index in range(node_count)
-    ]
+def build_cast(inventory: Inventory, rng: random.Random) -> Cast:
+    """The callers of the cluster whose objects `inventory` holds (its first node runs the control plane)."""
+    nodes = inventory.nodes
     control = nodes[0]
     kubelets = [
         Identity(
@@ -193,31 +176,31 @@ def build_cast(node_count: int, rng: random.Random) -> Cast:
                 "kube-proxy/kube-system",
             ),
             rng=rng,
-            pod=f"kube-proxy-{index:x}{rng.randrange(16**4):04x}"[:15],
-            node=node.name,
+            pod=pod,
+            node=node,
         )
-        for index, node in enumerate(nodes)
+        for node, pod in zip(nodes, inventory.proxy_pods, strict=True)
     ]
-    worker = nodes[-1]
+    coredns_pod = next(app for app in inventory.apps if app.name == "coredns").pods[0]
     coredns = service_account(
         "kube-system",
         "coredns",
         "coredns/v1.11.1 (linux/amd64) kubernetes/ae2bbc2",
-        "10.244.0.3",
+        coredns_pod.spec["ip"],
         rbac_reason("ClusterRoleBinding", "system:coredns", "system:coredns", "ServiceAccount", "coredns/kube-system"),
         rng=rng,
-        pod="coredns-7db6d8ff4d-8tjqm",
-        node=control.name,
+        pod=coredns_pod,
+        node=inventory.node(coredns_pod.node),
     )
     prometheus = service_account(
         "monitoring",
         "prometheus",
         "Prometheus/2.53.0",
-        "10.244.1.17",
+        inventory.prometheus_pod.spec["ip"],
         rbac_reason("ClusterRoleBinding", "prometheus", "prometheus", "ServiceAccount", "prometheus/monitoring"),
         rng=rng,
-        pod="prometheus-0",
-        node=worker.name,
+        pod=inventory.prometheus_pod,
+        node=inventory.node(inventory.prometheus_pod.node),
     )
     ci_deployer = service_account(
         "ci",

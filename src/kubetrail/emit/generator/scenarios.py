@@ -120,8 +120,8 @@ def secret_harvesting(api: Api, repeat: int) -> list[Call]:
         cart.pods[0].spec.get("ip", "10.244.1.9"),
         rbac_reason("ClusterRoleBinding", "cart-secret-reader", "secret-reader", "ServiceAccount", "cart/shop"),
         rng=rng,
-        pod=cart.pods[0].name,
-        node=cart.pods[0].node,
+        pod=cart.pods[0],
+        node=inv.node(cart.pods[0].node),
     )
     secrets_kind = KINDS["secrets"]
     calls = [api.list(actor, secrets_kind)]

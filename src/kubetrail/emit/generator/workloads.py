@@ -10,7 +10,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetrail.emit.generator.identities import Node
 from kubetrail.emit.generator.ids import name_suffix, new_uuid, template_hash
 from kubetrail.emit.generator.resources import KINDS, Kind
 from kubetrail.model.event import ObjectReference
@@ -30,6 +29,29 @@ _APPS = (
     ("kube-system", "metrics-server", "registry.k8s.io/metrics-server/metrics-server:v0.7.1", 1, 10250),
 )
 _STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node: its name, address, uid and whether it runs the control plane."""
+
+    name: str
+    ip: str
+    control_plane: bool
+    uid: str
+
+
+def build_nodes(count: int, rng: random.Random) -> list[Node]:
+    """`count` nodes: `control-plane-1`, then `worker-1`, `worker-2`, … on 10.0.0.0/16."""
+    return [
+        Node(
+            name="control-plane-1" if index == 0 else f"worker-{index}",
+            ip=f"10.0.{index // 240}.{10 + index % 240}",
+            control_plane=index == 0,
+            uid=new_uuid(rng),
+        )
+        for index in range(count)
+    ]
 
 
 @dataclass
@@ -110,6 +132,12 @@ class Inventory:
             )
             for node in nodes
         ]
+        self.prometheus_pod = self._add(
+            "pods", "monitoring", "prometheus-0", age_days=20, node=workers[-1].name, app="prometheus"
+        )
+        for pod in [*self.static_pods, *self.proxy_pods]:
+            pod.spec["ip"] = self.node(pod.node).ip
+        self.prometheus_pod.spec["ip"] = f"10.244.{1 + rng.randrange(8)}.{2 + rng.randrange(250)}"
         self.cluster_secrets = [
             self._add("secrets", "kube-system", f"bootstrap-token-{name_suffix(rng, 6)}", age_days=30),
             self._add("secrets", "ci", "registry-credentials", age_days=45),
@@ -119,6 +147,10 @@ class Inventory:
         self.services = [self._add("services", "default", "kubernetes", age_days=90)]
         self.services.append(self._add("services", "kube-system", "kube-dns", age_days=90))
         self.services.extend(app.service for app in self.apps)
+
+    def node(self, name: str) -> Node:
+        """The node called `name`."""
+        return next(node for node in self.nodes if node.name == name)
 
     def next_version(self) -> int:
         """A fresh resourceVersion, as etcd's revision grows with every write."""

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from kubetrail.emit.generator.clock import Clock
 from kubetrail.emit.generator.identities import Cast, build_cast
-from kubetrail.emit.generator.workloads import Inventory
+from kubetrail.emit.generator.workloads import Inventory, build_nodes
 
 
 @dataclass
@@ -22,5 +22,5 @@ class World:
     @classmethod
     def build(cls, nodes: int, start: datetime, rng: random.Random) -> World:
         """A cluster of `nodes` nodes whose names and uids are drawn from `rng`."""
-        cast = build_cast(nodes, rng)
-        return cls(Clock(start), cast, Inventory(cast.nodes, rng))
+        inventory = Inventory(build_nodes(nodes, rng), rng)
+        return cls(Clock(start), build_cast(inventory, rng), inventory)
