@@ -60,6 +60,13 @@ class Receiver:
             await asyncio.sleep(reply.delay)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
+    def reset(self) -> None:
+        """Forget what was received and any scripted replies (a server shared by several tests)."""
+        with self.lock:
+            self.requests.clear()
+            self.accepted.clear()
+            self.script.clear()
+
     def answer(self, *replies: Reply | int) -> None:
         with self.lock:
             self.script.extend(r if isinstance(r, Reply) else Reply(status=r) for r in replies)
@@ -82,8 +89,16 @@ class Receiver:
 class LiveServer:
     """uvicorn serving an ASGI app in a thread on 127.0.0.1; start/stop may be repeated on one port."""
 
-    def __init__(self, app: Any, port: int | None = None, tls: Tls | None = None, require_client_cert: bool = True):
+    def __init__(
+        self,
+        app: Any,
+        port: int | None = None,
+        tls: Tls | None = None,
+        require_client_cert: bool = True,
+        lifespan: str = "off",
+    ):
         self.app = app
+        self.lifespan = lifespan
         self.port = port or free_port()
         self.tls = tls
         self.require_client_cert = require_client_cert
@@ -109,9 +124,10 @@ class LiveServer:
             host="127.0.0.1",
             port=self.port,
             log_level="error",
-            lifespan="off",
+            lifespan=self.lifespan,
             access_log=False,
             timeout_graceful_shutdown=1,
+            proxy_headers=False,
             **options,
         )
         server = uvicorn.Server(config)

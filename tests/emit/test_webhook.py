@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,15 +54,22 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver()
-
-
-@pytest.fixture
-def server(receiver: Receiver):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def shared_receiver() -> Iterator[tuple[Receiver, LiveServer]]:
+    receiver = Receiver()
     with serving(receiver.app) as live:
-        yield live
+        yield receiver, live
+
+
+@pytest.fixture
+def receiver(shared_receiver: tuple[Receiver, LiveServer]) -> Receiver:
+    shared_receiver[0].reset()
+    return shared_receiver[0]
+
+
+@pytest.fixture
+def server(shared_receiver: tuple[Receiver, LiveServer], receiver: Receiver) -> LiveServer:
+    return shared_receiver[1]
 
 
 def backend(url: str, sleeps: Sleeps, **options: object) -> WebhookBackend:

@@ -89,21 +89,24 @@ class WebhookClientConfig:
         return self.token
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS settings for an https server (None for http); reads the CA and client files now."""
+        """The TLS settings for an https server (None for http); reads the CA and client files now.
+
+        As in client-go, a configured CA replaces the system roots instead of adding to them.
+        """
         if urlsplit(self.server).scheme != "https":
             return None
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         if self.insecure_skip_tls_verify:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         elif self.certificate_authority_data:
             try:
-                context.load_verify_locations(cadata=self.certificate_authority_data.decode("ascii"))
+                context = ssl.create_default_context(cadata=self.certificate_authority_data.decode("ascii"))
             except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
                 raise self._field_error("certificate-authority-data", f"not a PEM certificate: {error}") from None
         elif self.certificate_authority:
             try:
-                context.load_verify_locations(cafile=self.certificate_authority)
+                context = ssl.create_default_context(cafile=self.certificate_authority)
             except FileNotFoundError:
                 raise self._field_error(
                     "certificate-authority", f"unable to read certificate-authority {self.certificate_authority}"
@@ -112,6 +115,8 @@ class WebhookClientConfig:
                 raise self._field_error(
                     "certificate-authority", f"{self.certificate_authority} is not a PEM certificate: {error}"
                 ) from None
+        else:
+            context = ssl.create_default_context()
         if self.has_client_certificate:
             self._load_client_certificate(context)
         return context

@@ -13,8 +13,10 @@ Fidelity notes (k8s.io/apiserver plugin/pkg/audit/webhook and pkg/util/webhook, 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +47,12 @@ PLUGIN_NAME = "webhook"
 DEFAULT_REQUEST_TIMEOUT = 30.0
 MAX_RETRY_AFTER_RETRIES = 10
 _BODY_EXCERPT = 300
+
+
+@functools.cache
+def _system_roots() -> ssl.SSLContext:
+    """One shared verifying context for plain-http servers (used only if they redirect to https)."""
+    return ssl.create_default_context()
 
 
 class WebhookError(BackendError):
@@ -113,7 +121,7 @@ class WebhookBackend:
         context = config.ssl_context()
         self._extensions = {"sni_hostname": config.tls_server_name} if config.tls_server_name else {}
         self._client = httpx.Client(
-            verify=context if context is not None else True,
+            verify=context if context is not None else _system_roots(),
             timeout=httpx.Timeout(timeout),
             follow_redirects=True,
             transport=transport,
