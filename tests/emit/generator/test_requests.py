@@ -126,3 +126,13 @@ def test_allowed_requests_carry_rbac_reasons_and_denied_ones_none(stream: list[E
             assert reason == ""  # the Node and system:masters authorizers allow without a reason
         elif event.responseStatus.code != 403:
             assert reason.startswith("RBAC: allowed by "), (event.user.username, event.requestURI)
+
+
+def test_impersonated_requests_keep_the_real_user_and_name_the_impersonated_one(stream: list[Event]) -> None:
+    impersonated = [e for e in stream if e.impersonatedUser is not None]
+    assert impersonated
+    for event in impersonated:
+        assert event.user.username != event.impersonatedUser.username
+        if event.stage == Stage.RESPONSE_COMPLETE:
+            # the request is authorized as the impersonated user
+            assert event.impersonatedUser.groups[0] in event.annotations["authorization.k8s.io/reason"]

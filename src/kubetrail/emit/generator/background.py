@@ -15,6 +15,7 @@ from kubetrail.emit.generator.calls import Api, Call
 from kubetrail.emit.generator.identities import Identity
 from kubetrail.emit.generator.resources import CORE_EVENTS, EVENTS_V1, KINDS
 from kubetrail.emit.generator.workloads import APP_NAMESPACES, NAMESPACES, Obj
+from kubetrail.model.event import UserInfo
 
 Source = Callable[[Api], list[Call]]
 
@@ -256,7 +257,7 @@ def human_session(api: Api) -> list[Call]:
     human = rng.choice(cast.humans)
     app = rng.choice([app for app in inv.apps if app.namespace in APP_NAMESPACES])
     pod = rng.choice(app.pods)
-    choice = rng.randrange(7)
+    choice = rng.randrange(8)
     calls: list[Call]
     if choice == 0:
         calls = [api.list(human, KINDS["pods"], app.namespace)]
@@ -282,6 +283,13 @@ def human_session(api: Api) -> list[Call]:
         calls = [api.not_found(api.get(human, gone, subresource="log", query="container=" + app.name))]
     elif choice == 5:
         calls = [api.forbid(api.list(human, KINDS["secrets"], "kube-system"))]
+    elif choice == 6:
+        # `kubectl get pods --as=... --as-group=...`: authorized as the impersonated user
+        admin, developer = cast.humans[0], cast.humans[1]
+        call = api.list(admin, KINDS["pods"], "shop")
+        call.impersonated = UserInfo(username=developer.name, groups=[developer.user.groups[0]])
+        call.reason = developer.reason
+        calls = [call]
     else:
         calls = [
             api.list(human, KINDS["deployments"], app.namespace),
@@ -363,7 +371,7 @@ PROFILE: tuple[WeightedSource, ...] = (
     WeightedSource("events", event_records, 0.4),
     WeightedSource("apiserver", apiserver_self, 0.5),
     WeightedSource("discovery", discovery, 0.15, calls=1.7),
-    WeightedSource("humans", human_session, 0.25, calls=1.43),
+    WeightedSource("humans", human_session, 0.25, calls=1.4),
     WeightedSource("ci", ci_deploy, 0.06, calls=3.2),
     WeightedSource("tokenreviews", token_review, 0.1),
 )
