@@ -273,3 +273,11 @@ def test_client_key_not_matching_certificate_is_reported(tmp_path: Path) -> None
     )
     with pytest.raises(KubeconfigError, match="do not load as a PEM pair"):
         config.ssl_context()
+
+
+def test_the_shipped_example_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "webhook-kubeconfig.yaml"
+    config = load_kubeconfig(example)
+    assert config.server == "https://kubetrail.example.internal:9443/audit/prod-eu-1"
+    assert config.certificate_authority == str(example.parent / "pki" / "ca.pem")
+    assert config.client_key == str(example.parent / "pki" / "apiserver-audit-client-key.pem")
