@@ -1,0 +1,99 @@
+"""Size limits of the receiver: read a request body, and inflate gzip, without ever holding more than allowed.
+
+The body limit is checked while the body streams in (and against `Content-Length` before reading), and again
+after decompression, so a small gzip bomb cannot expand past it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubetrail.errors import KubetrailError
+
+DEFAULT_MAX_BODY_BYTES = 12 << 20
+DEFAULT_MAX_EVENT_BYTES = 256 << 10
+_INFLATE_STEP = 1 << 20
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a request body (before and after gzip) and one event in it may be, in bytes."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+
+
+class RequestError(KubetrailError):
+    """A request the receiver refuses; `status` is the HTTP status it answers with, `message` one line why."""
+
+    def __init__(self, status: int, message: str, *, hint: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
+
+
+class ClientDisconnected(Exception):
+    """The sender went away before the whole body arrived: there is nobody to answer."""
+
+
+def too_large(what: str, limit: int) -> RequestError:
+    return RequestError(
+        413,
+        f"{what} is larger than the limit of {limit} bytes",
+        hint="send smaller batches (kube-apiserver: --audit-webhook-truncate-enabled and its max sizes)",
+    )
+
+
+async def read_body(receive: Receive, limit: int, content_length: int | None = None) -> bytes:
+    """The whole request body; raises 413 as soon as it is known to exceed `limit` bytes."""
+    if content_length is not None and content_length > limit:
+        raise too_large("the request body", limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise too_large("the request body", limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate a gzip body (concatenated members too); 413 past `limit` decompressed bytes, 400 when corrupt."""
+    parts: list[bytes] = []
+    size = 0
+    remaining = data
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = remaining
+        try:
+            while not inflater.eof:
+                out = inflater.decompress(pending, _INFLATE_STEP)
+                pending = inflater.unconsumed_tail
+                if not out and not pending:
+                    break
+                size += len(out)
+                if size > limit:
+                    raise too_large("the decompressed request body", limit)
+                parts.append(out)
+        except zlib.error as error:
+            raise RequestError(400, f"the gzip body is corrupt: {error}") from None
+        if not inflater.eof:
+            raise RequestError(400, "the gzip body is truncated")
+        remaining = inflater.unused_data
+        if not remaining.strip(b"\x00"):
+            return b"".join(parts)
