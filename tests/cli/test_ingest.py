@@ -82,11 +82,12 @@ def test_ingest_then_verify_as_real_processes(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert ingest.returncode == 0, ingest.stderr
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
     verify = subprocess.run(
         [sys.executable, "-m", "kubetrail.cli.main", "verify", "--store", str(store_dir)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert verify.returncode == 0 and verify.stdout.startswith("OK: 1 sealed segments, 30 events")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.startswith("OK: 1 sealed segments, 30 events"), verify.stdout
