@@ -172,6 +172,26 @@ def test_an_fsync_failure_is_not_acknowledged_and_the_retry_is_stored_once(tmp_p
         assert len(ids) == len(set(ids)) == 10
 
 
+def test_async_append_reports_an_fsync_failure(tmp_path: Path) -> None:
+    class FailingFsync(FileOps):
+        fail = False
+
+        def fsync(self, fd: int) -> None:
+            if self.fail:
+                raise OSError(errno.EIO, "Input/output error")
+            super().fsync(fd)
+
+    ops = FailingFsync()
+    with Store.open(tmp_path / "s", StoreOptions(file_ops=ops)) as store:
+        assert asyncio.run(store.append_async("prod", make_events(0, 3))).accepted == 3
+        ops.fail = True
+        with pytest.raises(NotDurableError):
+            asyncio.run(store.append_async("prod", make_events(3, 3)))
+        ops.fail = False
+        assert asyncio.run(store.append_async("prod", make_events(3, 3))).accepted == 3
+        assert len(_ids(store)) == 6
+
+
 def test_closed_store_refuses_appends(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s")
     store.close()

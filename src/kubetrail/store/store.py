@@ -292,6 +292,8 @@ class Store:
         if self.read_only or self._wal is None:
             raise StoreError("the store is open read-only", path=str(self.layout.root))
         check_cluster(cluster)
+        if raw_lines is not None and len(raw_lines) != len(events):
+            raise StoreError(f"{len(raw_lines)} raw lines for {len(events)} events", hint="pass one raw line per event")
         received = datetime.now(UTC)
         rows = build_rows(cluster, events, raw_lines, received=received)
         received_us = int(received.timestamp() * 1_000_000)
