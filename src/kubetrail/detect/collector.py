@@ -57,13 +57,17 @@ class Snippet:
         wanted = sum(1 for char in self.text[:offset] if not char.isspace())
         seen = 0
         index = begin
+        after_last = begin
         while index < len(raw):
             if not raw[index].isspace():
                 if seen == wanted:
                     break
                 seen += 1
+                after_last = index + 1
             index += 1
-        absolute = self.start + min(index, len(raw))
+        else:
+            index = after_last
+        absolute = self.start + index
         line = self.file_text.count("\n", 0, absolute) + 1
         column = absolute - (self.file_text.rfind("\n", 0, absolute) + 1) + 1
         return Where(self.where.source, line, column)

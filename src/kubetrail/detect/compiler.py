@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubetrail.detect.codegen import Namespace, build_function, check_source, field_source
 from kubetrail.detect.collector import (
     Collector,
     ConditionText,
@@ -22,9 +23,8 @@ from kubetrail.detect.collector import (
     RuleInfo,
     Where,
 )
-from kubetrail.detect.context import EventContext
 from kubetrail.detect.errors import ConditionSyntaxError, RuleCompileError
-from kubetrail.detect.fields import FIELDS, Accessor, accessor_for
+from kubetrail.detect.fields import FIELDS, Accessor, accessor_for, rawtime_equals
 from kubetrail.detect.nodes import LIST_OPERATORS, And, Check, Expr, Item, MacroRef, Not, Or
 from kubetrail.detect.operators import OperatorError, Predicate, build_predicate
 from kubetrail.detect.output import OutputFormat, OutputFormatError, compile_output
@@ -33,8 +33,9 @@ from kubetrail.detect.priority import Priority
 
 # Index keys: the event properties the engine buckets rules by, and the fields that name them.
 INDEX_FIELDS = {"jevt.value[/stage]": "stage", "json.value[/stage]": "stage", "ka.stage": "stage"}
-INDEX_FIELDS |= {"ka.verb": "verb", "ka.target.resource": "resource"}
-INDEX_KEYS = ("stage", "verb", "resource")
+INDEX_FIELDS |= {"ka.verb": "verb", "ka.target.resource": "resource", "ka.target.subresource": "subresource"}
+INDEX_KEYS = ("stage", "verb", "resource", "subresource")
+RAWTIME_FIELDS = ("jevt.rawtime", "json.rawtime")
 _CHEAP_SOURCES: tuple[str, ...] = ("auditID", "stage", "annotations", "user", "impersonatedUser", "verb")
 _CHEAP_SOURCES += ("requestURI", "objectRef", "responseStatus", "userAgent", "sourceIPs", "(receiver")
 
@@ -43,7 +44,11 @@ Constraints = dict[str, frozenset[str]]
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A rule ready to evaluate: its predicate, output template and the index keys it requires."""
+    """A rule ready to evaluate: its predicate, output template and the index values it requires.
+
+    `residual` is the predicate less the checks the index decides: it is only valid for events
+    the rule `admits`.
+    """
 
     name: str
     priority: Priority
@@ -55,9 +60,11 @@ class CompiledRule:
     predicate: Predicate
     constraints: Constraints
     position: int
+    residual: Predicate
+    never: bool = False  # the condition is false for every event (e.g. disabled through a macro)
 
     def admits(self, key: tuple[object, ...]) -> bool:
-        """Whether an event with these (stage, verb, resource) values can match the rule."""
+        """Whether an event with these (stage, verb, resource, subresource) values can match the rule."""
         for name, value in zip(INDEX_KEYS, key, strict=True):
             allowed = self.constraints.get(name)
             if allowed is not None and value not in allowed:
@@ -79,9 +86,27 @@ class RuleSet:
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
+    """A compiled (sub)condition: its predicate, cost, the index values it requires.
+
+    `terms` are the conjuncts of a (flattened) AND, or the node itself; `constant` is set when
+    the value is known without an event; `index_only` marks a check that the index decides alone.
+    """
+
     predicate: Predicate
     cost: int
     constraints: Constraints
+    source: str
+    terms: tuple[_Compiled, ...] = ()
+    constant: bool | None = None
+    index_only: bool = False
+
+    @property
+    def conjuncts(self) -> tuple[_Compiled, ...]:
+        return self.terms or (self,)
+
+
+def _constant(value: bool) -> _Compiled:
+    return _Compiled((lambda ctx: True) if value else (lambda ctx: False), 0, {}, str(value), constant=value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +178,7 @@ class _Compiler:
         self.macro_done: dict[str, _Compiled] = {}
         self.macro_busy: set[str] = set()
         self.accessors: dict[tuple[str, str | None], Accessor] = {}
+        self.namespace = Namespace()
 
     def _compile_lists(self) -> dict[str, list[str]]:
         lists = self.collector.lists
@@ -241,14 +267,14 @@ class _Compiler:
             return self.compile_macro(expr, owner)
         if isinstance(expr, Not):
             inner = self.compile(expr.child, owner)
+            if inner.constant is not None:
+                return _constant(not inner.constant)
             child = inner.predicate
-            return _Compiled(lambda ctx: not child(ctx), inner.cost, {})
-        parts = sorted((self.compile(child, owner) for child in expr.children), key=lambda part: part.cost)
-        predicates = [part.predicate for part in parts]
-        cost = sum(part.cost for part in parts)
+            return _Compiled(lambda ctx: not child(ctx), inner.cost, {}, f"(not {inner.source})")
+        parts = [self.compile(child, owner) for child in expr.children]
         if isinstance(expr, And):
-            return _Compiled(_all(predicates), cost, _merge_and([part.constraints for part in parts]))
-        return _Compiled(_any(predicates), cost, _merge_or([part.constraints for part in parts]))
+            return conjunction([term for part in parts for term in part.conjuncts])
+        return disjunction(parts)
 
     def compile_macro(self, ref: MacroRef, owner: _Owner) -> _Compiled:
         macro = self._visible(owner, ref.name)
@@ -323,17 +349,34 @@ class _Compiler:
             predicate = build_predicate(get, spec.is_list, check.op, values)
         except OperatorError as error:
             raise self._error(owner, check.pos.offset, f"{ref.text}: {error}") from None
+        if ref.name in RAWTIME_FIELDS and check.op in ("=", "==") and values:
+            predicate = rawtime_equals(values[0])
         cheap = spec.path.startswith(_CHEAP_SOURCES) or ref.text in INDEX_FIELDS
         cost = 1 if cheap else 4
         if check.op in ("regex", "glob", "iglob", "pmatch"):
             cost += 1
-        constraints: Constraints = {}
+        if check.op == "exists" and spec.always:
+            return _constant(True)
+        value = field_source(self.namespace, ref.text, get)
+        if ref.name in RAWTIME_FIELDS and check.op in ("=", "=="):
+            source = f"{self.namespace.name(predicate)}(ctx)"
+        else:
+            source = check_source(self.namespace, value, check.op, values, is_list=spec.is_list, fallback=predicate)
         key = INDEX_FIELDS.get(ref.text)
-        if key is not None and (check.op in ("=", "==") or (check.op in ("in", "intersects"))):
-            constraints[key] = frozenset(values)
-        return _Compiled(predicate, cost, constraints)
+        if key is not None and check.op in ("=", "==", "in", "intersects"):
+            return _Compiled(predicate, cost, {key: frozenset(values)}, source, index_only=True)
+        return _Compiled(predicate, cost, {}, source)
 
     # --- rules --------------------------------------------------------------------------------------
+
+    def _residual(self, compiled: _Compiled) -> Predicate:
+        """The rule's predicate for events its index values admit, as one generated function."""
+        terms = [term for term in compiled.conjuncts if not term.index_only]
+        fallback = _all([term.predicate for term in terms])
+        if compiled.constant is not None:
+            return fallback
+        source = " and ".join(term.source for term in terms) or "True"
+        return build_function(self.namespace, source, fallback)
 
     def compile_rule(self, info: RuleInfo, position: int) -> CompiledRule:
         label = f"rule '{info.name}'"
@@ -370,32 +413,69 @@ class _Compiler:
             predicate=compiled.predicate,
             constraints=compiled.constraints,
             position=position,
+            residual=self._residual(compiled),
+            never=compiled.constant is False,
         )
 
 
 def _all(predicates: list[Predicate]) -> Predicate:
+    if not predicates:
+        return lambda ctx: True
+    if len(predicates) == 1:
+        return predicates[0]
     if len(predicates) == 2:
         first, second = predicates
         return lambda ctx: first(ctx) and second(ctx)
     if len(predicates) == 3:
         first, second, third = predicates
         return lambda ctx: first(ctx) and second(ctx) and third(ctx)
-
-    def every(ctx: EventContext) -> bool:
-        return all(predicate(ctx) for predicate in predicates)
-
-    return every
+    head, rest = predicates[0], _all(predicates[1:])
+    return lambda ctx: head(ctx) and rest(ctx)
 
 
 def _any(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
     if len(predicates) == 2:
         first, second = predicates
         return lambda ctx: first(ctx) or second(ctx)
+    head, rest = predicates[0], _any(predicates[1:])
+    return lambda ctx: head(ctx) or rest(ctx)
 
-    def some(ctx: EventContext) -> bool:
-        return any(predicate(ctx) for predicate in predicates)
 
-    return some
+def conjunction(terms: list[_Compiled]) -> _Compiled:
+    """AND of flattened terms: constants folded, cheapest terms first."""
+    if any(term.constant is False for term in terms):
+        return _constant(False)
+    kept = sorted((term for term in terms if term.constant is None), key=lambda term: term.cost)
+    if not kept:
+        return _constant(True)
+    if len(kept) == 1:
+        return kept[0]
+    return _Compiled(
+        _all([term.predicate for term in kept]),
+        sum(term.cost for term in kept),
+        _merge_and([term.constraints for term in kept]),
+        "(" + " and ".join(term.source for term in kept) + ")",
+        terms=tuple(kept),
+    )
+
+
+def disjunction(parts: list[_Compiled]) -> _Compiled:
+    """OR of alternatives: constants folded, cheapest alternatives first."""
+    if any(part.constant is True for part in parts):
+        return _constant(True)
+    kept = sorted((part for part in parts if part.constant is None), key=lambda part: part.cost)
+    if not kept:
+        return _constant(False)
+    if len(kept) == 1:
+        return kept[0]
+    return _Compiled(
+        _any([part.predicate for part in kept]),
+        sum(part.cost for part in kept),
+        _merge_or([part.constraints for part in kept]),
+        "(" + " or ".join(part.source for part in kept) + ")",
+    )
 
 
 def _merge_and(parts: list[Constraints]) -> Constraints:

@@ -1,6 +1,6 @@
 """Match events against a compiled rule set: Falco's `first` (one alert per event) or `all` matching.
 
-Rules are bucketed by the (stage, verb, resource) values they require, so an event is only tried
+Rules are bucketed by the (stage, verb, resource, subresource) values they require, so an event is only tried
 against rules that can match it; the bucket keeps rule-file order, so `first` stays Falco's first.
 Other detectors (Sigma, stateful rules) plug in beside the rule set through the Detector protocol.
 """
@@ -19,7 +19,7 @@ from kubetrail.detect.timestamps import rfc3339_to_ns
 from kubetrail.model import Event
 
 _MAX_BUCKETS = 8192
-_Key = tuple[object, object, object]
+_Key = tuple[object, object, object, object]
 
 
 class Matching(enum.StrEnum):
@@ -59,8 +59,9 @@ class Engine:
         detectors: Sequence[Detector] = (),
     ) -> None:
         self.matching = Matching(matching)
+        self._first = self.matching is Matching.FIRST
         self.hostname = hostname
-        self.rules = [rule for rule in ruleset.enabled if rule.priority.at_least(min_priority)]
+        self.rules = [rule for rule in ruleset.enabled if rule.priority.at_least(min_priority) and not rule.never]
         self.detectors = tuple(detectors)
         self._buckets: dict[_Key, tuple[CompiledRule, ...]] = {}
 
@@ -76,14 +77,19 @@ class Engine:
         """The rules the event matches, in rule-file order (at most one under `first`)."""
         event = ctx.event
         ref = event.objectRef
-        key = (event.stage, event.verb, (ref.resource or None) if ref is not None else None)
-        candidates = self._buckets.get(key) or self._candidates(key)
-        if self.matching is Matching.FIRST:
+        if ref is None:
+            key: _Key = (event.stage, event.verb, None, None)
+        else:
+            key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+        candidates = self._buckets.get(key)
+        if candidates is None:
+            candidates = self._candidates(key)
+        if self._first:
             for rule in candidates:
-                if rule.predicate(ctx):
+                if rule.residual(ctx):
                     return [rule]
             return []
-        return [rule for rule in candidates if rule.predicate(ctx)]
+        return [rule for rule in candidates if rule.residual(ctx)]
 
     def alert(self, rule: CompiledRule, ctx: EventContext, time_ns: int) -> Alert:
         """The alert `rule` raises for the event."""

@@ -23,7 +23,7 @@ from kubetrail.detect.jsonpath import (
     values_recursive,
     walk,
 )
-from kubetrail.detect.timestamps import rfc3339_to_ns
+from kubetrail.detect.timestamps import iso_time, rfc3339_to_ns
 
 Value = str | list[str] | None
 Accessor = Callable[[EventContext], Value]
@@ -48,6 +48,7 @@ class FieldSpec:
     path: str
     description: str
     make: Callable[[str | None], Accessor]
+    always: bool = False  # available in every event, so `exists` is always true
 
 
 FIELDS: dict[str, FieldSpec] = {}
@@ -61,8 +62,10 @@ def _register(name: str, is_list: bool, arg: Arg, path: str, description: str) -
     return decorate
 
 
-def _simple(name: str, path: str, description: str, accessor: Accessor, *, is_list: bool = False) -> None:
-    FIELDS[name] = FieldSpec(name, is_list, Arg.NONE, path, description, lambda _arg: accessor)
+def _simple(
+    name: str, path: str, description: str, accessor: Accessor, *, is_list: bool = False, always: bool = False
+) -> None:
+    FIELDS[name] = FieldSpec(name, is_list, Arg.NONE, path, description, lambda _arg: accessor, always)
 
 
 def _cached(compute: Accessor) -> Accessor:
@@ -142,7 +145,7 @@ def _pod_name(ctx: EventContext) -> Value:
 
 
 _simple("ka.auditid", "auditID", "The unique id of the audit event.", lambda ctx: ctx.event.auditID or None)
-_simple("ka.stage", "stage", "Stage of the request (RequestReceived, ResponseComplete, ...).", lambda c: c.event.stage)
+_simple("ka.stage", "stage", "Stage of the request (RequestReceived, ...).", lambda c: c.event.stage, always=True)
 _simple(
     "ka.auth.decision",
     'annotations["authorization.k8s.io/decision"]',
@@ -183,7 +186,9 @@ _simple("ka.user.name", "user.username", "The user name performing the request."
 _simple("ka.user.groups", "user.groups", "The groups of the user.", _user_groups, is_list=True)
 _simple("ka.impuser.name", "impersonatedUser.username", "The impersonated user name.", _impersonated_name)
 _simple("ka.verb", "verb", "The action being performed (get, create, ...).", lambda ctx: ctx.event.verb or None)
-_simple("ka.uri", "requestURI", "The request URI as sent from client to server.", lambda ctx: ctx.event.requestURI)
+_simple(
+    "ka.uri", "requestURI", "The request URI as sent from client to server.", lambda c: c.event.requestURI, always=True
+)
 _simple("ka.target.name", "objectRef.name", "The target object name.", _target("name"))
 _simple("ka.target.namespace", "objectRef.namespace", "The target object namespace.", _target("namespace"))
 _simple("ka.target.resource", "objectRef.resource", "The target object resource.", _target("resource"))
@@ -653,7 +658,35 @@ def _service_ports(arg: str | None) -> Accessor:
 def _rawtime(ctx: EventContext) -> Value:
     event = ctx.event
     stamp = event.stageTimestamp or event.requestReceivedTimestamp
-    return str(rfc3339_to_ns(stamp)) if stamp else "0"
+    if not stamp:
+        return "0"
+    try:
+        return str(rfc3339_to_ns(stamp))
+    except ValueError:
+        return "0"
+
+
+def rawtime_equals(text: str) -> Callable[[EventContext], bool]:
+    """`jevt.rawtime = text` without formatting every event's time (Falco's rules use `= 0` as "never").
+
+    A MicroTime stamp (`...T14:09:12.581541Z`) names one instant, so it is compared as text with
+    the wanted instant written the same way; other forms are parsed.
+    """
+    if not text.isdigit():
+        return lambda ctx: _rawtime(ctx) == text
+    wanted = int(text)
+    canonical = iso_time(wanted)[:26] + "Z" if wanted % 1000 == 0 else None
+
+    def equals(ctx: EventContext) -> bool:
+        event = ctx.event
+        stamp = event.stageTimestamp or event.requestReceivedTimestamp
+        if not stamp:
+            return wanted == 0
+        if canonical is not None and len(stamp) == 27 and stamp[19] == "." and stamp[26] == "Z":
+            return stamp == canonical
+        return _rawtime(ctx) == str(wanted)
+
+    return equals
 
 
 def _document_text(ctx: EventContext) -> Value:
@@ -691,12 +724,13 @@ for _prefix in ("json", "jevt"):
         "A value of the event by JSON pointer: `jevt.value[/objectRef/resource]`.",
         _pointer_maker,
     )
-    _simple(f"{_prefix}.obj", "(the whole event)", "The whole event as indented JSON.", _document_text)
+    _simple(f"{_prefix}.obj", "(the whole event)", "The whole event as indented JSON.", _document_text, always=True)
     _simple(
         f"{_prefix}.rawtime",
         "stageTimestamp (nanoseconds since the epoch)",
         "The event time in nanoseconds, as text.",
         _rawtime,
+        always=True,
     )
 
 

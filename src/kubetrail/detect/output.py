@@ -46,12 +46,16 @@ def render_value(value: Value) -> str:
     return str(value)
 
 
+Renderer = Callable[[EventContext], tuple[str, dict[str, Value]]]
+
+
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
-    """A compiled output template: literal text and fields, in order."""
+    """A compiled output template: literal text and fields, in order, and a generated renderer."""
 
     template: str
     parts: tuple[str | _Field, ...]
+    renderer: Renderer | None = None
 
     @property
     def field_keys(self) -> tuple[str, ...]:
@@ -60,6 +64,12 @@ class OutputFormat:
 
     def render(self, ctx: EventContext) -> tuple[str, dict[str, Value]]:
         """The message and the value of each field it prints."""
+        if self.renderer is not None:
+            return self.renderer(ctx)
+        return self.render_slowly(ctx)
+
+    def render_slowly(self, ctx: EventContext) -> tuple[str, dict[str, Value]]:
+        """`render` without the generated function (the reference it is tested against)."""
         out: list[str] = []
         values: dict[str, Value] = {}
         for part in self.parts:
@@ -108,7 +118,41 @@ def compile_output(template: str, accessor: Callable[[str, str | None], Accessor
         parts.append(_Field(name if arg is None else f"{name}[{arg}]", get))
     if literal:
         parts.append("".join(literal))
-    return OutputFormat(template, tuple(parts))
+    return OutputFormat(template, tuple(parts), _generate_renderer(tuple(parts)))
+
+
+def _generate_renderer(parts: tuple[str | _Field, ...]) -> Renderer | None:
+    """One function that reads each field once and joins the message (names only in its source)."""
+    scope: dict[str, Any] = {"_text": render_value}
+    lines = ["def _render(ctx):"]
+    variables: dict[str, str] = {}
+    pieces: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            name = f"_l{len(scope)}"
+            scope[name] = part
+            pieces.append(name)
+            continue
+        variable = variables.get(part.key)
+        if variable is None:
+            variable = variables[part.key] = f"v{len(variables)}"
+            getter = f"_g{len(scope)}"
+            scope[getter] = part.get
+            lines.append(f"    {variable} = {getter}(ctx)")
+        pieces.append(f"_text({variable})")
+    keys: list[str] = []
+    for key, variable in variables.items():
+        name = f"_k{len(scope)}"
+        scope[name] = key
+        keys.append(f"{name}: {variable}")
+    message = " + ".join(pieces) if pieces else "''"
+    lines.append(f"    return {message}, {{{', '.join(keys)}}}")
+    try:
+        exec(compile("\n".join(lines) + "\n", "<kubetrail output>", "exec"), scope)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    renderer: Renderer = scope["_render"]
+    return renderer
 
 
 def text_line(time_ns: int, priority_label: str, message: str) -> str:

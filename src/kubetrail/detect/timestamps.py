@@ -11,8 +11,28 @@ _RFC3339 = re.compile(
 )
 
 
+_SECONDS: dict[str, int] = {}
+_SECONDS_LIMIT = 4096
+
+
 def rfc3339_to_ns(text: str) -> int:
-    """Nanoseconds since the epoch of an RFC 3339 timestamp (fractions beyond 9 digits are cut)."""
+    """Nanoseconds since the epoch of an RFC 3339 timestamp (fractions beyond 9 digits are cut).
+
+    The apiserver's MicroTime form (`2018-10-25T14:09:12.581541Z`) takes a fast path that
+    remembers recent whole seconds.
+    """
+    if len(text) == 27 and text[19] == "." and text[26] == "Z" and text[20:26].isdigit():
+        head = text[:19]
+        seconds = _SECONDS.get(head)
+        if seconds is None:
+            if len(_SECONDS) >= _SECONDS_LIMIT:
+                _SECONDS.clear()
+            seconds = _SECONDS[head] = _parse(head + "Z") // 1_000_000_000
+        return seconds * 1_000_000_000 + int(text[20:26]) * 1000
+    return _parse(text)
+
+
+def _parse(text: str) -> int:
     found = _RFC3339.match(text)
     if found is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
@@ -36,4 +56,7 @@ def iso_time(ns: int) -> str:
     """`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`: the `time` of Falco's JSON alerts."""
     seconds, fraction = divmod(ns, 1_000_000_000)
     moment = time.gmtime(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{fraction:09d}Z"
+    return (
+        f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T"
+        f"{moment.tm_hour:02d}:{moment.tm_min:02d}:{moment.tm_sec:02d}.{fraction:09d}Z"
+    )
