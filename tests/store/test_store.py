@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetrail.model import Stage
+from kubetrail.model import Stage, decode_event
 from kubetrail.store import NotDurableError, Store, StoreLockedError, StoreOptions
 from kubetrail.store.wal import FileOps
 from tests.conftest import PROJECT_ROOT
@@ -44,6 +44,20 @@ def test_every_stage_of_a_request_is_kept_and_retries_are_not(tmp_path: Path) ->
         retry = store.append("prod", [received, complete, make_event(2)])
         assert (retry.accepted, retry.duplicates) == (1, 2)
         assert len(_ids(store)) == 3
+
+
+def test_invalid_utf8_in_a_raw_body_is_replaced_not_fatal(tmp_path: Path) -> None:
+    raw = (
+        b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"bad-utf8","stage":"ResponseComplete",'
+        b'"requestURI":"/api/v1/namespaces/a/configmaps","verb":"create","user":{"username":"u"},'
+        b'"requestObject":{"data":"\xff\xfe"},"requestReceivedTimestamp":"2026-03-19T10:00:00.000000Z"}'
+    )
+    event = decode_event(raw)
+    with Store.open(tmp_path / "s") as store:
+        assert store.append("prod", [event], [raw]).accepted == 1
+        store.seal()
+        (stored,) = store.query_connection().sql("SELECT event FROM events").fetchall()[0]
+    assert "\ufffd\ufffd" in stored
 
 
 def test_the_same_audit_id_in_two_clusters_is_two_events(tmp_path: Path) -> None:

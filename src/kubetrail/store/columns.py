@@ -12,6 +12,7 @@ Sealed Parquet files hold `FILE_SCHEMA`; `date` and `cluster` come from the Hive
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -146,12 +147,36 @@ def event_times(texts: list[str | None], fallback: datetime) -> pa.Array:
     return times
 
 
+def string_array(values: list[bytes]) -> pa.Array:
+    """UTF-8 validated Arrow strings from bytes, built from one joined buffer (4x faster than per value).
+
+    Raises pa.ArrowInvalid when a value is not UTF-8.
+    """
+    data = b"".join(values)
+    if len(data) >= 2**31:
+        return pa.array(values, pa.binary()).cast(pa.string())
+    offsets = pa.array([0, *itertools.accumulate(map(len, values))], pa.int32())
+    array = pa.StringArray.from_buffers(len(values), offsets.buffers()[1], pa.py_buffer(data))
+    array.validate(full=True)
+    return array
+
+
+def valid_utf8(lines: list[bytes]) -> tuple[list[bytes], pa.Array]:
+    """The lines as Arrow strings; invalid UTF-8 (which JSON decoding lets through in raw bodies) becomes U+FFFD."""
+    try:
+        return lines, string_array(lines)
+    except pa.ArrowInvalid:
+        fixed = [line.decode("utf-8", errors="replace").encode() for line in lines]
+        return fixed, string_array(fixed)
+
+
 @dataclass
 class Rows:
     """The hot-path rows of one batch of one cluster: JSON, time, day and dedup key per event."""
 
     cluster: str
     lines: list[bytes]
+    documents: pa.Array
     times: pa.Array
     dates: list[date]
     keys: list[int]
@@ -161,10 +186,12 @@ class Rows:
 
     def select(self, keep: list[bool]) -> Rows:
         """The rows whose `keep` flag is set."""
+        mask = pa.array(keep, pa.bool_())
         return Rows(
             cluster=self.cluster,
             lines=[line for line, flag in zip(self.lines, keep, strict=True) if flag],
-            times=self.times.filter(pa.array(keep, pa.bool_())),
+            documents=self.documents.filter(mask),
+            times=self.times.filter(mask),
             dates=[day for day, flag in zip(self.dates, keep, strict=True) if flag],
             keys=[key for key, flag in zip(self.keys, keep, strict=True) if flag],
         )
@@ -174,7 +201,7 @@ class Rows:
         count = len(self.lines)
         return pa.RecordBatch.from_arrays(
             [
-                pa.array(self.lines, pa.binary()).cast(pa.string()),
+                self.documents,
                 self.times,
                 pa.array(self.keys, pa.int64()),
                 pa.array(self.dates, pa.date32()),
@@ -199,18 +226,20 @@ def build_rows(
     received = received or datetime.now(UTC)
     lines: list[bytes] = []
     texts: list[str | None] = []
+    for index, event in enumerate(events):
+        lines.append(event_json(event, raw_lines[index] if raw_lines is not None else None))
+        texts.append(event.requestReceivedTimestamp or event.stageTimestamp or None)
+    lines, strings = valid_utf8(lines)
     keys: list[int] = []
     blake = hashlib.blake2b
-    for index, event in enumerate(events):
-        document = event_json(event, raw_lines[index] if raw_lines is not None else None)
-        lines.append(document)
-        texts.append(event.requestReceivedTimestamp or event.stageTimestamp or None)
+    prefix = f"{cluster}\x00"
+    for event, document in zip(events, lines, strict=True):
         audit_id = event.auditID
         if audit_id:
-            material = f"{cluster}\x00{audit_id}\x00{event.stage}".encode()
+            material = f"{prefix}{audit_id}\x00{event.stage}".encode()
         else:
             material = cluster.encode() + b"\x00\x00" + document
         keys.append(int.from_bytes(blake(material, digest_size=8).digest(), "little", signed=True))
     times = event_times(texts, received)
     dates: list[date] = pc.cast(times, pa.date32()).to_pylist()
-    return Rows(cluster=cluster, lines=lines, times=times, dates=dates, keys=keys)
+    return Rows(cluster=cluster, lines=lines, documents=strings, times=times, dates=dates, keys=keys)
