@@ -249,3 +249,12 @@ def test_inline_field_reads_equal_the_accessors(changes: dict[str, Any]) -> None
 def test_every_field_has_a_path_and_a_description() -> None:
     for spec in FIELDS.values():
         assert spec.path and spec.description.endswith((".", ")")), spec.name
+
+
+def test_every_field_is_documented_with_its_path() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "fields.md").read_text()
+    for spec in FIELDS.values():
+        assert f"| `{spec.name}` |" in text, spec.name
+        assert f"`{spec.path}`" in text, spec.name

@@ -130,10 +130,15 @@ def _rule_specs(rules: tuple[str, ...]) -> list[str]:
     )
 
 
+def _say(console: Console, text: str) -> None:
+    """One plain line on stderr (never wrapped or styled), unless quiet."""
+    console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
 def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priority]], elapsed: float) -> None:
     rate = tally.events / elapsed if elapsed > 0 else 0.0
     counts = f"{tally.events} events, {tally.malformed} malformed, {tally.alerts} alerts"
-    console.print(f"{counts} in {elapsed:.2f}s ({rate:,.0f} events/s)", highlight=False)
+    _say(console, f"{counts} in {elapsed:.2f}s ({rate:,.0f} events/s)")
     if not by_rule:
         return
     table = Table(title="Alerts by rule", title_justify="left")
@@ -204,7 +209,7 @@ def detect_command(
     console = Console(stderr=True, quiet=quiet)
     ruleset = load_ruleset(rule_sources(_rule_specs(rules)))
     for notice in ruleset.notices:
-        console.print(f"notice: {notice}", highlight=False, markup=False)
+        _say(console, f"notice: {notice}")
     engine = Engine(
         ruleset,
         matching=Matching(rule_matching),
@@ -238,7 +243,7 @@ def detect_command(
                     if isinstance(item, Malformed):
                         tally.malformed += 1
                         if shown < _SHOWN_MALFORMED:
-                            console.print(f"warning: skipped {item}", highlight=False, markup=False)
+                            _say(console, f"warning: skipped {item}")
                             shown += 1
                         continue
                     event, raw = item
@@ -255,7 +260,7 @@ def detect_command(
             progress.update(task, completed=done)
     out.flush()
     if tally.malformed > shown:
-        console.print(f"warning: {tally.malformed - shown} more malformed events skipped", highlight=False)
+        _say(console, f"warning: {tally.malformed - shown} more malformed events skipped")
     _summary(console, tally, by_rule, time.perf_counter() - started)
     if tally.failing:
         sys.exit(1)

@@ -1,0 +1,142 @@
+"""Detection throughput with Falco's default k8s_audit rules, and memory as the input grows.
+
+Streams ≥1M realistic audit events (the shared 200k corpus from `bench.corpus`, read several
+times over; never held in memory) through the engine loaded with ../shared/corpus/falco/
+k8s_audit_rules.yaml, under `rule_matching: all` and `first`. Reported per CPU second of this
+process: detection alone (pipeline time less decoding time) and decode + detect. Target: ≥100k
+events/s of detection on one core. Peak RSS of a child process detecting over 250k and over 1M
+events shows whether memory stays flat. Skipped when the shared corpus is absent.
+Run alone: `python -m bench.bench_detect`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.common import BenchResult
+from bench.corpus import write_realistic_ndjson
+from kubetrail.detect import Engine, EventContext, Matching, RuleSource, load_ruleset
+from kubetrail.model import Event, read_events
+
+NAME = "detect"
+PROJECT = Path(__file__).resolve().parent.parent
+RULES = PROJECT.parent / "shared" / "corpus" / "falco" / "k8s_audit_rules.yaml"
+CORPUS_EVENTS = 200_000
+EVENTS = 1_000_000
+MEMORY_SMALL = 250_000
+TARGET_EVENTS_PER_S = 100_000.0
+TARGET_MEMORY_GROWTH = 1.25
+
+
+def scaled(count: int) -> int:
+    """`count` times KUBETRAIL_BENCH_SCALE (default 1), at least 1000."""
+    return max(1000, int(count * float(os.environ.get("KUBETRAIL_BENCH_SCALE", "1"))))
+
+
+def stream(path: Path, count: int) -> Iterator[Event]:
+    """`count` events, reading the file again from the start as often as needed."""
+    produced = 0
+    while produced < count:
+        for event in read_events(path):
+            yield event
+            produced += 1
+            if produced == count:
+                return
+
+
+def _engine(matching: Matching) -> Engine:
+    return Engine(load_ruleset([RuleSource(str(RULES), RULES.read_text())]), matching=matching)
+
+
+def _decode_only(path: Path, count: int) -> float:
+    start = time.process_time()
+    for _ in stream(path, count):
+        pass
+    return time.process_time() - start
+
+
+def _pipeline(path: Path, count: int, engine: Engine) -> tuple[float, int]:
+    detect = engine.detect
+    alerts = 0
+    start = time.process_time()
+    for event in stream(path, count):
+        found = detect(EventContext(event))
+        if found:
+            alerts += len(found)
+    return time.process_time() - start, alerts
+
+
+def _child_peak(path: Path, count: int) -> dict[str, float]:
+    """Run detection over `count` events in a fresh interpreter; its peak RSS in MB."""
+    command = [sys.executable, "-m", "bench.bench_detect", "--child", str(path), str(count)]
+    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, check=True, timeout=3600)
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def run() -> list[BenchResult]:
+    if not RULES.is_file():
+        return []
+    count = scaled(EVENTS)
+    path = write_realistic_ndjson(None, min(CORPUS_EVENTS, count))
+    detail = {"events": count, "corpus": "bench.corpus.write_realistic_ndjson", "rules": "falco k8s_audit_rules.yaml"}
+    decode_s = _decode_only(path, count)
+    results: list[BenchResult] = []
+    for matching in (Matching.ALL, Matching.FIRST):
+        total_s, alerts = _pipeline(path, count, _engine(matching))
+        detect_s = max(total_s - decode_s, 1e-9)
+        info = detail | {"rule_matching": str(matching), "alerts": alerts, "cpu_seconds": round(total_s, 3)}
+        results.append(
+            BenchResult(
+                NAME,
+                f"detection (rule_matching {matching}): events/s",
+                count / detect_s,
+                "events/s",
+                TARGET_EVENTS_PER_S,
+                detail=info | {"detect_cpu_seconds": round(detect_s, 3)},
+            )
+        )
+        results.append(
+            BenchResult(
+                NAME, f"decode + detect (rule_matching {matching}): events/s", count / total_s, "events/s", detail=info
+            )
+        )
+    small = _child_peak(path, scaled(MEMORY_SMALL))
+    large = _child_peak(path, count)
+    results.append(BenchResult(NAME, f"peak RSS, {small['events']:,.0f} events", small["peak_mb"], "MB", detail=small))
+    results.append(BenchResult(NAME, f"peak RSS, {large['events']:,.0f} events", large["peak_mb"], "MB", detail=large))
+    results.append(
+        BenchResult(
+            NAME,
+            "peak RSS growth (large / small input)",
+            large["peak_mb"] / small["peak_mb"],
+            "x",
+            TARGET_MEMORY_GROWTH,
+            higher_is_better=False,
+            detail={"small_events": small["events"], "large_events": large["events"]},
+        )
+    )
+    return results
+
+
+def _child(path: str, count: int) -> None:
+    engine = _engine(Matching.ALL)
+    alerts = 0
+    for event in stream(Path(path), count):
+        alerts += len(engine.detect(EventContext(event)))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"events": count, "alerts": alerts, "peak_mb": round(peak_kb / 1024, 1)}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        _child(sys.argv[2], int(sys.argv[3]))
+    else:
+        for measured in run():
+            print(f"{measured.metric}: {measured.value:,.1f} {measured.unit}")
