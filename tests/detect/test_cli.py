@@ -41,7 +41,7 @@ def test_ndjson_in_json_out(tmp_path: Path, rules_file: Path) -> None:
     alerts = [json.loads(line) for line in out.splitlines()]
     assert [alert["rule"] for alert in alerts] == ["created", "deleted"]
     assert alerts[0]["cluster"] == "prod"
-    assert alerts[0]["output_fields"] == {"evt.time": 1714557600250000000, "ka.target.name": "web"}
+    assert alerts[0]["output_fields"] == {"evt.time.iso8601": 1714557600250000000, "ka.target.name": "web"}
     assert "3 events, 0 malformed, 2 alerts" in err
 
 
@@ -50,7 +50,9 @@ def test_text_output_is_falcos_line(tmp_path: Path, rules_file: Path) -> None:
     log.write_text(_line() + "\n")
     code, out, _ = detect(str(log), "--rules", str(rules_file))
     assert code == 0
-    assert out == "10:00:00.250000000: Warning made web\n"
+    assert out == "2024-05-01T10:00:00.250000000+0000: Warning made web\n"
+    _, out, _ = detect(str(log), "--rules", str(rules_file), "--time-format", "time")
+    assert out == "10:00:00.250000000+0000: Warning made web\n"
 
 
 def test_malformed_events_are_reported_with_file_and_line_and_skipped(tmp_path: Path, rules_file: Path) -> None:

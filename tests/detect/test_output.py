@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kubetrail.detect import Engine, Priority
+from kubetrail.detect import Engine, Priority, TimeFormat
 from kubetrail.detect.fields import accessor_for
 from kubetrail.detect.output import OutputFormatError, compile_output, render_value
 from tests.detect.helpers import context, make_event, rule, ruleset
@@ -74,11 +74,14 @@ def test_render_value() -> None:
 
 
 def test_falco_text_line_has_utc_time_and_the_priority_name() -> None:
-    engine = Engine(ruleset(rule("ka.verb = create", output="made %ka.target.name", priority="INFO")))
-    alert = engine.evaluate(make_event())[0]
+    loaded = ruleset(rule("ka.verb = create", output="made %ka.target.name", priority="INFO"))
+    alert = Engine(loaded).evaluate(make_event())[0]
     assert alert.priority is Priority.INFORMATIONAL
-    assert alert.output == "10:00:00.250000000: Informational made web"
+    assert alert.output == "2024-05-01T10:00:00.250000000+0000: Informational made web"
     assert alert.time == "2024-05-01T10:00:00.250000000Z"
+    clock = Engine(loaded, time_format=TimeFormat.TIME).evaluate(make_event())[0]
+    assert clock.output == "10:00:00.250000000+0000: Informational made web"
+    assert json.loads(clock.to_falco_json())["output_fields"]["evt.time"] == 1714557600250000000
 
 
 def test_falco_json_alert() -> None:
@@ -93,8 +96,8 @@ def test_falco_json_alert() -> None:
         "auditID": "0b1c2d3e-0000-4000-8000-000000000001",
         "cluster": None,
         "hostname": "node-1",
-        "output": "10:00:00.250000000: Warning made web by <NA>",
-        "output_fields": {"evt.time": 1714557600250000000, "ka.impuser.name": None, "ka.target.name": "web"},
+        "output": "2024-05-01T10:00:00.250000000+0000: Warning made web by <NA>",
+        "output_fields": {"evt.time.iso8601": 1714557600250000000, "ka.impuser.name": None, "ka.target.name": "web"},
         "priority": "Warning",
         "rule": "r",
         "source": "k8s_audit",

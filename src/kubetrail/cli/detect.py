@@ -29,6 +29,7 @@ from kubetrail.detect import (
     EventContext,
     Matching,
     Priority,
+    TimeFormat,
     load_ruleset,
     rule_sources,
 )
@@ -181,6 +182,13 @@ def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priori
     help="Only load rules at this priority or more severe (Falco's `priority` setting).",
 )
 @click.option("--cluster", default="", help="Cluster name for the alerts and for `ka.cluster.name`.")
+@click.option(
+    "--time-format",
+    type=click.Choice(["iso8601", "time"]),
+    default="iso8601",
+    show_default=True,
+    help="Alert line prefix: full ISO 8601 time (Falco's container default) or time of day (UTC).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notices or summary on stderr.")
 def detect_command(
     files: tuple[str, ...],
@@ -190,6 +198,7 @@ def detect_command(
     fail_on: str | None,
     min_priority: str,
     cluster: str,
+    time_format: str,
     quiet: bool,
 ) -> None:
     """Run detection rules over audit log FILES and print alerts.
@@ -215,6 +224,7 @@ def detect_command(
         matching=Matching(rule_matching),
         hostname=socket.gethostname(),
         min_priority=Priority.parse(min_priority),
+        time_format=TimeFormat(time_format),
     )
     threshold = Priority.parse(fail_on) if fail_on else None
     tally = _Tally()

@@ -17,6 +17,7 @@ from kubetrail.detect.context import EventContext
 from kubetrail.detect.engine import Detector, Engine, Matching, event_time_ns
 from kubetrail.detect.errors import ConditionSyntaxError, DetectError, RuleCompileError, RuleLoadError
 from kubetrail.detect.fields import FIELDS, FieldSpec
+from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.rulefile import RuleSource, read_rules
 from kubetrail.detect.sources import BUILTIN, BUILTIN_RULES_DIR, rule_sources
@@ -47,6 +48,7 @@ __all__ = [
     "RuleLoadError",
     "RuleSet",
     "RuleSource",
+    "TimeFormat",
     "compile_rules",
     "event_time_ns",
     "load_ruleset",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from kubetrail.detect.fields import Value
-from kubetrail.detect.output import falco_json, text_line
+from kubetrail.detect.output import TimeFormat, falco_json, text_line
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.timestamps import iso_time
 
@@ -23,11 +23,12 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     audit_id: str
     cluster: str | None = None
     hostname: str = ""
+    time_format: TimeFormat = TimeFormat.ISO8601
 
     @property
     def output(self) -> str:
-        """Falco's full output: time, priority and message."""
-        return text_line(self.time_ns, self.priority.label, self.message)
+        """Falco's full output: time (UTC), priority and message."""
+        return text_line(self.time_ns, self.priority.label, self.message, self.time_format)
 
     @property
     def time(self) -> str:
@@ -48,4 +49,5 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
             hostname=self.hostname,
             audit_id=self.audit_id,
             cluster=self.cluster,
+            time_format=self.time_format,
         )

@@ -14,6 +14,7 @@ from typing import Protocol
 from kubetrail.detect.alert import Alert
 from kubetrail.detect.compiler import CompiledRule, RuleSet
 from kubetrail.detect.context import EventContext
+from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.timestamps import rfc3339_to_ns
 from kubetrail.model import Event
@@ -57,12 +58,14 @@ class Engine:
         hostname: str = "",
         min_priority: Priority = Priority.DEBUG,
         detectors: Sequence[Detector] = (),
+        time_format: TimeFormat = TimeFormat.ISO8601,
     ) -> None:
         self.matching = Matching(matching)
         self._first = self.matching is Matching.FIRST
         self.hostname = hostname
         self.rules = [rule for rule in ruleset.enabled if rule.priority.at_least(min_priority) and not rule.never]
         self.detectors = tuple(detectors)
+        self.time_format = TimeFormat(time_format)
         self._buckets: dict[_Key, tuple[CompiledRule, ...]] = {}
 
     def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:
@@ -105,6 +108,7 @@ class Engine:
             audit_id=ctx.event.auditID,
             cluster=ctx.cluster or None,
             hostname=self.hostname,
+            time_format=self.time_format,
         )
 
     def detect(self, ctx: EventContext) -> list[Alert]:

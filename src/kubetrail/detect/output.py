@@ -7,6 +7,7 @@ all sorted as Falco's JSON library writes them.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ import msgspec
 
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.fields import FIELDS, Accessor, Arg, Value
-from kubetrail.detect.timestamps import clock_time
+from kubetrail.detect.timestamps import clock_time, iso_offset_time
 
 MISSING_TEXT = "<NA>"
 _FIELD_NAMES = sorted(FIELDS, key=len, reverse=True)
@@ -155,9 +156,22 @@ def _generate_renderer(parts: tuple[str | _Field, ...]) -> Renderer | None:
     return renderer
 
 
-def text_line(time_ns: int, priority_label: str, message: str) -> str:
-    """Falco's text alert: `14:09:12.581541000: Warning Pod started ...` (time in UTC)."""
-    return f"{clock_time(time_ns)}: {priority_label} {message}"
+class TimeFormat(enum.StrEnum):
+    """How the alert line starts: Falco's `time_format_iso_8601: true` (its container image) or false."""
+
+    ISO8601 = "iso8601"
+    TIME = "time"
+
+    @property
+    def field(self) -> str:
+        """The output field the prefix prints (reported in `output_fields`)."""
+        return "evt.time.iso8601" if self is TimeFormat.ISO8601 else "evt.time"
+
+
+def text_line(time_ns: int, priority_label: str, message: str, time_format: TimeFormat = TimeFormat.ISO8601) -> str:
+    """Falco's text alert: `2018-10-25T14:09:12.581541000+0000: Warning Pod started ...` (UTC)."""
+    stamp = iso_offset_time(time_ns) if time_format is TimeFormat.ISO8601 else clock_time(time_ns)
+    return f"{stamp}: {priority_label} {message}"
 
 
 def falco_json(
@@ -173,10 +187,11 @@ def falco_json(
     hostname: str,
     audit_id: str,
     cluster: str | None,
+    time_format: TimeFormat = TimeFormat.ISO8601,
 ) -> bytes:
     """One alert in Falco's JSON format, with kubetrail's `auditID` and `cluster` keys."""
     fields: dict[str, Any] = dict(output_fields)
-    fields["evt.time"] = time_ns
+    fields[time_format.field] = time_ns
     document = {
         "auditID": audit_id,
         "cluster": cluster,

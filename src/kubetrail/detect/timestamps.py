@@ -46,10 +46,15 @@ def _parse(text: str) -> int:
 
 
 def clock_time(ns: int) -> str:
-    """`HH:MM:SS.nnnnnnnnn` in UTC: the time Falco prints before an alert's priority."""
+    """`HH:MM:SS.nnnnnnnnn+0000`: Falco's `%evt.time` in UTC (the prefix without ISO 8601 time format)."""
     seconds, fraction = divmod(ns, 1_000_000_000)
     day_seconds = seconds % 86_400
-    return f"{day_seconds // 3600:02d}:{day_seconds % 3600 // 60:02d}:{day_seconds % 60:02d}.{fraction:09d}"
+    return f"{day_seconds // 3600:02d}:{day_seconds % 3600 // 60:02d}:{day_seconds % 60:02d}.{fraction:09d}+0000"
+
+
+def iso_offset_time(ns: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+0000`: Falco's `%evt.time.iso8601` in UTC (its container default prefix)."""
+    return iso_time(ns)[:-1] + "+0000"
 
 
 def iso_time(ns: int) -> str:
