@@ -248,3 +248,17 @@ def test_sigkill_after_acknowledgements_loses_none_of_them(tmp_path: Path, acks:
     assert len(ids) == len(set(ids))
     expected = {(event.auditID, "ResponseComplete") for event in make_events(0, (acknowledged + 1) * 25)}
     assert expected <= set(ids)
+
+
+def test_a_damaged_wal_segment_is_kept_aside_not_silently_dropped(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s")
+    store.append("prod", make_events(0, 5))
+    store.append("prod", make_events(5, 5))
+    store.close(seal=False)
+    (segment,) = list((tmp_path / "s" / "wal").glob("*.wal"))
+    data = bytearray(segment.read_bytes())
+    data[-5] ^= 0xFF  # inside the second record
+    segment.write_bytes(bytes(data))
+    with Store.open(tmp_path / "s") as reopened:
+        assert len(_ids(reopened)) == 5
+    assert (segment.parent / (segment.name + ".damaged")).read_bytes() == bytes(data)

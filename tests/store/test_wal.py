@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import errno
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kubetrail.store.errors import NotDurableError
 from kubetrail.store.layout import Layout
@@ -158,3 +161,26 @@ def test_group_commit_covers_concurrent_writers_with_fewer_fsyncs(tmp_path: Path
     assert len(batches) == 8 * per_thread
     assert wal.durable_seq == 8 * per_thread
     assert ops.fsyncs < 8 * per_thread
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=400), flips=st.lists(st.integers(min_value=0, max_value=399), max_size=3))
+def test_damaged_segments_never_yield_a_partial_or_altered_record(tmp_path: Path, cut: int, flips: list[int]) -> None:
+    layout = Layout(Path(tempfile.mkdtemp(dir=tmp_path)))
+    layout.create()
+    wal = WalWriter(layout, next_segment_id=1)
+    for number in range(6):
+        wal.wait(wal.append(encode_record(_batch(number))))
+    wal.close()
+    path = layout.wal_segment(1)
+    data = bytearray(path.read_bytes())
+    originals = [_batch(number) for number in range(6)]
+    damaged = bytearray(data[: len(data) - cut])
+    for position in flips:
+        if position < len(damaged):
+            damaged[position] ^= 0x5A
+    path.write_bytes(bytes(damaged))
+    scan = scan_segment(path, repair=True)
+    assert scan.batches == originals[: len(scan.batches)]
+    if "header" not in scan.problem or "incomplete" in scan.problem:
+        assert scan_segment(path).problem == ""

@@ -21,6 +21,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -54,6 +55,7 @@ from kubetrail.store.wal import (
 
 log = logging.getLogger(__name__)
 
+DAMAGED_SUFFIX = ".damaged"
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -247,6 +249,12 @@ class Store:
             self.layout.absolute(relative).unlink(missing_ok=True)
 
     def _replay(self, segment_id: int, path: Path, *, repair: bool) -> None:
+        if repair:
+            probe = scan_segment(path)
+            if probe.problem and not probe.problem.startswith(("torn", "segment header is incomplete")):
+                keep = path.with_name(path.name + DAMAGED_SUFFIX)
+                shutil.copyfile(path, keep)
+                log.warning("%s: %s; a copy is kept as %s", path, probe.problem, keep.name)
         scan = scan_segment(path, repair=repair)
         if scan.problem:
             log.warning("%s: %s; kept %d complete records", path, scan.problem, len(scan.batches))

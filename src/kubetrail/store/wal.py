@@ -66,6 +66,8 @@ def scan_segment(path: Path, *, repair: bool = False) -> SegmentScan:
     """Read every complete record; with `repair`, truncate whatever follows the last one (a torn tail)."""
     data = path.read_bytes()
     scan = SegmentScan(path=path, size=len(data))
+    if not data:
+        return scan
     if len(data) < len(SEGMENT_MAGIC) or not data.startswith(SEGMENT_MAGIC):
         if SEGMENT_MAGIC.startswith(data):
             scan.problem = "segment header is incomplete"
