@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,16 @@ def test_segments_rotate_by_size_and_seal_in_the_background(tmp_path: Path) -> N
         assert stats.tail_rows == 0
         assert stats.sealed_files > 1
         assert len(_ids(store)) == 400
+
+
+def test_an_idle_segment_is_sealed_when_it_gets_old(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s", StoreOptions(seal_age_seconds=0.1)) as store:
+        store.append("prod", make_events(0, 7))
+        deadline = time.monotonic() + 30
+        while store.stats().sealed_rows < 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.stats().sealed_rows == 7
+        assert len(_ids(store)) == 7
 
 
 def test_concurrent_writers_and_async_appends_lose_nothing(tmp_path: Path) -> None:

@@ -140,6 +140,9 @@ def _check_files(layout: Layout, state: ManifestState, report: VerifyReport) -> 
 
 
 def _check_wal(layout: Layout, state: ManifestState, report: VerifyReport) -> None:
+    if layout.wal_dir.is_dir():
+        for kept in sorted(layout.wal_dir.glob("*.damaged")):
+            report.notes.append(f"{layout.relative(kept)}: a damaged WAL segment set aside when the store was opened")
     segments = layout.wal_segments()
     report.wal_segments = len(segments)
     last = len(segments) - 1
