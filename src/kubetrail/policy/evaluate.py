@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from kubetrail.model.event import Event, Level, Stage
-from kubetrail.model.policy import GroupResources, Policy, PolicyRule
+from kubetrail.model.policy import GroupResources, Policy
 from kubetrail.policy.attributes import RequestAttributes
-from kubetrail.policy.match import group_resources_match, path_matches, rule_matches
+from kubetrail.policy.match import path_matches, resource_matches, rule_matches
 
 _STAGE_ORDER = (Stage.REQUEST_RECEIVED, Stage.RESPONSE_STARTED, Stage.RESPONSE_COMPLETE, Stage.PANIC)
 _CACHE_LIMIT = 200_000
@@ -44,9 +44,9 @@ def union_stages(*stage_lists: Iterable[str]) -> tuple[Stage, ...]:
     return tuple(stage for stage in _STAGE_ORDER if stage.value in wanted)
 
 
-def _bits(rules: list[PolicyRule], selects: Iterable[int]) -> int:
+def _bits(indexes: Iterable[int]) -> int:
     mask = 0
-    for index in selects:
+    for index in indexes:
         mask |= 1 << index
     return mask
 
@@ -74,8 +74,19 @@ class _ValueMasks:
         return mask
 
 
+# Per (API group, resource, subresource): the resource rules whose `resources` admit any object name,
+# and per rule that admits only some names, its bit and those names.
+_KindEntry = tuple[int, tuple[tuple[int, frozenset[str]], ...]]
+
+
 class CompiledPolicy:
-    """A policy prepared for fast evaluation; immutable once built."""
+    """A policy prepared for fast evaluation; immutable once built.
+
+    Each selector is independent of the others, so a request's candidate rules are the AND of one
+    bitmask per selector: users, groups, verbs, namespaces, and the resource kind (or the path).
+    Kind and path masks are cached (few distinct values); whole decisions are cached per request
+    shape, and a cache miss still costs only a handful of dictionary look-ups.
+    """
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -97,60 +108,64 @@ class CompiledPolicy:
             omit_managed_fields=policy.omitManagedFields,
             rule_index=None,
         )
-        self._users = _ValueMasks([rule.users for rule in rules])
-        self._groups = _ValueMasks([rule.userGroups for rule in rules])
-        self._verbs = _ValueMasks([rule.verbs for rule in rules])
         resource_rules = [i for i, rule in enumerate(rules) if rule.namespaces or rule.resources]
         url_rules = [i for i, rule in enumerate(rules) if i not in resource_rules and rule.nonResourceURLs]
-        self._any_target = _bits(rules, (i for i in range(len(rules)) if i not in resource_rules + url_rules))
-        named = [i for i in resource_rules if any(entry.resourceNames for entry in rules[i].resources)]
-        self._named_rules = named
-        self._unnamed_rules = [i for i in resource_rules if i not in named]
+        users = _ValueMasks([rule.users for rule in rules])
+        groups = _ValueMasks([rule.userGroups for rule in rules])
+        verbs = _ValueMasks([rule.verbs for rule in rules])
+        namespaces = _ValueMasks([rule.namespaces for rule in rules])
+        self._users_free, self._users_by = users.free, users.by_value
+        self._groups_free, self._groups_by = groups.free, groups.by_value
+        self._verbs_free, self._verbs_by = verbs.free, verbs.by_value
+        self._ns_free, self._ns_by = namespaces.free, namespaces.by_value
+        self._any_target = _bits(i for i in range(len(rules)) if i not in resource_rules and i not in url_rules)
+        self._resource_rules = resource_rules
         self._url_rules = url_rules
-        self._user_cache: dict[tuple[str, ...], int] = {}
-        self._resource_cache: dict[tuple[str, str, str, str], tuple[int, tuple[tuple[int, frozenset[str]], ...]]] = {}
-        self._path_cache: dict[str, int] = {}
         self._named_values = frozenset(
-            name for i in named for entry in rules[i].resources for name in entry.resourceNames
+            name for i in resource_rules for entry in rules[i].resources for name in entry.resourceNames
         )
+        self._kind_cache: dict[tuple[str, str, str], _KindEntry] = {}
+        self._path_cache: dict[str, int] = {}
         self._event_cache: dict[tuple[object, ...], AuditDecision] = {}
         self._url_event_cache: dict[tuple[str, ...], AuditDecision] = {}
 
     def __len__(self) -> int:
         return len(self._decisions)
 
-    def _user_mask(self, user: str, groups: tuple[str, ...] | list[str]) -> int:
-        key = (user, *groups)
-        mask = self._user_cache.get(key)
-        if mask is None:
-            mask = self._users.mask(user) & self._groups.mask_any(groups)
-            _remember(self._user_cache, key, mask)
-        return mask
+    def _user_mask(self, user: str, groups: Iterable[str]) -> int:
+        mask = self._users_free | self._users_by.get(user, 0)
+        if not mask:
+            return 0
+        group_mask = self._groups_free
+        by_group = self._groups_by
+        for group in groups:
+            group_mask |= by_group.get(group, 0)
+        return mask & group_mask
 
-    def _resource_mask(self, namespace: str, group: str, resource: str, subresource: str, name: str) -> int:
-        key = (namespace, group, resource, subresource)
-        entry: tuple[int, tuple[tuple[int, frozenset[str]], ...]] | None = self._resource_cache.get(key)
+    def _kind_entry(self, group: str, resource: str, subresource: str) -> _KindEntry:
+        key = (group, resource, subresource)
+        entry = self._kind_cache.get(key)
         if entry is None:
-            probe = RequestAttributes(namespace=namespace, api_group=group, resource=resource, subresource=subresource)
             rules = self.policy.rules
-            mask = self._any_target
-            for index in self._unnamed_rules:
-                if _resource_target_matches(rules[index], probe):
-                    mask |= 1 << index
-            candidates: list[tuple[int, frozenset[str]]] = []
-            for index in self._named_rules:
-                names = _names_admitting(rules[index], probe)
+            mask = 0
+            named: list[tuple[int, frozenset[str]]] = []
+            for index in self._resource_rules:
+                names = _names_admitted(rules[index].resources, group, resource, subresource)
                 if names is None:
                     mask |= 1 << index
                 elif names:
-                    candidates.append((1 << index, names))
-            entry = (mask, tuple(candidates))
-            _remember(self._resource_cache, key, entry)
-        mask, named = entry
+                    named.append((1 << index, names))
+            entry = (mask, tuple(named))
+            _remember(self._kind_cache, key, entry)
+        return entry
+
+    def _resource_mask(self, namespace: str, group: str, resource: str, subresource: str, name: str) -> int:
+        """Rules whose namespaces and resources admit the request (plus rules with no target selector)."""
+        kind_mask, named = self._kind_entry(group, resource, subresource)
         for bit, names in named:
             if name in names:
-                mask |= bit
-        return mask
+                kind_mask |= bit
+        return self._any_target | (kind_mask & (self._ns_free | self._ns_by.get(namespace, 0)))
 
     def _path_mask(self, path: str) -> int:
         mask = self._path_cache.get(path)
@@ -170,7 +185,7 @@ class CompiledPolicy:
 
     def evaluate(self, attrs: RequestAttributes) -> AuditDecision:
         """The decision for one request."""
-        mask = self._user_mask(attrs.user, attrs.groups) & self._verbs.mask(attrs.verb)
+        mask = self._user_mask(attrs.user, attrs.groups) & (self._verbs_free | self._verbs_by.get(attrs.verb, 0))
         if mask:
             if attrs.is_resource_request:
                 mask &= self._resource_mask(
@@ -188,10 +203,12 @@ class CompiledPolicy:
         user = event.user
         ref = event.objectRef
         if ref is None:
-            url_key = (event.path, event.verb, user.username, *user.groups)
+            url_key = (event.requestURI, event.verb, user.username, *user.groups)
             decision = self._url_event_cache.get(url_key)
             if decision is None:
-                mask = self._user_mask(user.username, user.groups) & self._verbs.mask(event.verb)
+                mask = self._user_mask(user.username, user.groups) & (
+                    self._verbs_free | self._verbs_by.get(event.verb, 0)
+                )
                 decision = self._decide(mask & self._path_mask(event.path) if mask else 0)
                 _remember(self._url_event_cache, url_key, decision)
             return decision
@@ -208,7 +225,7 @@ class CompiledPolicy:
         )
         decision = self._event_cache.get(key)
         if decision is None:
-            mask = self._user_mask(user.username, user.groups) & self._verbs.mask(event.verb)
+            mask = self._user_mask(user.username, user.groups) & (self._verbs_free | self._verbs_by.get(event.verb, 0))
             if mask:
                 mask &= self._resource_mask(ref.namespace, ref.apiGroup, ref.resource, ref.subresource, name)
             decision = self._decide(mask)
@@ -225,27 +242,25 @@ class CompiledPolicy:
         return [index for index, rule in enumerate(self.policy.rules) if rule_matches(rule, attrs)]
 
 
-def _resource_target_matches(rule: PolicyRule, attrs: RequestAttributes) -> bool:
-    if rule.namespaces and attrs.namespace not in rule.namespaces:
-        return False
-    return not rule.resources or any(group_resources_match(entry, attrs) for entry in rule.resources)
+def _names_admitted(
+    entries: list[GroupResources], group: str, resource: str, subresource: str
+) -> frozenset[str] | None:
+    """Which object names let a rule's `resources` match this kind of request, as the checker decides.
 
-
-def _names_admitting(rule: PolicyRule, attrs: RequestAttributes) -> frozenset[str] | None:
-    """For a rule with resourceNames and a request whose name is not yet known: which names match.
-
-    None means any name matches (an entry without names matches); an empty set means none does.
+    None means every name does (no resources listed, or a matching entry without resourceNames);
+    otherwise the union of the resourceNames of the matching entries (empty: no name matches).
     """
-    if rule.namespaces and attrs.namespace not in rule.namespaces:
-        return frozenset()
+    if not entries:
+        return None
     names: set[str] = set()
-    for entry in rule.resources:
-        if not entry.resourceNames or not entry.resources:  # an entry without resources ignores names
-            if group_resources_match(entry, attrs):
-                return None
+    for entry in entries:
+        if entry.group != group:
             continue
-        unnamed = GroupResources(group=entry.group, resources=entry.resources)
-        if group_resources_match(unnamed, attrs):
+        if not entry.resources:
+            return None
+        if any(resource_matches(resource, subresource, spec) for spec in entry.resources):
+            if not entry.resourceNames:
+                return None
             names.update(entry.resourceNames)
     return frozenset(names)
 
