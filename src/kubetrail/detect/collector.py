@@ -190,12 +190,15 @@ class Notice:
         return f"{location}: {self.message}"
 
 
+_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?")
+
+
 def parse_version(text: str, where: Where, what: str) -> tuple[int, int, int]:
-    """A `major.minor.patch` version."""
-    parts = text.strip().split(".")
-    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+    """A `major.minor.patch` version (a pre-release or build suffix is accepted and ignored)."""
+    found = _SEMVER.fullmatch(text.strip())
+    if found is None:
         raise where.error(f"Invalid {what} '{text}': expected \"x.y.z\" semver format")
-    return int(parts[0]), int(parts[1]), int(parts[2])
+    return int(found.group(1)), int(found.group(2)), int(found.group(3))
 
 
 def compatible(provided: tuple[int, int, int], required: tuple[int, int, int]) -> bool:
