@@ -273,3 +273,13 @@ def test_a_damaged_wal_segment_is_kept_aside_not_silently_dropped(tmp_path: Path
     with Store.open(tmp_path / "s") as reopened:
         assert len(_ids(reopened)) == 5
     assert (segment.parent / (segment.name + ".damaged")).read_bytes() == bytes(data)
+
+
+def test_a_segment_deleted_behind_the_stores_back_does_not_stop_it(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s") as store:
+        store.append("prod", make_events(0, 5, day="2026-03-18"))
+        store.append("prod", make_events(5, 5, day="2026-03-19"))
+    next((tmp_path / "s" / "data").rglob("date=2026-03-18/*/*.parquet")).unlink()
+    with Store.open(tmp_path / "s") as store:
+        assert store.append("prod", make_events(0, 10, day="2026-03-18")[:5]).accepted == 5
+        assert len(_ids(store)) == 10

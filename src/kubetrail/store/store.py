@@ -503,17 +503,21 @@ class Store:
         prefix = f"{self.layout.relative(self.layout.partition_dir(day.isoformat(), cluster))}/"
         files = [path for relative, path in self._visible.items() if relative.startswith(prefix)]
         keys: list[int] = []
-        if files:
-            keys.extend(pq.read_table(files, columns=["dedup_key"]).column(0).to_pylist())
+        for path in files:
+            try:
+                keys.extend(pq.read_table(path, columns=["dedup_key"]).column(0).to_pylist())
+            except (OSError, pa.ArrowException) as error:
+                log.warning("%s: cannot read its dedup keys (%s); run `kubetrail verify`", path, error)
         for segment in self._tail:
             for item in segment.batches:
                 keys.extend(key for part, key in zip(item.partitions, item.keys, strict=True) if part == partition)
         return keys
 
     def sealed_files(self) -> list[Path]:
-        """The live sealed Parquet files, as the manifest lists them."""
+        """The live sealed Parquet files, as the manifest lists them (skipping any removed behind the store's back;
+        `kubetrail verify` reports those)."""
         with self._lock:
-            return [self._visible[relative] for relative in sorted(self._visible)]
+            return [path for _, path in sorted(self._visible.items()) if path.exists()]
 
     def tail_rows(self) -> pa.Table:
         """Every acknowledged, not yet sealed event, in ROW_SCHEMA (the `tail` view adds the flat columns)."""
