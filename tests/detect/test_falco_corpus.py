@@ -143,7 +143,8 @@ def test_official_variant_with_override_snippets(
 
 def test_the_command_over_every_sample_matches_falco_and_skips_the_malformed_one(corpus: Path) -> None:
     events = sorted((corpus / "falco" / "events").glob("*.json"))
-    command = [sys.executable, "-m", "kubetrail.cli.main", "detect", *map(str, events)]
+    launcher = "from kubetrail.cli.detect import detect_command; detect_command(prog_name='kubetrail detect')"
+    command = [sys.executable, "-c", launcher, *map(str, events)]
     command += ["--rules", str(corpus / "falco" / "k8s_audit_rules.yaml"), "--rule-matching", "first", "-o", "json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr

@@ -167,7 +167,15 @@ def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priori
     show_default=True,
     help="`first`: one alert per event, the first matching rule (Falco's default); `all`: every matching rule.",
 )
-@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="`text`: Falco's alert lines; `json`: one Falco JSON alert per line (with auditID and cluster).",
+)
 @click.option(
     "--fail-on",
     type=click.Choice(_PRIORITY_CHOICES, case_sensitive=False),
