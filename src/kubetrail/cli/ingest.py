@@ -108,7 +108,7 @@ def store_batch(store: Store, batch: ReadBatch, cluster_flag: str | None, summar
         summary.read += len(batch.events)
         summary.accepted += result.accepted
         summary.duplicates += result.duplicates
-        summary.clusters[cluster] += result.accepted
+        summary.clusters[cluster] += len(batch.events)
     for rejected in batch.rejected:
         store.dead_letter(source=rejected.source, reason=rejected.reason, raw=rejected.raw, line=rejected.line)
         summary.rejected[short_reason(rejected.reason)] += 1
