@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from kubetrail.model.event import Event, Level, Stage
+from kubetrail.model.event import Event, Level, ObjectReference, Stage
 from kubetrail.model.policy import GroupResources, Policy
 from kubetrail.policy.attributes import RequestAttributes
 from kubetrail.policy.match import path_matches, resource_matches, rule_matches
 
 _STAGE_ORDER = (Stage.REQUEST_RECEIVED, Stage.RESPONSE_STARTED, Stage.RESPONSE_COMPLETE, Stage.PANIC)
 _CACHE_LIMIT = 200_000
+_WARM_ENTRIES = 4096
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -121,13 +122,17 @@ class CompiledPolicy:
         self._any_target = _bits(i for i in range(len(rules)) if i not in resource_rules and i not in url_rules)
         self._resource_rules = resource_rules
         self._url_rules = url_rules
-        self._named_values = frozenset(
-            name for i in resource_rules for entry in rules[i].resources for name in entry.resourceNames
-        )
+        named_entries = [entry for i in resource_rules for entry in rules[i].resources if entry.resourceNames]
+        self._named_values = frozenset(name for entry in named_entries for name in entry.resourceNames)
+        # The resources whose object names can matter; a wildcard spec makes every resource's names matter.
+        kinds = {spec.partition("/")[0] for entry in named_entries for spec in entry.resources}
+        self._named_kinds: frozenset[str] | None = None if "*" in kinds else frozenset(kinds)
         self._kind_cache: dict[tuple[str, str, str], _KindEntry] = {}
         self._path_cache: dict[str, int] = {}
         self._event_cache: dict[tuple[object, ...], AuditDecision] = {}
-        self._url_event_cache: dict[tuple[str, ...], AuditDecision] = {}
+        self._url_event_cache: dict[tuple[object, ...], AuditDecision] = {}
+        self._seen = 0  # events decided so far, and how many of them missed the decision caches
+        self._misses = 0
 
     def __len__(self) -> int:
         return len(self._decisions)
@@ -195,47 +200,71 @@ class CompiledPolicy:
                 mask &= self._path_mask(attrs.path)
         return self._decide(mask)
 
+    def _decide_url(self, event: Event) -> AuditDecision:
+        user = event.user
+        mask = self._user_mask(user.username, user.groups) & (self._verbs_free | self._verbs_by.get(event.verb, 0))
+        return self._decide(mask & self._path_mask(event.path) if mask else 0)
+
+    def _decide_resource(self, event: Event, ref: ObjectReference) -> AuditDecision:
+        user = event.user
+        mask = self._user_mask(user.username, user.groups) & (self._verbs_free | self._verbs_by.get(event.verb, 0))
+        if mask:
+            mask &= self._resource_mask(ref.namespace, ref.apiGroup, ref.resource, ref.subresource, ref.name)
+        return self._decide(mask)
+
     def evaluate_event(self, event: Event) -> AuditDecision:
         """The decision for the request an event records (its authenticated user, not the impersonated one).
 
         Cached per request shape: object names matter only when some rule lists resourceNames.
         """
-        user = event.user
-        ref = event.objectRef
-        if ref is None:
-            url_key = (event.requestURI, event.verb, user.username, *user.groups)
-            decision = self._url_event_cache.get(url_key)
-            if decision is None:
-                mask = self._user_mask(user.username, user.groups) & (
-                    self._verbs_free | self._verbs_by.get(event.verb, 0)
-                )
-                decision = self._decide(mask & self._path_mask(event.path) if mask else 0)
-                _remember(self._url_event_cache, url_key, decision)
-            return decision
-        name = ref.name
-        key = (
-            user.username,
-            event.verb,
-            ref.namespace,
-            ref.apiGroup,
-            ref.resource,
-            ref.subresource,
-            name if name in self._named_values else None,
-            *user.groups,
-        )
-        decision = self._event_cache.get(key)
-        if decision is None:
-            mask = self._user_mask(user.username, user.groups) & (self._verbs_free | self._verbs_by.get(event.verb, 0))
-            if mask:
-                mask &= self._resource_mask(ref.namespace, ref.apiGroup, ref.resource, ref.subresource, name)
-            decision = self._decide(mask)
-            _remember(self._event_cache, key, decision)
-        return decision
+        return self.evaluate_events((event,))[0]
 
     def evaluate_events(self, events: Iterable[Event]) -> list[AuditDecision]:
-        """Decisions for many events, in order."""
-        evaluate_event = self.evaluate_event
-        return [evaluate_event(event) for event in events]
+        """Decisions for many events, in order (one tight loop: the cache-hit path is the hot path)."""
+        decisions: list[AuditDecision] = []
+        append = decisions.append
+        cache = self._event_cache
+        cache_get = cache.get
+        url_cache = self._url_event_cache
+        named = self._named_values
+        named_kinds = self._named_kinds
+        seen = self._seen
+        misses = self._misses
+        for event in events:
+            user = event.user
+            ref = event.objectRef
+            if ref is None:
+                url_key = (event.requestURI, event.verb, user.username, tuple(user.groups))
+                decision = url_cache.get(url_key)
+                if decision is None:
+                    decision = self._decide_url(event)
+                    misses += 1
+                    if _worth_caching(len(url_cache), seen + len(decisions) - misses):
+                        _remember(url_cache, url_key, decision)
+                append(decision)
+                continue
+            resource = ref.resource
+            name = ref.name if named_kinds is None or resource in named_kinds else None
+            key = (
+                user.username,
+                event.verb,
+                ref.namespace,
+                ref.apiGroup,
+                resource,
+                ref.subresource,
+                name if name in named else None,
+                tuple(user.groups),
+            )
+            decision = cache_get(key)
+            if decision is None:
+                decision = self._decide_resource(event, ref)
+                misses += 1
+                if _worth_caching(len(cache), seen + len(decisions) - misses):
+                    _remember(cache, key, decision)
+            append(decision)
+        self._seen = seen + len(decisions)
+        self._misses = misses
+        return decisions
 
     def matching_rules(self, attrs: RequestAttributes) -> list[int]:
         """Indexes of every rule that matches (not only the first): for explanations."""
@@ -263,6 +292,11 @@ def _names_admitted(
                 return None
             names.update(entry.resourceNames)
     return frozenset(names)
+
+
+def _worth_caching(size: int, hits: int) -> bool:
+    """Keep caching while the cache is small or its entries are reused (when every request is new, stop)."""
+    return size < _WARM_ENTRIES or hits >= size
 
 
 def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
