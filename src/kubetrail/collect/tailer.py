@@ -1,0 +1,575 @@
+"""Follow an apiserver audit log file across rotation, delivering whole lines and checkpointing durably.
+
+Rotation by rename (lumberjack: `audit.log` becomes `audit-<time>.log`, a new `audit.log` appears; logrotate
+`create`) is noticed when the path names another inode: the old file is read to its end (it stays open, so
+even a compressed-and-deleted backup is finished) and any backup rotated in between is read too, before the new
+file. Copy-truncate (logrotate `copytruncate`) is noticed when the file shrinks or the last delivered line is no
+longer where it was: the rest is read from the copy (found by that line's SHA-256), then the file from its
+start. A line is delivered only once its newline is written; a rotated file's unterminated last line is
+delivered as is (it fails validation and goes to the dead-letter file rather than being dropped).
+
+After the sink (the store) acknowledges a batch, the position is checkpointed; a restart resumes there, in the
+live file or in whichever backup the checkpointed file became. A crash between acknowledgement and checkpoint
+re-delivers that batch, which the store's (cluster, auditID, stage) dedup absorbs.
+
+Known limits: copy-truncate loses lines written between the copy and the truncation (a property of
+copy-truncate), and a file that is created, filled and rotated entirely between two polls while a copy-truncate
+rotation leaves nothing to identify it is not found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubetrail.collect.checkpoint import Checkpoint, CheckpointStore, line_digest
+from kubetrail.model import Event, EventDecodeError, decode_event
+from kubetrail.store import Store
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+FINGERPRINT_MAX = 64 << 10
+
+
+@dataclass(frozen=True)
+class TailBatch:
+    """Whole lines read from `path`, the first starting at byte `offset` (blank lines left out)."""
+
+    path: str
+    offset: int
+    lines: list[bytes]
+
+
+Sink = Callable[[TailBatch], None]
+"""Stores a batch durably, or raises (then the same lines are offered again later)."""
+
+
+@dataclass(frozen=True)
+class TailOptions:
+    """How often to look, how much to deliver at once, where a never-seen file starts, how long to wait."""
+
+    poll_interval: float = 0.25
+    from_start: bool = True
+    retry_delay: float = 1.0
+    rotate_grace: float = 1.0
+
+
+@dataclass
+class TailStats:
+    """Counters for `/metrics` and tests."""
+
+    lines: int = 0
+    batches: int = 0
+    renames: int = 0
+    truncations: int = 0
+    backups_read: int = 0
+    lost_rotations: int = 0
+    failures: int = 0
+    lag_bytes: int = 0
+
+
+Reader = Callable[[int, int], bytes]
+Key = tuple[int, int]
+Identity = tuple[int, int, str]
+"""A backup's identity: device, inode and the digest of its first line (inode numbers are reused)."""
+_NUMBERED = re.compile(r"\.(\d+)(\.gz)?$")
+
+
+@dataclass
+class _File:
+    """An open file being read: delivered up to `offset`; `buffer` holds what follows, without a newline yet."""
+
+    name: str
+    device: int
+    inode: int
+    read: Reader
+    close: Callable[[], None]
+    fd: int = -1
+    offset: int = 0
+    buffer: bytes = b""
+    line_start: int = 0
+    line_sha: str = ""
+
+    @property
+    def position(self) -> int:
+        return self.offset + len(self.buffer)
+
+    def checkpoint(self, tailed: str, known: set[Identity]) -> Checkpoint:
+        return Checkpoint(
+            tailed, self.device, self.inode, self.offset, self.line_start, self.line_sha, known=sorted(known)
+        )
+
+
+class _Truncated(Exception):
+    """The live file no longer holds the last delivered line where it was: it was truncated (or replaced)."""
+
+
+def _open_plain(path: str) -> _File:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    info = os.fstat(fd)
+
+    def read(position: int, size: int) -> bytes:
+        return os.pread(fd, size, position)
+
+    return _File(path, info.st_dev, info.st_ino, read, lambda: os.close(fd), fd=fd)
+
+
+def _open_any(path: str) -> _File:
+    """A plain file, or a gzip'd backup read in decompressed offsets."""
+    if not path.endswith(".gz"):
+        return _open_plain(path)
+    info = os.stat(path)
+    stream = gzip.GzipFile(path, "rb")
+
+    def read(position: int, size: int) -> bytes:
+        if stream.tell() != position:
+            stream.seek(position)
+        return stream.read(size)
+
+    return _File(path, info.st_dev, info.st_ino, read, stream.close)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _fingerprint_matches(file: _File, line_start: int, offset: int, sha: str) -> bool:
+    if offset == 0 or not sha:
+        return True
+    try:
+        data = file.read(line_start, offset - line_start)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    return len(data) == offset - line_start and line_digest(data) == sha
+
+
+def _age(path: str, info: os.stat_result) -> tuple[int, int, str]:
+    """Oldest first: by modification time, then logrotate's number (`.2` is older than `.1`), then name
+    (lumberjack's timestamps sort in time order); mtimes are only as fine as the kernel's clock tick."""
+    numbered = _NUMBERED.search(os.path.basename(path))
+    return (info.st_mtime_ns, -int(numbered.group(1)) if numbered else 0, os.path.basename(path))
+
+
+def _head_digest(file: _File) -> str | None:
+    """The digest of the first line (at most 4 KiB); None while that line is still incomplete."""
+    head = file.read(0, 4096)
+    cut = head.find(b"\n")
+    if cut < 0 and len(head) < 4096:
+        return None
+    return line_digest(head if cut < 0 else head[: cut + 1])
+
+
+def _identity(file: _File) -> Identity | None:
+    digest = _head_digest(file)
+    return None if digest is None else (file.device, file.inode, digest)
+
+
+def _same_start(first: _File, second: _File) -> bool:
+    """True when both files begin with the same bytes (up to 4 KiB, and at least one whole line)."""
+    head = first.read(0, 4096)
+    return bool(head) and b"\n" in head and second.read(0, len(head)) == head
+
+
+def _sibling_keys(path: str) -> list[tuple[str, Key]]:
+    keys: list[tuple[str, Key]] = []
+    for sibling in rotated_siblings(path):
+        info = _stat(sibling)
+        if info is not None:
+            keys.append((sibling, (info.st_dev, info.st_ino)))
+    return keys
+
+
+def rotated_siblings(path: str) -> list[str]:
+    """Backups of `path` in its directory: lumberjack `audit-<time>.log[.gz]`, logrotate `audit.log.1[.gz]`,
+    `audit.log-<date>[.gz]`."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    found: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        other = entry.name
+        if other == name or other.endswith(".tmp"):
+            continue
+        lumberjack = (
+            bool(extension)
+            and other.startswith(f"{stem}-")
+            and (other.endswith(extension) or other.endswith(f"{extension}.gz"))
+        )
+        if (other.startswith(f"{name}.") or other.startswith(f"{name}-") or lumberjack) and entry.is_file():
+            found.append(os.path.join(folder, other))
+    return sorted(found)
+
+
+class Tailer:
+    """Tails one file into a sink; `poll_once` does one step (tests drive it), `run` loops until stopped."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sink: Sink,
+        checkpoints: CheckpointStore,
+        options: TailOptions | None = None,
+    ) -> None:
+        self.path = os.path.abspath(path)
+        self.sink = sink
+        self.checkpoints = checkpoints
+        self.options = options or TailOptions()
+        self.stats = TailStats()
+        self._current: _File | None = None
+        self._known: set[Identity] = set()
+        self._heads: dict[Key, tuple[int, int, Identity | None]] = {}
+        self._retry_at = 0.0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # ----- delivery ---------------------------------------------------------------------------------------
+
+    def _deliver(self, file: _File, block: bytes, start: int, *, checkpoint: bool = True) -> None:
+        """Hand the lines of `block` (ending at a line end) to the sink, then advance and checkpoint `file`."""
+        lines = [line.lstrip(b"\x00") for line in block.split(b"\n")]
+        lines = [line for line in lines if line.strip()]
+        end = start + len(block)
+        if lines:
+            self.sink(TailBatch(file.name, start, lines))
+            self.stats.lines += len(lines)
+            self.stats.batches += 1
+            last = block.rstrip(b"\n")
+            cut = max(last.rfind(b"\n") + 1, len(last) - FINGERPRINT_MAX)
+            file.line_start = start + cut
+            file.line_sha = line_digest(block[cut:])
+        file.offset = end
+        if checkpoint and lines:
+            self._save(file)
+
+    def _consume(self, file: _File, data: bytes, *, final: bool) -> None:
+        """Add freshly read bytes; deliver every whole line (and, when `final`, an unterminated last one)."""
+        buffer = file.buffer + data if file.buffer else data
+        cut = len(buffer) if final else buffer.rfind(b"\n") + 1
+        if not cut:
+            file.buffer = buffer
+            return
+        file.buffer = b""
+        self._deliver(file, buffer[:cut], file.offset)
+        file.buffer = buffer[cut:]
+
+    def _read_live(self, file: _File) -> int:
+        """Read what the live file has after our position; raises _Truncated if it was truncated meanwhile."""
+        delivered = self.stats.lines
+        while True:
+            data = file.read(file.position, CHUNK)
+            if not data:
+                break
+            if not _fingerprint_matches(file, file.line_start, file.offset, file.line_sha):
+                raise _Truncated
+            self._consume(file, data, final=False)
+            if len(data) < CHUNK:
+                break
+        return self.stats.lines - delivered
+
+    def _finish(self, file: _File, *, wait: bool) -> None:
+        """Read a file that is no longer the live one to its end (waiting a moment for a writer still on it)."""
+        deadline = time.monotonic() + (self.options.rotate_grace if wait else 0.0)
+        while True:
+            while data := file.read(file.position, CHUNK):
+                self._consume(file, data, final=False)
+            if not wait or time.monotonic() >= deadline:
+                break
+            time.sleep(min(self.options.poll_interval, 0.05))
+            if not file.buffer and not file.read(file.position, 1):
+                break
+        if file.buffer:
+            self._consume(file, b"", final=True)
+
+    # ----- rotation ---------------------------------------------------------------------------------------
+
+    def _sibling_identity(self, path: str, info: os.stat_result) -> Identity | None:
+        key = (info.st_dev, info.st_ino)
+        cached = self._heads.get(key)
+        if cached is not None and cached[:2] == (info.st_mtime_ns, info.st_size):
+            return cached[2]
+        try:
+            file = _open_any(path)
+        except OSError:
+            return None
+        try:
+            identity = _identity(file) if (file.device, file.inode) == key else None
+        except (OSError, EOFError, gzip.BadGzipFile):
+            identity = None
+        finally:
+            file.close()
+        self._heads[key] = (info.st_mtime_ns, info.st_size, identity)
+        return identity
+
+    def _remember(self, file: _File) -> None:
+        identity = _identity(file)
+        if identity is not None:
+            self._known.add(identity)
+
+    def _all_identities(self) -> set[Identity]:
+        found: set[Identity] = set()
+        for sibling in rotated_siblings(self.path):
+            info = _stat(sibling)
+            identity = self._sibling_identity(sibling, info) if info is not None else None
+            if identity is not None:
+                found.add(identity)
+        return found
+
+    def _save(self, file: _File) -> None:
+        self.checkpoints.save(file.checkpoint(self.path, self._known))
+
+    def _read_missed(self, exclude: set[Key], live: _File | None = None) -> None:
+        """Read, oldest first, every plain backup not seen before: generations rotated away between two looks.
+
+        A backup that starts like the `live` file is a copy whose truncation has not happened yet: it is left
+        for later. A compressed backup is never read here (it is a copy of one already read or, rarely, of one
+        that was rotated and compressed between two looks, which is then missed).
+        """
+        missed: list[tuple[tuple[int, int, str], str, Key, Identity]] = []
+        for sibling in rotated_siblings(self.path):
+            info = _stat(sibling)
+            if info is None or (info.st_dev, info.st_ino) in exclude:
+                continue
+            identity = self._sibling_identity(sibling, info)
+            if identity is None or identity in self._known:
+                continue
+            if sibling.endswith(".gz"):
+                self._known.add(identity)
+                continue
+            missed.append((_age(sibling, info), sibling, (info.st_dev, info.st_ino), identity))
+        for _, name, key, identity in sorted(missed):
+            try:
+                backup = _open_plain(name)
+            except FileNotFoundError:
+                continue
+            try:
+                if (backup.device, backup.inode) != key or (live is not None and _same_start(backup, live)):
+                    continue
+                log.info("%s: reading %s, rotated before it was tailed", self.path, name)
+                self._finish(backup, wait=False)
+                self.stats.backups_read += 1
+                self._known.add(identity)
+            finally:
+                backup.close()
+
+    def _switch_to_new(self, old: _File) -> None:
+        """After a rename: finish the old file, then any backup rotated after it, then start the new file."""
+        self._finish(old, wait=True)
+        self._remember(old)
+        try:
+            new: _File | None = _open_plain(self.path)
+        except FileNotFoundError:
+            new = None
+        try:
+            self._read_missed({(new.device, new.inode)} if new is not None else set())
+        except BaseException:
+            if new is not None:
+                new.close()
+            raise
+        old.close()
+        self.stats.renames += 1
+        self._current = new
+        if new is not None:
+            self._save(new)
+
+    def _find_copy(self, line_start: int, offset: int, sha: str, exclude: set[Key]) -> _File | None:
+        """The backup holding the checkpointed line at the checkpointed place (a copy, or a compressed backup)."""
+        if not sha:
+            return None
+        for sibling in rotated_siblings(self.path):
+            try:
+                candidate = _open_any(sibling)
+            except OSError:
+                continue
+            if (candidate.device, candidate.inode) not in exclude and _fingerprint_matches(
+                candidate, line_start, offset, sha
+            ):
+                candidate.offset, candidate.line_start, candidate.line_sha = offset, line_start, sha
+                return candidate
+            candidate.close()
+        return None
+
+    def _after_truncation(self, file: _File) -> None:
+        """Copy-truncate: deliver the rest from the copy, and any later copy, then read the live file from 0."""
+        self.stats.truncations += 1
+        live = (file.device, file.inode)
+        copy = self._find_copy(file.line_start, file.offset, file.line_sha, {live})
+        if copy is not None:
+            try:
+                self._finish(copy, wait=False)
+                self._remember(copy)
+            finally:
+                copy.close()
+        elif file.offset:
+            self.stats.lost_rotations += 1
+            log.warning("%s: truncated, and no backup holds the rest after byte %d", self.path, file.offset)
+        self._read_missed({live})
+        file.offset, file.buffer, file.line_start, file.line_sha = 0, b"", 0, ""
+        self._save(file)
+
+    # ----- starting and resuming --------------------------------------------------------------------------
+
+    def _resume(self) -> _File | None:
+        """Open where the checkpoint says, wherever that file went; or the live file when there is none."""
+        saved = self.checkpoints.load(self.path)
+        live = _stat(self.path)
+        if saved is None:
+            self._known = self._all_identities()
+            if live is None:
+                return None
+            file = _open_plain(self.path)
+            if not self.options.from_start:
+                file.offset = self._last_line_end(file, live.st_size)
+            return file
+        self._known = {(device, inode, digest) for device, inode, digest in saved.known}
+        position = (saved.offset, saved.line_start, saved.line_sha256)
+        if live is not None and (live.st_dev, live.st_ino) == (saved.device, saved.inode):
+            file = _open_plain(self.path)
+            file.offset, file.line_start, file.line_sha = position
+            if os.fstat(file.fd).st_size < saved.offset or not _fingerprint_matches(
+                file, saved.line_start, saved.offset, saved.line_sha256
+            ):
+                self._after_truncation(file)
+            elif saved.offset == 0:
+                self._read_missed({(file.device, file.inode)}, live=file)
+            return file
+        for sibling, key in _sibling_keys(self.path):
+            if key != (saved.device, saved.inode):
+                continue
+            file = _open_any(sibling)
+            if _fingerprint_matches(file, saved.line_start, saved.offset, saved.line_sha256):
+                log.info("%s: resuming in %s, rotated while stopped", self.path, sibling)
+                file.offset, file.line_start, file.line_sha = position
+                if file.fd >= 0:
+                    return file
+                self._switch_to_new(file)
+                return self._current
+            file.close()
+        exclude = {(live.st_dev, live.st_ino)} if live is not None else set()
+        copy = self._find_copy(saved.line_start, saved.offset, saved.line_sha256, exclude)
+        if copy is not None:
+            log.info("%s: resuming in %s, copied while stopped", self.path, copy.name)
+            try:
+                self._finish(copy, wait=False)
+                self._remember(copy)
+            finally:
+                copy.close()
+        elif saved.offset:
+            self.stats.lost_rotations += 1
+            log.warning("%s: the checkpointed file is gone; reading the current file from its start", self.path)
+        if live is None:
+            return None
+        file = _open_plain(self.path)
+        self._read_missed({(file.device, file.inode)})
+        self._save(file)
+        return file
+
+    @staticmethod
+    def _last_line_end(file: _File, size: int) -> int:
+        start = max(0, size - CHUNK)
+        data = file.read(start, size - start)
+        return start + data.rfind(b"\n") + 1 if b"\n" in data else (0 if start == 0 else size)
+
+    # ----- the loop ---------------------------------------------------------------------------------------
+
+    def poll_once(self) -> int:
+        """One step: notice rotation, read what is new. Returns the number of lines delivered."""
+        if time.monotonic() < self._retry_at:
+            return 0
+        before = self.stats.lines
+        try:
+            if self._current is None:
+                self._current = self._resume()
+                if self._current is None:
+                    return self.stats.lines - before
+            file = self._current
+            live = _stat(self.path)
+            if live is not None and (live.st_dev, live.st_ino) != (file.device, file.inode):
+                self._switch_to_new(file)
+                if self._current is None:
+                    return self.stats.lines - before
+                file = self._current
+            elif live is not None and live.st_size < file.position:
+                self._after_truncation(file)
+            elif file.offset == 0 and not file.buffer:
+                self._read_missed({(file.device, file.inode)}, live=file)
+            try:
+                self._read_live(file)
+            except _Truncated:
+                self._after_truncation(file)
+                self._read_live(file)
+            info = _stat(self.path)
+            same = info is not None and (info.st_dev, info.st_ino) == (file.device, file.inode)
+            self.stats.lag_bytes = max(0, info.st_size - file.position) if info is not None and same else 0
+        except Exception as error:
+            if self._current is not None:
+                self._current.buffer = b""
+            self.stats.failures += 1
+            self._retry_at = time.monotonic() + self.options.retry_delay
+            log.warning("%s: %s; retrying in %.1f s", self.path, error, self.options.retry_delay)
+        return self.stats.lines - before
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Poll until `stop` is set (or `stop()` is called)."""
+        stop = stop or self._stop
+        while not stop.is_set():
+            delivered = self.poll_once()
+            if not delivered:
+                stop.wait(self.options.poll_interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"kubetrail-tail-{Path(self.path).name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current step; what was delivered is checkpointed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._current is not None:
+            with contextlib.suppress(OSError):
+                self._current.close()
+            self._current = None
+
+
+class StoreSink:
+    """Decodes tailed lines and appends them to a store; undecodable lines go to the dead-letter file."""
+
+    def __init__(self, store: Store, cluster: str) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.rejected = 0
+
+    def __call__(self, batch: TailBatch) -> None:
+        events: list[Event] = []
+        raws: list[bytes | None] = []
+        bad: list[tuple[int, bytes, str]] = []
+        position = batch.offset
+        for line in batch.lines:
+            try:
+                events.append(decode_event(line, source=batch.path))
+                raws.append(line)
+            except EventDecodeError as error:
+                bad.append((position, line, error.message))
+            position += len(line) + 1
+        self.store.append(self.cluster, events, raws)
+        for offset, line, reason in bad:
+            self.store.dead_letter(source=f"{batch.path}@~{offset}", reason=reason, raw=line, cluster=self.cluster)
+        if bad:
+            self.store.dead_letters.flush()
+            self.rejected += len(bad)
