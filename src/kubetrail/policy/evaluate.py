@@ -244,17 +244,28 @@ class CompiledPolicy:
                 append(decision)
                 continue
             resource = ref.resource
-            name = ref.name if named_kinds is None or resource in named_kinds else None
-            key = (
-                user.username,
-                event.verb,
-                ref.namespace,
-                ref.apiGroup,
-                resource,
-                ref.subresource,
-                name if name in named else None,
-                tuple(user.groups),
-            )
+            if named_kinds is not None and resource not in named_kinds:
+                key: tuple[object, ...] = (
+                    user.username,
+                    event.verb,
+                    ref.namespace,
+                    ref.apiGroup,
+                    resource,
+                    ref.subresource,
+                    tuple(user.groups),
+                )
+            else:
+                name = ref.name
+                key = (
+                    user.username,
+                    event.verb,
+                    ref.namespace,
+                    ref.apiGroup,
+                    resource,
+                    ref.subresource,
+                    tuple(user.groups),
+                    name if name in named else None,
+                )
             decision = cache_get(key)
             if decision is None:
                 decision = self._decide_resource(event, ref)
