@@ -396,3 +396,30 @@ def test_compiled_agrees_with_reference(policy: Policy, attrs_list: list[Request
         assert compiled.evaluate_event(event_for(attrs)) == expected, attrs
     events = [event_for(attrs) for attrs in attrs_list]
     assert compiled.evaluate_events(events) == [evaluate(policy, attrs) for attrs in attrs_list]
+
+
+def test_many_distinct_requests_stay_exact_after_the_cache_stops_growing() -> None:
+    policy = Policy(
+        rules=[
+            PolicyRule(level="None", users=["user-7"]),
+            PolicyRule(level="Request", namespaces=["ns-3"], resources=[GroupResources(resources=["pods"])]),
+            PolicyRule(
+                level="RequestResponse", resources=[GroupResources(resources=["pods"], resourceNames=["pod-9"])]
+            ),
+            PolicyRule(level="Metadata", verbs=["get"]),
+        ]
+    )
+    attrs_list = [
+        RequestAttributes(
+            user=f"user-{index}",
+            verb=("get", "list")[index % 2],
+            namespace=f"ns-{index % 5}",
+            resource="pods",
+            name=f"pod-{index % 13}",
+        )
+        for index in range(6000)
+    ]
+    compiled = compile_policy(policy)
+    events = [event_for(attrs) for attrs in attrs_list]
+    decisions = compiled.evaluate_events(events) + compiled.evaluate_events(events)
+    assert decisions == [evaluate(policy, attrs) for attrs in attrs_list] * 2
