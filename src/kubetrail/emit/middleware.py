@@ -15,6 +15,7 @@ backends and shutdown flushes them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import ipaddress
 import json
@@ -29,7 +30,7 @@ import msgspec
 from kubetrail.emit.backend import Backend
 from kubetrail.emit.buffered import Buffered
 from kubetrail.emit.builder import EventBuilder, RequestRecorder, request_uri
-from kubetrail.emit.requestinfo import RequestInfoError, resolve_request_info
+from kubetrail.emit.requestinfo import RequestInfo, RequestInfoError, resolve_request_info
 from kubetrail.emit.truncate import Truncating
 from kubetrail.emit.union import Union
 from kubetrail.model.event import Event, Level, UserInfo
@@ -58,13 +59,20 @@ def anonymous_user(scope: Scope) -> UserInfo:
     return ANONYMOUS
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+_WANTED_HEADERS = frozenset({b"audit-id", b"user-agent", b"x-forwarded-for", b"x-real-ip"})
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers the audit needs, read in one pass (the first value of each)."""
+    found: dict[bytes, str] = {}
     for key, value in scope.get("headers") or ():
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
+        name = bytes(key).lower()
+        if name in _WANTED_HEADERS and name not in found:
+            found[name] = bytes(value).decode("latin-1")
+    return found
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text.strip().strip("[]")))
@@ -72,13 +80,14 @@ def _ip(text: str) -> str | None:
         return None
 
 
-def source_ips(scope: Scope) -> list[str]:
+def source_ips(scope: Scope, headers: dict[bytes, str] | None = None) -> list[str]:
     """Client addresses as the apiserver lists them: X-Forwarded-For, then X-Real-Ip, then the peer."""
+    headers = _headers(scope) if headers is None else headers
     found: list[str] = []
-    forwarded = _header(scope, b"x-forwarded-for")
+    forwarded = headers.get(b"x-forwarded-for")
     if forwarded:
         found += [ip for part in forwarded.split(",") if (ip := _ip(part)) is not None]
-    real = _header(scope, b"x-real-ip")
+    real = headers.get(b"x-real-ip")
     if real:
         ip = _ip(real)
         if ip is not None and ip not in found:
@@ -96,6 +105,12 @@ def request_url(scope: Scope) -> str:
     path = bytes(raw).decode("latin-1") if raw else quote(scope.get("path", "/") or "/", safe="/:@!$&'()*+,;=-._~")
     query = bytes(scope.get("query_string") or b"").decode("latin-1")
     return f"{path}?{query}" if query else path
+
+
+@functools.lru_cache(maxsize=8192)
+def _request_info(method: str, url: str) -> RequestInfo:
+    """Request info is a pure function of method and URL: repeated URLs are resolved once."""
+    return resolve_request_info(method, url)
 
 
 def _never_blocks(backend: Backend) -> bool:
@@ -237,7 +252,8 @@ class AuditMiddleware:
         return user if isinstance(user, UserInfo) else ANONYMOUS
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        audit_id = _header(scope, b"audit-id") or self.builder.new_audit_id()
+        headers = _headers(scope)
+        audit_id = headers.get(b"audit-id") or self.builder.new_audit_id()
         id_header = (HEADER_AUDIT_ID.encode(), audit_id.encode("latin-1", "replace"))
 
         async def send_with_id(message: Message) -> None:
@@ -248,7 +264,7 @@ class AuditMiddleware:
         url = request_url(scope)
         method = str(scope.get("method", "GET"))
         try:
-            info = resolve_request_info(method, url)
+            info = _request_info(method, url)
         except RequestInfoError as error:
             await _internal_error(send_with_id, url, f"failed to create RequestInfo: {error}")
             return
@@ -259,8 +275,8 @@ class AuditMiddleware:
             user=user,
             policy=self.policy,
             info=info,
-            source_ips=source_ips(scope),
-            user_agent=_header(scope, b"user-agent") or "",
+            source_ips=source_ips(scope, headers),
+            user_agent=headers.get(b"user-agent", ""),
             audit_id=audit_id,
         )
         if recorder.level is Level.NONE:
