@@ -8,12 +8,14 @@ import click
 
 # (module, attribute) of every top-level command, in the order `kubetrail --help` lists them.
 COMMANDS: list[tuple[str, str]] = [
+    ("kubetrail.cli.apiserver_config", "apiserver_config_command"),
     ("kubetrail.cli.demo", "demo_command"),
     ("kubetrail.cli.detect", "detect_command"),
     ("kubetrail.cli.generate", "generate_command"),
     ("kubetrail.cli.ingest", "ingest_command"),
     ("kubetrail.cli.policy", "policy_group"),
     ("kubetrail.cli.request_info", "request_info_command"),
+    ("kubetrail.cli.serve", "serve_command"),
     ("kubetrail.cli.verify", "verify_command"),
 ]
 

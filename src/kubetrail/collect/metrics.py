@@ -78,7 +78,10 @@ class Counter(_Metric):
 
 
 class Gauge(_Metric):
-    """A value that goes up and down: set directly, or read from `read()` at scrape time."""
+    """A value that goes up and down: set directly, or read from `read()` at scrape time.
+
+    With `read`, `kind` may also be "counter": a count kept elsewhere (the store's, a tailer's), exposed as is.
+    """
 
     kind = "gauge"
 
@@ -88,10 +91,12 @@ class Gauge(_Metric):
         help_text: str,
         label_names: Sequence[str] = (),
         read: Callable[[], Iterable[tuple[Labels, float]]] | None = None,
+        kind: str = "gauge",
     ) -> None:
         super().__init__(name, help_text, label_names)
         self._values: dict[Labels, float] = {}
         self._read = read
+        self.kind = kind
 
     def add(self, amount: float, *labels: str) -> None:
         with self._lock:
@@ -209,8 +214,9 @@ class Registry:
         help_text: str,
         label_names: Sequence[str] = (),
         read: Callable[[], Iterable[tuple[Labels, float]]] | None = None,
+        kind: str = "gauge",
     ) -> Gauge:
-        metric = Gauge(name, help_text, label_names, read)
+        metric = Gauge(name, help_text, label_names, read, kind)
         self.register(metric)
         return metric
 

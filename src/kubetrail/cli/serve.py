@@ -1,0 +1,62 @@
+"""`kubetrail serve`: receive kube-apiserver's audit webhook and tail its log files into a durable store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from kubetrail.serve.config import DEFAULT_LISTEN, build_config, load_config_file
+from kubetrail.serve.server import run
+
+
+@click.command(name="serve")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of these options.")
+@click.option("--store", type=click.Path(file_okay=False), help="Store directory (created if missing).")
+@click.option("--listen", metavar="HOST:PORT", help=f"Address to listen on  [default: {DEFAULT_LISTEN}]")
+@click.option("--cluster", help="Cluster of /k8s-audit and of tailed files  [default: default]")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM).")
+@click.option("--client-ca", type=click.Path(dir_okay=False), help="Accept client certificates signed by this CA.")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="Bearer tokens: `TOKEN,CLUSTER` lines.")
+@click.option("--tail", "tails", multiple=True, type=click.Path(dir_okay=False), help="Follow this audit log file.")
+@click.option("--tail-cluster", "tail_clusters", multiple=True, help="Cluster of the --tail at the same position.")
+@click.option("--tail-from", type=click.Choice(["start", "end"]), help="Where a never-tailed file starts.")
+@click.option("--retention-days", type=int, help="Remove sealed partitions older than this.")
+@click.option("--max-bytes", metavar="SIZE", help="Remove the oldest partitions beyond this size (e.g. 200GiB).")
+@click.option("--max-body-size", metavar="SIZE", help="Largest request body, before and after gzip  [default: 12MiB]")
+@click.option("--max-event-size", metavar="SIZE", help="Largest single event  [default: 256KiB]")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
+def serve_command(
+    config_file: str | None, tails: tuple[str, ...], tail_clusters: tuple[str, ...], **flags: Any
+) -> None:
+    """Receive audit events (webhook and log files) and store them durably.
+
+    kube-apiserver's webhook backend POSTs to /audit/<cluster> (or /k8s-audit); an event is answered 200 only
+    once it is fsynced in the write-ahead log, 503 when it cannot be (the apiserver retries). Log files
+    given with --tail are followed across rotation and checkpointed. SIGTERM or Ctrl-C drains requests,
+    seals the store to Parquet and exits 0. Every option can also be set in --config (same names).
+
+    \b
+    Examples:
+      kubetrail serve --store /var/lib/kubetrail
+      kubetrail serve --store ./data --listen 0.0.0.0:8443 --tls-cert server.pem --tls-key server-key.pem \\
+          --client-ca apiserver-ca.pem
+      kubetrail serve --store ./data --tail /var/log/kubernetes/audit/audit.log --cluster prod
+      kubetrail apiserver-config --url https://kubetrail.internal:8443/audit/prod --ca ca.pem --token …
+    """
+    if len(tail_clusters) > len(tails):
+        raise click.BadParameter("more --tail-cluster than --tail", param_hint="--tail-cluster")
+    file_values = load_config_file(config_file) if config_file else {}
+    options = {key.replace("_", "-"): value for key, value in flags.items()}
+    if tails:
+        options["tail"] = [
+            {"path": path, "cluster": tail_clusters[index] if index < len(tail_clusters) else None}
+            for index, path in enumerate(tails)
+        ]
+    config = build_config(file_values, options)
+    summary = run(config, click.echo)
+    click.echo(
+        f"kubetrail serve: stopped; {summary.sealed_rows:,} events in {summary.sealed_files} sealed files"
+        + (f", {summary.tail_lines:,} lines tailed" if config.tails else "")
+    )

@@ -1,0 +1,1 @@
+"""`kubetrail serve`: configuration, the wiring of store, receiver and tailers, and the HTTP server around them."""

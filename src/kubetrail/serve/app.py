@@ -1,0 +1,168 @@
+"""What `kubetrail serve` runs: the store, the receiver on top of it, the tailers and retention, wired together.
+
+`ServeApp.asgi` is the one ASGI app the HTTP server serves; detection and the web UI plug in here later.
+Opening fails fast (store locked, bad token file, damaged checkpoint) before anything listens.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kubetrail.collect.auth import Authenticator, CertificateMap, TokenTable
+from kubetrail.collect.checkpoint import CheckpointStore
+from kubetrail.collect.limits import Limits
+from kubetrail.collect.metrics import Labels, Registry, TimedFileOps
+from kubetrail.collect.receiver import Receiver
+from kubetrail.collect.tailer import StoreSink, Tailer, TailOptions
+from kubetrail.serve.config import ServeConfig
+from kubetrail.store import Store, StoreOptions, StoreStats
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+RETENTION_EVERY_SECONDS = 3600.0
+
+
+@dataclass
+class ShutdownSummary:
+    """What closing did, for the last line `serve` prints."""
+
+    sealed_files: int
+    sealed_rows: int
+    tail_lines: int
+
+
+class ServeApp:
+    """The long-running parts of `serve`, opened in order and closed in reverse."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.metrics = Registry()
+        self.store: Store | None = None
+        self.receiver: Receiver | None = None
+        self.tailers: list[Tailer] = []
+        self._stop = threading.Event()
+        self._retention: threading.Thread | None = None
+
+    # ----- opening --------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the store and build the receiver and tailers (nothing runs yet)."""
+        config = self.config
+        auth = Authenticator(
+            TokenTable.load(config.token_file) if config.token_file is not None else None,
+            CertificateMap.parse(config.client_cert_clusters) if config.client_ca is not None else None,
+        )
+        self.store = Store.open(config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync)))
+        try:
+            self.receiver = Receiver(
+                self.store,
+                default_cluster=config.cluster,
+                limits=Limits(config.max_body_bytes, config.max_event_bytes),
+                auth=auth,
+                metrics=self.metrics,
+            )
+            checkpoints = CheckpointStore(config.store / CHECKPOINT_DIR)
+            options = TailOptions(poll_interval=config.poll_interval, from_start=config.tail_from_start)
+            for spec in config.tails:
+                checkpoints.load(spec.path)
+                self.tailers.append(Tailer(spec.path, StoreSink(self.store, spec.cluster), checkpoints, options))
+            self._register_gauges()
+        except BaseException:
+            self.store.close(seal=False)
+            self.store = None
+            raise
+
+    @property
+    def asgi(self) -> Receiver:
+        """The ASGI app to serve."""
+        if self.receiver is None:
+            raise RuntimeError("ServeApp.open() first")
+        return self.receiver
+
+    def _register_gauges(self) -> None:
+        store = self.store
+        assert store is not None
+
+        def from_stats(attribute: str) -> Iterable[tuple[Labels, float]]:
+            stats: StoreStats = store.stats()
+            return [((), float(getattr(stats, attribute)))]
+
+        for name, attribute, text in (
+            ("kubetrail_store_sealed_files", "sealed_files", "Sealed Parquet files."),
+            ("kubetrail_store_sealed_events", "sealed_rows", "Events in sealed Parquet files."),
+            ("kubetrail_store_sealed_bytes", "sealed_bytes", "Bytes of sealed Parquet files."),
+            ("kubetrail_store_tail_events", "tail_rows", "Acknowledged events not sealed yet."),
+            ("kubetrail_store_wal_segments", "wal_segments", "WAL segments on disk."),
+        ):
+            self.metrics.gauge(name, text, read=functools.partial(from_stats, attribute))
+        self.metrics.gauge(
+            "kubetrail_store_dead_letters_total",
+            "Refused inputs written to the dead-letter file since start.",
+            read=lambda: [((), float(store.dead_letters.count))],
+            kind="counter",
+        )
+        tailers = self.tailers
+
+        def per_file(attribute: str) -> Iterable[tuple[Labels, float]]:
+            return [((tailer.path,), float(getattr(tailer.stats, attribute))) for tailer in tailers]
+
+        for name, attribute, kind, text in (
+            ("kubetrail_tailer_lines_total", "lines", "counter", "Lines delivered to the store."),
+            ("kubetrail_tailer_renames_total", "renames", "counter", "Rotations by rename followed."),
+            ("kubetrail_tailer_truncations_total", "truncations", "counter", "Copy-truncate rotations followed."),
+            ("kubetrail_tailer_failures_total", "failures", "counter", "Failed steps (retried)."),
+            ("kubetrail_tailer_lost_rotations_total", "lost_rotations", "counter", "Rotations whose rest was gone."),
+            ("kubetrail_tailer_lag_bytes", "lag_bytes", "gauge", "Bytes written but not yet read."),
+        ):
+            self.metrics.gauge(name, text, ("file",), read=functools.partial(per_file, attribute), kind=kind)
+
+    # ----- running --------------------------------------------------------------------------------------
+
+    def start_background(self) -> None:
+        """Start the tailers and the retention loop."""
+        for tailer in self.tailers:
+            tailer.start()
+        if self.config.retention_days is not None or self.config.max_bytes is not None:
+            self._retention = threading.Thread(target=self._retention_loop, name="kubetrail-retention", daemon=True)
+            self._retention.start()
+
+    def _retention_loop(self) -> None:
+        while not self._stop.is_set():
+            store = self.store
+            if store is None:
+                return
+            try:
+                plan = store.apply_retention(retention_days=self.config.retention_days, max_bytes=self.config.max_bytes)
+                if plan.removed:
+                    log.info("retention removed %d sealed files (%s)", len(plan.removed), plan.reason)
+            except Exception as error:
+                log.warning("retention failed, will retry: %s", error)
+            self._stop.wait(RETENTION_EVERY_SECONDS)
+
+    # ----- closing --------------------------------------------------------------------------------------
+
+    def close(self) -> ShutdownSummary:
+        """Refuse new events, stop the tailers, then seal and close the store."""
+        if self.receiver is not None:
+            self.receiver.accepting = False
+        self._stop.set()
+        lines = 0
+        for tailer in self.tailers:
+            tailer.stop()
+            lines += tailer.stats.lines
+        if self._retention is not None:
+            self._retention.join(timeout=30)
+        summary = ShutdownSummary(0, 0, lines)
+        if self.store is not None:
+            store, self.store = self.store, None
+            try:
+                store.close()
+            finally:
+                stats = store.stats()
+                summary = ShutdownSummary(stats.sealed_files, stats.sealed_rows, lines)
+        return summary

@@ -1,0 +1,304 @@
+"""`kubetrail serve`'s configuration: a YAML file whose keys are the command's flag names, overridden by flags.
+
+Example (`kubetrail serve --config serve.yaml`; relative paths are relative to the file)::
+
+    store: /var/lib/kubetrail
+    listen: 0.0.0.0:8443
+    cluster: prod                    # for /k8s-audit and --tail without a cluster
+    tls-cert: pki/server.pem
+    tls-key: pki/server-key.pem
+    client-ca: pki/apiserver-ca.pem  # require a client certificate signed by this CA (or a token)
+    client-cert-clusters:            # optional: the cluster of a certificate's CN (or O)
+      CN=kube-apiserver-prod: prod
+    token-file: tokens.csv           # TOKEN,CLUSTER lines
+    tail:
+      - /var/log/kubernetes/audit/audit.log            # cluster: the `cluster` above
+      - {path: /var/log/other/audit.log, cluster: staging}
+    retention-days: 90
+    max-bytes: 200GiB
+    max-body-size: 12MiB
+    max-event-size: 256KiB
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubetrail.collect.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
+from kubetrail.errors import KubetrailError
+from kubetrail.store import StoreError, check_cluster
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+DEFAULT_LISTEN = "127.0.0.1:8080"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+KEYS = (
+    "store",
+    "listen",
+    "cluster",
+    "tls-cert",
+    "tls-key",
+    "client-ca",
+    "client-cert-clusters",
+    "token-file",
+    "tail",
+    "tail-from",
+    "poll-interval",
+    "retention-days",
+    "max-bytes",
+    "max-body-size",
+    "max-event-size",
+    "log-level",
+)
+
+
+class ServeConfigError(KubetrailError):
+    """A configuration value that cannot be used: names the file and key (or flag) and how to fix it."""
+
+    def __init__(self, message: str, *, file: str = "", field: str = "", hint: str = "") -> None:
+        self.message = message
+        self.file = file
+        self.field = field
+        self.hint = hint
+        where = ": ".join(part for part in (file, field) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class TailSpec:
+    """A log file to follow, and the cluster its events belong to."""
+
+    path: Path
+    cluster: str
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `kubetrail serve` needs; built by `build_config` from a file and flags."""
+
+    store: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    cluster: str = "default"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    client_cert_clusters: Mapping[str, str] = field(default_factory=dict)
+    token_file: Path | None = None
+    tails: tuple[TailSpec, ...] = ()
+    tail_from_start: bool = True
+    poll_interval: float = 0.25
+    retention_days: int | None = None
+    max_bytes: int | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    log_level: str = "info"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def authenticated(self) -> bool:
+        return self.token_file is not None or self.client_ca is not None
+
+
+def parse_size(text: str | int, *, field: str = "", file: str = "") -> int:
+    """`500M`, `10GiB`, `1.5G`, `4096` → bytes (K, M, G… are powers of 1024)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ServeConfigError(f"{text!r} is not a size", file=file, field=field, hint="examples: 500M, 10GiB, 1048576")
+    return int(float(match[1]) * 1024 ** _UNITS[match[2].lower()])
+
+
+def parse_listen(text: str, *, field: str = "listen", file: str = "") -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:8080` for IPv6) → (host, port); the host must be given."""
+    host, separator, port_text = str(text).rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not separator or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ServeConfigError(
+            f"{text!r} is not HOST:PORT",
+            file=file,
+            field=field,
+            hint="e.g. 127.0.0.1:8080 (this machine only) or 0.0.0.0:8443 (every interface, use TLS)",
+        )
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping of a config file, with unknown keys refused and paths made absolute."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ServeConfigError(f"cannot read the config file: {error}", file=name, hint="check --config") from None
+    try:
+        document = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ServeConfigError(f"not valid YAML{line}: {getattr(error, 'problem', error)}", file=name) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ServeConfigError("the config must be a mapping of option: value", file=name)
+    unknown = [str(key) for key in document if key not in KEYS]
+    if unknown:
+        raise ServeConfigError(
+            f"unknown key {unknown[0]!r}", file=name, field=unknown[0], hint=f"known keys: {', '.join(KEYS)}"
+        )
+    base = Path(path).resolve().parent
+    values: dict[str, Any] = dict(document)
+    for key in ("store", "tls-cert", "tls-key", "client-ca", "token-file"):
+        if values.get(key) is not None:
+            values[key] = str(base / str(values[key]))
+    if values.get("tail") is not None:
+        values["tail"] = [_tail_entry(entry, base, name, index) for index, entry in enumerate(_as_list(values["tail"]))]
+    values["__file__"] = name
+    return values
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _tail_entry(entry: object, base: Path, file: str, index: int) -> dict[str, str | None]:
+    if isinstance(entry, str):
+        return {"path": str(base / entry), "cluster": None}
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str) and set(entry) <= {"path", "cluster"}:
+        cluster = entry.get("cluster")
+        return {"path": str(base / entry["path"]), "cluster": None if cluster is None else str(cluster)}
+    raise ServeConfigError(
+        "each tail entry is a path, or {path: FILE, cluster: NAME}", file=file, field=f"tail[{index}]"
+    )
+
+
+def _path(value: object) -> Path | None:
+    return None if value is None else Path(str(value))
+
+
+def _cluster(value: object, *, file: str, field: str) -> str:
+    try:
+        return check_cluster(str(value))
+    except StoreError as error:
+        raise ServeConfigError(error.message, file=file, field=field, hint=error.hint) from None
+
+
+def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> ServeConfig:
+    """Flags (non-None values) override the file's values, which override the defaults; then validate."""
+    values = {key: value for key, value in file_values.items() if value is not None}
+    values.update({key: value for key, value in flags.items() if value is not None and value != ()})
+    source = str(file_values.get("__file__", ""))
+
+    def where(key: str) -> str:
+        return source if key in file_values and key not in flags else ""
+
+    if values.get("store") is None:
+        raise ServeConfigError("no store directory", field="store", hint="pass --store DIR (or `store:` in --config)")
+    host, port = parse_listen(values.get("listen", DEFAULT_LISTEN), file=where("listen"))
+    cluster = _cluster(values.get("cluster", "default"), file=where("cluster"), field="cluster")
+    tails: list[TailSpec] = []
+    for index, entry in enumerate(values.get("tail", ())):
+        spec = entry if isinstance(entry, dict) else {"path": entry, "cluster": None}
+        tail_cluster = spec.get("cluster") or cluster
+        tails.append(
+            TailSpec(Path(str(spec["path"])), _cluster(tail_cluster, file=where("tail"), field=f"tail[{index}]"))
+        )
+    if len({spec.path.resolve() for spec in tails}) != len(tails):
+        raise ServeConfigError("a file is tailed twice", field="tail", hint="list each file once")
+    tail_from = str(values.get("tail-from", "start"))
+    if tail_from not in ("start", "end"):
+        raise ServeConfigError(f"{tail_from!r} is not start or end", file=where("tail-from"), field="tail-from")
+    mapping = values.get("client-cert-clusters") or {}
+    if not isinstance(mapping, dict):
+        raise ServeConfigError("must be a mapping of CN=… or O=… to a cluster", field="client-cert-clusters")
+    config = ServeConfig(
+        store=Path(str(values["store"])),
+        host=host,
+        port=port,
+        cluster=cluster,
+        tls_cert=_path(values.get("tls-cert")),
+        tls_key=_path(values.get("tls-key")),
+        client_ca=_path(values.get("client-ca")),
+        client_cert_clusters={str(key): str(value) for key, value in mapping.items()},
+        token_file=_path(values.get("token-file")),
+        tails=tuple(tails),
+        tail_from_start=tail_from == "start",
+        poll_interval=_positive_float(values.get("poll-interval", 0.25), "poll-interval", where("poll-interval")),
+        retention_days=_optional_int(values.get("retention-days"), "retention-days", where("retention-days")),
+        max_bytes=None
+        if values.get("max-bytes") is None
+        else parse_size(values["max-bytes"], field="max-bytes", file=where("max-bytes")),
+        max_body_bytes=parse_size(
+            values.get("max-body-size", DEFAULT_MAX_BODY_BYTES), field="max-body-size", file=where("max-body-size")
+        ),
+        max_event_bytes=parse_size(
+            values.get("max-event-size", DEFAULT_MAX_EVENT_BYTES), field="max-event-size", file=where("max-event-size")
+        ),
+        log_level=str(values.get("log-level", "info")).lower(),
+    )
+    _check(config, source)
+    return config
+
+
+def _positive_float(value: object, field: str, file: str) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise ServeConfigError(f"{value!r} is not a positive number of seconds", file=file, field=field)
+    return number
+
+
+def _optional_int(value: object, field: str, file: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not str(value).isdigit() or int(str(value)) < 1:
+        raise ServeConfigError(f"{value!r} is not a whole number of days (at least 1)", file=file, field=field)
+    return int(str(value))
+
+
+def _check(config: ServeConfig, source: str) -> None:
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ServeConfigError("TLS needs both a certificate and its key", field="tls-cert/tls-key")
+    if config.client_ca is not None and not config.tls:
+        raise ServeConfigError("client certificates need TLS", field="client-ca", hint="also pass --tls-cert/--tls-key")
+    if config.client_cert_clusters and config.client_ca is None:
+        raise ServeConfigError("mapping certificates to clusters needs --client-ca", field="client-cert-clusters")
+    for name, path in (
+        ("tls-cert", config.tls_cert),
+        ("tls-key", config.tls_key),
+        ("client-ca", config.client_ca),
+        ("token-file", config.token_file),
+    ):
+        if path is not None and not path.is_file():
+            raise ServeConfigError(f"{path} is not a readable file", file=source, field=name)
+    if config.max_event_bytes > config.max_body_bytes:
+        raise ServeConfigError("max-event-size is larger than max-body-size", field="max-event-size")
+    if config.log_level not in ("debug", "info", "warning", "error"):
+        raise ServeConfigError(f"{config.log_level!r} is not debug, info, warning or error", field="log-level")
