@@ -66,8 +66,14 @@ def require(command: str) -> list[str]:
     return ["policy", command]
 
 
-@pytest.mark.parametrize("command", POLICY_COMMANDS)
-@pytest.mark.parametrize("name", BAD_POLICIES)
+# Every bad file through `validate`; the acceptance list through the commands that also read policies.
+ACCEPTANCE = ["not-yaml", "wrong-kind", "wrong-api-version", "unknown-level", "binary-garbage", "empty"]
+BAD_POLICY_CASES = [("validate", name) for name in BAD_POLICIES] + [
+    (command, name) for command in POLICY_COMMANDS if command != "validate" for name in ACCEPTANCE
+]
+
+
+@pytest.mark.parametrize(("command", "name"), BAD_POLICY_CASES)
 def test_bad_policy_file(tmp_path: Path, command: str, name: str) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_bytes(BAD_POLICIES[name])
