@@ -386,7 +386,7 @@ def requests(draw: st.DrawFn) -> RequestAttributes:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=policies, attrs_list=st.lists(requests(), min_size=1, max_size=12))
 def test_compiled_agrees_with_reference(policy: Policy, attrs_list: list[RequestAttributes]) -> None:
     compiled = compile_policy(policy)

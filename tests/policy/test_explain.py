@@ -175,7 +175,7 @@ def test_no_match_lists_every_rule_as_earlier() -> None:
     assert explanation.rules[0].line is None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(policy=policies, attrs_list=st.lists(requests(), min_size=1, max_size=6))
 def test_explanations_agree_with_the_checker(policy: Policy, attrs_list: list[RequestAttributes]) -> None:
     for attrs in attrs_list:
