@@ -126,6 +126,12 @@ def test_why_a_rule_matches(rule: PolicyRule, attrs: RequestAttributes, reason: 
     assert any(reason in text for text in explained.reasons), explained.reasons
 
 
+def test_a_resource_mismatch_is_named_before_a_name_mismatch() -> None:
+    rule = PolicyRule(level="None", resources=[GroupResources(resources=["configmaps"], resourceNames=["leader"])])
+    secrets = RequestAttributes(verb="get", namespace="kube-system", resource="secrets")
+    assert _reasons(rule, secrets) == ['resources[0]: [configmaps] does not include "secrets"']
+
+
 def test_every_failing_selector_is_reported_not_only_the_first() -> None:
     rule = PolicyRule(level="None", users=["bob"], verbs=["delete"], resources=[GroupResources(resources=["secrets"])])
     assert len(_reasons(rule, JANE_GET_POD)) == 3

@@ -117,23 +117,23 @@ def _spec_reason(spec: str, attrs: RequestAttributes) -> str:
 
 
 def _entry_check(position: int, entry: GroupResources, attrs: RequestAttributes) -> Check:
-    """One GroupResources entry, in the checker's order: group, then (name-filtered) resources."""
+    """One GroupResources entry: group, then resources, then names (all must hold, as in the checker)."""
     label = f"resources[{position}]"
     if entry.group != attrs.api_group:
         group = _quote(entry.group)
         return Check("resources", False, f"{label}: group {group} ≠ request group {_quote(attrs.api_group)}")
     if not entry.resources:
         return Check("resources", True, f"{label}: group {_quote(entry.group)} lists no resources, so all match")
+    spec = next((spec for spec in entry.resources if resource_matches(attrs.resource, attrs.subresource, spec)), None)
+    if spec is None:
+        listed = _listed(entry.resources)
+        return Check("resources", False, f"{label}: {listed} does not include {_quote(_combined(attrs))}")
     if entry.resourceNames and attrs.name not in entry.resourceNames:
         shown = _quote(attrs.name) if attrs.name else '"" (the request names no object)'
-        return Check(
-            "resources", False, f"{label}: resourceNames {_listed(entry.resourceNames)} does not include {shown}"
-        )
-    for spec in entry.resources:
-        if resource_matches(attrs.resource, attrs.subresource, spec):
-            named = f" named {_quote(attrs.name)}" if entry.resourceNames else ""
-            return Check("resources", True, f"{label}: {_spec_reason(spec, attrs)}{named}")
-    return Check("resources", False, f"{label}: {_listed(entry.resources)} does not include {_quote(_combined(attrs))}")
+        names = _listed(entry.resourceNames)
+        return Check("resources", False, f"{label}: resourceNames {names} does not include {shown}")
+    named = f" named {_quote(attrs.name)}" if entry.resourceNames else ""
+    return Check("resources", True, f"{label}: {_spec_reason(spec, attrs)}{named}")
 
 
 def _resource_checks(rule: PolicyRule, attrs: RequestAttributes) -> list[Check]:
