@@ -475,3 +475,12 @@ def test_truncated_gzip_of_sparse_events_is_one_clear_line(tmp_path: Path, exec_
     [line] = result.stderr.strip().splitlines()
     assert "cut.log.gz" in line
     assert "truncated" in line
+
+
+def test_a_null_user_is_an_unauthenticated_request(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_policy_text(["humans", "default"], []))
+    events = tmp_path / "anonymous.ndjson"
+    events.write_text(json.dumps(dict(EVENTS[0], auditID="nobody", user=None)) + "\n")
+    [row] = _json_lines(_run(str(policy), "--events", str(events), "-o", "json"))
+    assert (row["level"], row["rule"]) == ("Metadata", 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from kubetrail.policy.explain import Explanation, RuleExplanation, explain
 _BATCH = 4096
 _encode = msgspec.json.encode
 _MISSING_FIELD = "Object missing required field"
+_NULL_FIELD = re.compile(r"got `null` - at `\$\.(level|auditID|stage|requestURI|verb|user)`$")
 # Fields kube-apiserver always writes but a policy decision never reads; filled in when absent.
 _UNUSED_DEFAULTS: dict[str, Any] = {
     "level": "Metadata",
@@ -167,8 +169,8 @@ def _tolerant_events(path: str) -> Iterator[Event]:
 def request_events(path: str) -> Iterator[Event]:
     """The events of an audit log as `read_events` reads them, in order.
 
-    An event missing a field the apiserver always writes but a decision never reads (level,
-    stage, auditID, requestURI, verb, user) is still decided, as the apiserver's lenient decoder
+    An event missing (or null in) a field the apiserver always writes but a decision may not need
+    (level, stage, auditID, requestURI, verb, user) is still decided, as the apiserver's lenient decoder
     would read it; anything else malformed raises EventDecodeError naming file, line and field.
     """
     produced = 0
@@ -178,7 +180,7 @@ def request_events(path: str) -> Iterator[Event]:
             produced += 1
         return
     except EventDecodeError as error:
-        if _MISSING_FIELD not in error.message:
+        if _MISSING_FIELD not in error.message and not _NULL_FIELD.search(error.message):
             raise
     yield from itertools.islice(_tolerant_events(path), produced, None)
 
