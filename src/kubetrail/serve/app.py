@@ -19,7 +19,7 @@ from kubetrail.collect.metrics import Labels, Registry, TimedFileOps
 from kubetrail.collect.receiver import Receiver
 from kubetrail.collect.tailer import StoreSink, Tailer, TailOptions
 from kubetrail.serve.config import ServeConfig
-from kubetrail.store import Store, StoreOptions, StoreStats
+from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,10 @@ class ShutdownSummary:
 class ServeApp:
     """The long-running parts of `serve`, opened in order and closed in reverse."""
 
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, *, file_ops: FileOps | None = None) -> None:
+        """`file_ops` replaces the WAL's system calls (tests inject a full disk with it)."""
         self.config = config
+        self._file_ops = file_ops
         self.metrics = Registry()
         self.store: Store | None = None
         self.receiver: Receiver | None = None
@@ -57,7 +59,7 @@ class ServeApp:
             TokenTable.load(config.token_file) if config.token_file is not None else None,
             CertificateMap.parse(config.client_cert_clusters) if config.client_ca is not None else None,
         )
-        self.store = Store.open(config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync)))
+        self.store = Store.open(config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops)))
         try:
             self.receiver = Receiver(
                 self.store,

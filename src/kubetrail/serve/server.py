@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -26,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from kubetrail.collect.auth import SUBJECT_KEY, TLS_EXTENSION, subject_of
 from kubetrail.serve.app import ServeApp, ShutdownSummary
 from kubetrail.serve.config import ServeConfig, ServeConfigError, is_loopback
+from kubetrail.store import FileOps
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +165,57 @@ def run(config: ServeConfig, echo: Callable[[str], None]) -> ShutdownSummary:
         sock.close()
         sys.stdout.flush()
     return summary
+
+
+class BackgroundServer:
+    """`serve` in a thread of this process (for `demo`, embedding and tests): same app, same HTTP server."""
+
+    def __init__(self, config: ServeConfig, *, file_ops: FileOps | None = None) -> None:
+        self.config = config
+        self.app = ServeApp(config, file_ops=file_ops)
+        self.url = ""
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Open the store, listen, start tailers; returns the URL once requests are served."""
+        sock = bind(self.config)
+        try:
+            self.app.open()
+        except BaseException:
+            sock.close()
+            raise
+        self._server = _Server(uvicorn_config(self.app.asgi, self.config))
+        server = self._server
+
+        def serve() -> None:
+            try:
+                asyncio.run(server.serve(sockets=[sock]))
+            except BaseException as error:
+                self._error = error
+            finally:
+                sock.close()
+
+        self._thread = threading.Thread(target=serve, name="kubetrail-serve", daemon=True)
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.02)):
+            if server.started or not self._thread.is_alive():
+                break
+            deadline.wait(0.02)
+        if not server.started:
+            self.stop()
+            raise ServeConfigError(f"the HTTP server did not start: {self._error}")
+        self.url = dataclasses.replace(self.config, port=sock.getsockname()[1]).url
+        self.app.start_background()
+        return self.url
+
+    def stop(self) -> ShutdownSummary:
+        """Drain requests, stop tailers, seal and close the store."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self.app.close()
