@@ -41,11 +41,9 @@ def server(certs: Certificates, store: Path, tmp_path_factory: pytest.TempPathFa
     tokens = tmp_path_factory.mktemp("tokens") / "tokens.csv"
     tokens.write_text("# token,cluster\nprod-token-0123456789,prod\nany-cluster-token-987,*\n")
     tokens.chmod(0o600)
-    config = tmp_path_factory.mktemp("config") / "serve.yaml"
-    config.write_text('client-cert-clusters:\n  "CN=kube-apiserver-prod": prod\n')
     with serving(
-        "--config",
-        str(config),
+        "--client-cert-cluster",
+        "CN=kube-apiserver-prod:prod",
         "--store",
         str(store),
         "--listen",

@@ -18,17 +18,29 @@ from kubetrail.serve.server import run
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM).")
 @click.option("--client-ca", type=click.Path(dir_okay=False), help="Accept client certificates signed by this CA.")
+@click.option(
+    "--client-cert-cluster",
+    "cert_clusters",
+    multiple=True,
+    metavar="CN=NAME:CLUSTER",
+    help="Store events sent with this certificate subject (CN= or O=) under CLUSTER.",
+)
 @click.option("--token-file", type=click.Path(dir_okay=False), help="Bearer tokens: `TOKEN,CLUSTER` lines.")
 @click.option("--tail", "tails", multiple=True, type=click.Path(dir_okay=False), help="Follow this audit log file.")
 @click.option("--tail-cluster", "tail_clusters", multiple=True, help="Cluster of the --tail at the same position.")
 @click.option("--tail-from", type=click.Choice(["start", "end"]), help="Where a never-tailed file starts.")
+@click.option("--poll-interval", type=float, help="Seconds between looks at tailed files  [default: 0.25]")
 @click.option("--retention-days", type=int, help="Remove sealed partitions older than this.")
 @click.option("--max-bytes", metavar="SIZE", help="Remove the oldest partitions beyond this size (e.g. 200GiB).")
 @click.option("--max-body-size", metavar="SIZE", help="Largest request body, before and after gzip  [default: 12MiB]")
 @click.option("--max-event-size", metavar="SIZE", help="Largest single event  [default: 256KiB]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
 def serve_command(
-    config_file: str | None, tails: tuple[str, ...], tail_clusters: tuple[str, ...], **flags: Any
+    config_file: str | None,
+    tails: tuple[str, ...],
+    tail_clusters: tuple[str, ...],
+    cert_clusters: tuple[str, ...],
+    **flags: Any,
 ) -> None:
     """Receive audit events (webhook and log files) and store them durably.
 
@@ -54,6 +66,13 @@ def serve_command(
             {"path": path, "cluster": tail_clusters[index] if index < len(tail_clusters) else None}
             for index, path in enumerate(tails)
         ]
+    if cert_clusters:
+        pairs = [item.rpartition(":") for item in cert_clusters]
+        if any(not subject or not cluster for subject, _, cluster in pairs):
+            raise click.BadParameter(
+                "expected SUBJECT:CLUSTER, e.g. CN=kube-apiserver:prod", param_hint="--client-cert-cluster"
+            )
+        options["client-cert-clusters"] = {subject: cluster for subject, _, cluster in pairs}
     config = build_config(file_values, options)
     summary = run(config, click.echo)
     click.echo(
