@@ -51,7 +51,7 @@ class AuthConfigError(KubetrailError):
         self.line = line
         self.field = field
         self.hint = hint
-        where = file + (f":{line}" if line is not None else "") + (f": {field}" if field else "")
+        where = ": ".join(part for part in (file + (f":{line}" if line is not None else ""), field) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
 
