@@ -345,3 +345,12 @@ def test_metrics_are_prometheus_text_with_the_fsync_histogram(store: Store, regi
     assert counts == sorted(counts) and counts[-1] >= 1
     assert f'kubetrail_receiver_bytes_total{{cluster="c1"}} {len(body)}' in text
     assert "kubetrail_receiver_queue_depth 0" in text
+
+
+def test_a_large_batch_is_stored_whole(store: Store) -> None:
+    events = [audit_event(number) | {"requestObject": {"pad": "p" * 700}} for number in range(1500)]
+    body = event_list(events)
+    assert len(body) > 1 << 20
+    response = client_for(store).post("/audit/big", content=body, headers=JSON)
+    assert response.status_code == 200 and response.json()["accepted"] == 1500
+    assert len(stored(store)) == 1500

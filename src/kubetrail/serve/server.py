@@ -32,6 +32,8 @@ from kubetrail.store import FileOps
 log = logging.getLogger(__name__)
 
 GRACEFUL_SECONDS = 15
+MAX_CONNECTIONS = 128
+"""Beyond this many connections uvicorn answers 503 (the sender retries) instead of buffering more bodies."""
 
 
 class _WithPeer:
@@ -106,6 +108,7 @@ def uvicorn_config(app: Any, config: ServeConfig) -> uvicorn.Config:
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         timeout_keep_alive=30,
+        limit_concurrency=MAX_CONNECTIONS,
         **options,
     )
 
