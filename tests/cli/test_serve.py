@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -91,3 +92,24 @@ def test_bad_options_are_reported_without_a_traceback(tmp_path: Path) -> None:
 def test_help_lists_both_commands() -> None:
     result = run("--help")
     assert "serve" in result.stdout and "apiserver-config" in result.stdout
+
+
+def test_retention_removes_old_partitions_and_records_it(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    old = [audit_event(n) | {"requestReceivedTimestamp": "2020-01-01T00:00:00.000000Z"} for n in range(3)]
+    server = start_serve("--store", str(store), "--listen", "127.0.0.1:0")
+    assert httpx.post(f"{server.url}/audit/prod", content=event_list(old), headers=JSON).status_code == 200
+    assert server.stop() == 0
+    assert list((store / "data").glob("date=2020-01-01/cluster=prod/*.parquet"))
+    server = start_serve("--store", str(store), "--listen", "127.0.0.1:0", "--retention-days", "30")
+    try:
+        for _ in range(100):
+            metrics = httpx.get(f"{server.url}/metrics").text
+            if "kubetrail_store_sealed_files 0" in metrics:
+                break
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0
+    assert not list((store / "data").glob("date=2020-01-01/**/*.parquet"))
+    report = verify_store(store)
+    assert report.ok and report.removed_by_retention == 1
