@@ -239,7 +239,7 @@ class Tailer:
 
     # ----- delivery ---------------------------------------------------------------------------------------
 
-    def _deliver(self, file: _File, block: bytes, start: int, *, checkpoint: bool = True) -> None:
+    def _deliver(self, file: _File, block: bytes, start: int) -> None:
         """Hand the lines of `block` (ending at a line end) to the sink, then advance and checkpoint `file`."""
         lines = [line.lstrip(b"\x00") for line in block.split(b"\n")]
         lines = [line for line in lines if line.strip()]
@@ -253,7 +253,7 @@ class Tailer:
             file.line_start = start + cut
             file.line_sha = line_digest(block[cut:])
         file.offset = end
-        if checkpoint and lines:
+        if lines:
             self._save(file)
 
     def _consume(self, file: _File, data: bytes, *, final: bool) -> None:
