@@ -90,6 +90,7 @@ def follow(path: Path, checkpoints: CheckpointStore, sink: Numbers, writer_done:
         if writer_done.is_set() and len(sink.numbers) >= total:
             break
         time.sleep(0.005)
+    tail.poll_once()
     return tail
 
 
