@@ -266,3 +266,36 @@ def test_the_store_sink_stores_events_and_dead_letters_bad_lines(tmp_path: Path,
         assert letter["raw"] == "{not json" and str(log_file) in letter["source"]
     finally:
         store.close()
+
+
+def test_copy_truncate_right_after_a_partial_first_line_is_noticed(
+    log_file: Path, checkpoints: CheckpointStore
+) -> None:
+    sink = Recorder()
+    tail = tailer(log_file, checkpoints, sink)
+    with open(log_file, "ab") as handle:
+        handle.write(b'{"n":"first-')
+    tail.poll_once()
+    with open(log_file, "ab") as handle:
+        handle.write(b'half"}\n')
+    append(log_file, lines("a", 2))
+    shutil.copyfile(log_file, log_file.with_name("audit.log.1"))
+    os.truncate(log_file, 0)
+    append(log_file, lines("after-the-truncation", 3))
+    tail.poll_once()
+    assert sink.lines == [b'{"n":"first-half"}', *lines("a", 2), *lines("after-the-truncation", 3)]
+
+
+def test_a_copy_truncate_then_a_rename_between_two_looks(log_file: Path, checkpoints: CheckpointStore) -> None:
+    sink = Recorder()
+    tail = tailer(log_file, checkpoints, sink)
+    append(log_file, lines("a", 3))
+    tail.poll_once()
+    append(log_file, lines("a", 2, start=3))
+    shutil.copyfile(log_file, log_file.with_name("audit.log.1"))
+    os.truncate(log_file, 0)
+    append(log_file, lines("b", 2))
+    log_file.rename(log_file.with_name("audit-2026-03-19T10-00-00.000.log"))
+    append(log_file, lines("c", 2))
+    tail.poll_once()
+    assert sink.lines == [*lines("a", 5), *lines("b", 2), *lines("c", 2)]

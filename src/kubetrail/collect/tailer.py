@@ -110,7 +110,8 @@ class _File:
 
 
 class _Truncated(Exception):
-    """The live file no longer holds the last delivered line where it was: it was truncated (or replaced)."""
+    """The live file no longer holds the last delivered line, or the partial line read after it, where they
+    were: it was truncated (and maybe written again past where we were)."""
 
 
 def _open_plain(path: str) -> _File:
@@ -267,6 +268,13 @@ class Tailer:
         self._deliver(file, buffer[:cut], file.offset)
         file.buffer = buffer[cut:]
 
+    @staticmethod
+    def _truncated(file: _File) -> bool:
+        """True when the last delivered line, or the partial line read after it, is no longer where it was."""
+        return not _fingerprint_matches(file, file.line_start, file.offset, file.line_sha) or bool(
+            file.buffer and file.read(file.offset, len(file.buffer)) != file.buffer
+        )
+
     def _read_live(self, file: _File) -> int:
         """Read what the live file has after our position; raises _Truncated if it was truncated meanwhile."""
         delivered = self.stats.lines
@@ -274,7 +282,7 @@ class Tailer:
             data = file.read(file.position, CHUNK)
             if not data:
                 break
-            if not _fingerprint_matches(file, file.line_start, file.offset, file.line_sha):
+            if self._truncated(file):
                 raise _Truncated
             self._consume(file, data, final=False)
             if len(data) < CHUNK:
@@ -283,6 +291,8 @@ class Tailer:
 
     def _finish(self, file: _File, *, wait: bool) -> None:
         """Read a file that is no longer the live one to its end (waiting a moment for a writer still on it)."""
+        if file.fd >= 0 and self._truncated(file):
+            self._after_truncation(file, before=os.fstat(file.fd).st_mtime_ns)
         deadline = time.monotonic() + (self.options.rotate_grace if wait else 0.0)
         while True:
             while data := file.read(file.position, CHUNK):
@@ -332,17 +342,20 @@ class Tailer:
     def _save(self, file: _File) -> None:
         self.checkpoints.save(file.checkpoint(self.path, self._known))
 
-    def _read_missed(self, exclude: set[Key], live: _File | None = None) -> None:
+    def _read_missed(self, exclude: set[Key], live: _File | None = None, before: int | None = None) -> None:
         """Read, oldest first, every plain backup not seen before: generations rotated away between two looks.
 
         A backup that starts like the `live` file is a copy whose truncation has not happened yet: it is left
         for later. A compressed backup is never read here (it is a copy of one already read or, rarely, of one
-        that was rotated and compressed between two looks, which is then missed).
+        that was rotated and compressed between two looks, which is then missed). With `before`, only backups
+        modified no later than that (a file being finished) are read now; later ones are read after it.
         """
         missed: list[tuple[tuple[int, int, str], str, Key, Identity]] = []
         for sibling in rotated_siblings(self.path):
             info = _stat(sibling)
             if info is None or (info.st_dev, info.st_ino) in exclude:
+                continue
+            if before is not None and info.st_mtime_ns > before:
                 continue
             identity = self._sibling_identity(sibling, info)
             if identity is None or identity in self._known:
@@ -403,8 +416,8 @@ class Tailer:
             candidate.close()
         return None
 
-    def _after_truncation(self, file: _File) -> None:
-        """Copy-truncate: deliver the rest from the copy, and any later copy, then read the live file from 0."""
+    def _after_truncation(self, file: _File, before: int | None = None) -> None:
+        """Copy-truncate: deliver the rest from the copy, and any later copy, then read the file from 0."""
         self.stats.truncations += 1
         live = (file.device, file.inode)
         copy = self._find_copy(file.line_start, file.offset, file.line_sha, {live})
@@ -417,7 +430,7 @@ class Tailer:
         elif file.offset:
             self.stats.lost_rotations += 1
             log.warning("%s: truncated, and no backup holds the rest after byte %d", self.path, file.offset)
-        self._read_missed({live})
+        self._read_missed({live}, before=before)
         file.offset, file.buffer, file.line_start, file.line_sha = 0, b"", 0, ""
         self._save(file)
 
