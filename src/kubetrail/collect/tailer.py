@@ -183,6 +183,14 @@ def _same_start(first: _File, second: _File) -> bool:
     return bool(head) and b"\n" in head and second.read(0, len(head)) == head
 
 
+def _copy_of(backup: _File, live: _File) -> bool:
+    """True when `backup` is a copy of the generation `live` is reading (made, or being made, by copy-truncate):
+    it holds the last delivered line at its place, or starts as the live file does."""
+    if live.offset and _fingerprint_matches(backup, live.line_start, live.offset, live.line_sha):
+        return True
+    return _same_start(backup, live)
+
+
 def _sibling_keys(path: str) -> list[tuple[str, Key]]:
     keys: list[tuple[str, Key]] = []
     for sibling in rotated_siblings(path):
@@ -345,10 +353,10 @@ class Tailer:
     def _read_missed(self, exclude: set[Key], live: _File | None = None, before: int | None = None) -> None:
         """Read, oldest first, every plain backup not seen before: generations rotated away between two looks.
 
-        A backup that starts like the `live` file is a copy whose truncation has not happened yet: it is left
-        for later. A compressed backup is never read here (it is a copy of one already read or, rarely, of one
-        that was rotated and compressed between two looks, which is then missed). With `before`, only backups
-        modified no later than that (a file being finished) are read now; later ones are read after it.
+        A copy of the generation the `live` file holds (its truncation not done, or not noticed yet) is left
+        for the truncation to handle. A compressed backup is never read here (it is a copy of one already read
+        or, rarely, of one rotated and compressed between two looks, which is then missed). With `before`,
+        only backups modified no later than that (a file being finished) are read now; later ones after it.
         """
         missed: list[tuple[tuple[int, int, str], str, Key, Identity]] = []
         for sibling in rotated_siblings(self.path):
@@ -370,7 +378,7 @@ class Tailer:
             except FileNotFoundError:
                 continue
             try:
-                if (backup.device, backup.inode) != key or (live is not None and _same_start(backup, live)):
+                if (backup.device, backup.inode) != key or (live is not None and _copy_of(backup, live)):
                     continue
                 log.info("%s: reading %s, rotated before it was tailed", self.path, name)
                 self._finish(backup, wait=False)
@@ -518,8 +526,7 @@ class Tailer:
                 file = self._current
             elif live is not None and live.st_size < file.position:
                 self._after_truncation(file)
-            elif file.offset == 0 and not file.buffer:
-                self._read_missed({(file.device, file.inode)}, live=file)
+            self._read_missed({(file.device, file.inode)}, live=file)
             try:
                 self._read_live(file)
             except _Truncated:
