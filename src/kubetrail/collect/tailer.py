@@ -13,8 +13,9 @@ live file or in whichever backup the checkpointed file became. A crash between a
 re-delivers that batch, which the store's (cluster, auditID, stage) dedup absorbs.
 
 Known limits: copy-truncate loses lines written between the copy and the truncation (a property of
-copy-truncate), and a file that is created, filled and rotated entirely between two polls while a copy-truncate
-rotation leaves nothing to identify it is not found.
+copy-truncate); a generation rotated away unseen and compressed before the next look is not read (only plain
+backups are); generations rotated away unseen are read oldest first by modification time, which the kernel
+keeps only to its clock tick, so under very fast rotation their order may differ (never their content).
 """
 
 from __future__ import annotations
