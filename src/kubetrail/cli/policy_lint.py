@@ -46,7 +46,7 @@ def _summary(findings: list[PolicyIssue]) -> str:
 
 
 @click.command(name="lint")
-@click.argument("policy_file", type=click.Path(dir_okay=False))
+@click.argument("policy_file", type=click.Path())
 @click.option(
     "-o",
     "--output",
@@ -72,16 +72,19 @@ def lint_command(policy_file: str, output: str) -> None:
       kubetrail policy lint /etc/kubernetes/audit-policy.yaml
       kubetrail policy lint audit-policy.yaml -o json | jq '.[] | select(.severity == "error")'
     """
+    loaded = True
     try:
         findings = lint_policy(load_policy(policy_file))
         code = exit_code(findings)
     except PolicyError as error:
         findings = error.issues
         code = 2
+        loaded = False
     if output == "json":
         sys.stdout.write(msgspec.json.encode([_as_record(issue) for issue in findings]).decode() + "\n")
     else:
         for issue in findings:
             click.echo(_as_text(issue))
-        click.echo(_summary(findings))
+        if loaded or len(findings) > 1:
+            click.echo(_summary(findings))
     sys.exit(code)
