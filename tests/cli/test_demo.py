@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from kubetrail.model import PolicyRule
 from kubetrail.model.policy import GroupResources
 from kubetrail.policy.evaluate import compile_policy
 from kubetrail.policy.presets import load_preset
+from kubetrail.store import Store
 
 KUBETRAIL = [sys.executable, "-m", "kubetrail.cli.main"]
 
@@ -32,6 +34,29 @@ def test_demo_prints_a_row_per_rule_and_totals() -> None:
         assert level in out
     assert "total" in out and "per day" in out
     assert out.count("\n") > len(rules)
+
+
+def test_demo_feeds_serve_and_every_written_event_lands_in_the_store(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = run("demo", "--duration", "60", "--rate", "20", "--store", str(store), "--exit")
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"written: ([\d,]+) of", result.stdout)
+    acked = re.search(r"serve acknowledged ([\d,]+) of ([\d,]+) events posted", result.stdout)
+    assert match and acked, result.stdout
+    written = int(match.group(1).replace(",", ""))
+    assert int(acked.group(1).replace(",", "")) == int(acked.group(2).replace(",", "")) == written > 0
+    with Store.open(store, read_only=True) as opened:
+        rows = opened.query_connection().execute("select count(*), count(distinct cluster) from events").fetchone()
+    assert rows == (written, 1)
+    verified = run("verify", "--store", str(store))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_demo_without_serve_prints_only_the_policy_table() -> None:
+    result = run("demo", "--duration", "30", "--no-serve")
+    assert result.returncode == 0, result.stderr
+    assert "What the policy records" in result.stdout
+    assert "acknowledged" not in result.stdout
 
 
 def test_demo_with_a_policy_file(tmp_path: Path) -> None:

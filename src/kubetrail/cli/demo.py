@@ -1,4 +1,4 @@
-"""`kubetrail demo`: a generated cluster's traffic run through an audit policy, reported per rule.
+"""`kubetrail demo`: serve fed by a generated cluster's traffic under an audit policy, reported per rule.
 
 `policy_report` and `render_report` are the reusable parts (the server-starting demo builds on them).
 """
@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from kubetrail.cli.demo_live import LiveDemo, LiveResult, wait_for_interrupt
 from kubetrail.cli.generate import with_progress
 from kubetrail.emit.generator import SCENARIOS, GeneratorConfig, generate
 from kubetrail.model.event import Level
@@ -20,6 +22,7 @@ from kubetrail.policy.evaluate import CompiledPolicy, compile_policy
 from kubetrail.policy.load import LoadedPolicy, load_policy
 from kubetrail.policy.presets import load_preset
 from kubetrail.policy.simulate import SimulationReport, Simulator
+from kubetrail.serve.config import parse_listen
 
 _LEVEL_STYLE = {
     Level.NONE: "dim",
@@ -125,6 +128,21 @@ def _load(policy_file: str | None) -> LoadedPolicy:
     return load_preset() if policy_file is None else load_policy(Path(policy_file))
 
 
+def _report_live(result: LiveResult, console: Console) -> None:
+    console.print(
+        f"serve acknowledged [bold]{result.acknowledged:,}[/] of {result.posted:,} events posted "
+        f"in {result.seconds:.1f} s ({result.events_per_second:,.0f} events/s)"
+        + (f", [red]{result.failed:,} not delivered[/]" if result.failed else "")
+    )
+
+
+def _next_steps(store: Path, url: str, console: Console, *, serving: bool) -> None:
+    console.print(f"store: [bold]{store}[/] (Parquet + write-ahead log, tamper-evident manifest)")
+    console.print(f"  kubetrail verify --store {store}")
+    if serving:
+        console.print(f"serving [bold]{url}[/] until Ctrl-C (POST audit events to {url}/audit/CLUSTER)")
+
+
 @click.command(name="demo")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Audit policy (default: the sample).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: same seed, same stream.")
@@ -132,21 +150,52 @@ def _load(policy_file: str | None) -> LoadedPolicy:
 @click.option("--rate", type=click.FloatRange(min=0.1), default=25.0, show_default=True, help="Requests per second.")
 @click.option("--duration", type=click.FloatRange(min=1), default=600.0, show_default=True, help="Simulated seconds.")
 @click.option("--no-attacks", is_flag=True, help="Background traffic only, without the attack scenarios.")
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    help="Store directory for serve (default: a new temporary directory, kept afterwards).",
+)
+@click.option("--listen", default="127.0.0.1:0", show_default=True, help="Where serve listens (port 0: any free port).")
+@click.option(
+    "--serve/--no-serve",
+    "live",
+    default=True,
+    show_default=True,
+    help="Start serve and feed it; --no-serve only prints what the policy records.",
+)
+@click.option(
+    "--keep-serving/--exit",
+    default=None,
+    help="After the replay, keep serving until Ctrl-C (default when run in a terminal).",
+)
 def demo_command(
-    policy_file: str | None, seed: int, nodes: int, rate: float, duration: float, no_attacks: bool
+    policy_file: str | None,
+    seed: int,
+    nodes: int,
+    rate: float,
+    duration: float,
+    no_attacks: bool,
+    store_dir: str | None,
+    listen: str,
+    live: bool,
+    keep_serving: bool | None,
 ) -> None:
-    """Show what an audit policy records for a small cluster's traffic, rule by rule.
+    """Run kubetrail on a generated cluster: serve, store, and what the audit policy records.
 
-    Generates ten minutes of a 3-node cluster (controllers, kubelets, kube-proxy, CI, people and
-    attacks: exec into pods, privileged pods, secret harvesting, RBAC escalation, anonymous access,
-    token theft, permission enumeration), runs it through the policy and prints, per rule, the
-    requests it matched, the events written at its level and their size, with a per-day estimate.
+    Starts `kubetrail serve` on a temporary store, generates ten minutes of a 3-node cluster
+    (controllers, kubelets, kube-proxy, CI, people and attacks: exec into pods, privileged pods,
+    secret harvesting, RBAC escalation, anonymous access, token theft, permission enumeration), runs
+    it through the audit policy as the apiserver would and POSTs what the policy keeps to serve
+    through the apiserver's webhook protocol. Then prints, per policy rule, the requests it matched,
+    the events written at its level and their size, with a per-day estimate.
 
     \b
     Examples:
       kubetrail demo
-      kubetrail demo --policy audit-policy.yaml
+      kubetrail demo --policy audit-policy.yaml --store ./demo-store
       kubetrail demo --nodes 20 --rate 200 --duration 3600 --seed 7
+      kubetrail demo --no-serve          # the policy table only
     """
     loaded = _load(policy_file)
     console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -161,6 +210,25 @@ def demo_command(
         scenarios=() if no_attacks else SCENARIOS,
     )
     compiled = compile_policy(loaded.policy)
-    report = policy_report(config, compiled, err)
-    console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
-    render_report(report, compiled, console, span_seconds=config.duration)
+    if not live:
+        report = policy_report(config, compiled, err)
+        console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
+        render_report(report, compiled, console, span_seconds=config.duration)
+        return
+    host, port = parse_listen(listen, field="--listen")
+    store = Path(store_dir) if store_dir else Path(tempfile.mkdtemp(prefix="kubetrail-demo-"))
+    demo = LiveDemo(config, compiled, store, host=host, port=port)
+    url = demo.start()
+    err.print(f"kubetrail serve listening on [bold]{url}[/], store {store}")
+    serving = keep_serving if keep_serving is not None else (sys.stdin.isatty() and sys.stdout.isatty())
+    try:
+        result = demo.feed(err)
+        console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
+        render_report(result.report, compiled, console, span_seconds=config.duration)
+        _report_live(result, console)
+        _next_steps(store, url, console, serving=serving)
+        if serving:
+            wait_for_interrupt()
+    finally:
+        sealed = demo.stop()
+    console.print(f"serve stopped: {sealed:,} events sealed to Parquet in {store}")
