@@ -4,7 +4,8 @@
 most `max_batch_size` events, waiting at most `max_batch_wait` for a batch to fill, optionally
 throttled to `throttle_qps` batches per second with bursts of `throttle_burst`, and hands each
 batch to the delegate inline or on a worker pool (`async_delegate`). When the buffer is full,
-events are dropped, counted and logged, and `process_events` returns False. `shutdown` stops
+events are dropped, counted and logged, and `process_events` still returns True, as the apiserver's
+buffered backend does (the request is never failed for audit's sake; `dropped` tells the loss). `shutdown` stops
 intake, flushes everything buffered to the delegate, then shuts the delegate down.
 Defaults follow kube-apiserver v1.33 (k8s.io/apiserver/pkg/server/options/audit.go).
 """
@@ -115,7 +116,10 @@ class Buffered:
         return len(self._buffer)
 
     def process_events(self, events: Sequence[Event]) -> bool:
-        """Enqueue without blocking; events that do not fit (or arrive after shutdown) are dropped and counted."""
+        """Enqueue without blocking; events that do not fit (or arrive after shutdown) are dropped and counted.
+
+        Always True, like the apiserver's buffered backend: a full buffer never fails the request.
+        """
         if not events:
             return True
         with self._cond:
@@ -142,7 +146,7 @@ class Buffered:
                 f"{reason}: dropped {unreported} event(s) since the last report, {self.dropped} in all"
             )
             handle_plugin_error(PLUGIN_NAME, error, events[len(accepted) :])
-        return False
+        return True
 
     def run(self) -> None:
         """Start the batching thread (and the delegate's background work)."""
