@@ -24,6 +24,8 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     cluster: str | None = None
     hostname: str = ""
     time_format: TimeFormat = TimeFormat.ISO8601
+    mitre: tuple[str, ...] = ()
+    threat_matrix: tuple[str, ...] = ()
 
     @property
     def output(self) -> str:
