@@ -2,22 +2,53 @@
 
 Input events are fully detailed (as the generator makes them, or a log recorded at a higher level);
 each is cut down with `record()` to what the matching rule keeps, and measured as one JSON line.
-A request is counted once per auditID, however many stages it has.
+A request is counted once per auditID, however many stages it has. Written events are also
+tallied by (level, stage) and by (user, verb, resource) so the noisiest callers can be named.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 
-from kubetrail.model.event import Event, Level
+from kubetrail.model.event import Event, Level, Stage
 from kubetrail.model.microtime import parse_microtime
 from kubetrail.policy.evaluate import CompiledPolicy
 from kubetrail.policy.record import record
 
 _SECONDS_PER_DAY = 86_400
+_Key = TypeVar("_Key")
+
+
+def resource_label(event: Event) -> str:
+    """`pods`, `pods/exec`, `apps/deployments` for resource requests; the path for `/healthz`-like requests."""
+    ref = event.objectRef
+    if ref is None:
+        return event.path
+    name = f"{ref.apiGroup}/{ref.resource}" if ref.apiGroup else ref.resource
+    return f"{name}/{ref.subresource}" if ref.subresource else name
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Events written and their bytes for one key (a level and stage, or a caller tuple)."""
+
+    events: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class NoisyTuple:
+    """One (user, verb, resource) combination and what the policy writes for it."""
+
+    user: str
+    verb: str
+    resource: str
+    events: int
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -43,6 +74,18 @@ class SimulationReport:
     bytes: int
     first_timestamp: str
     last_timestamp: str
+    by_level_stage: dict[tuple[Level, Stage], Tally] = field(default_factory=dict)
+    tuples: tuple[NoisyTuple, ...] = ()
+
+    def top_tuples(self, limit: int = 10) -> list[NoisyTuple]:
+        """The callers that write the most bytes (ties: most events, then by name)."""
+        ranked = sorted(self.tuples, key=lambda t: (-t.bytes, -t.events, t.user, t.verb, t.resource))
+        return ranked[:limit]
+
+    def per_day(self, value: float, span_seconds: float | None = None) -> float:
+        """A count over the input's span extrapolated to one day."""
+        span = self.span_seconds if span_seconds is None else span_seconds
+        return value * _SECONDS_PER_DAY / span if span > 0 else float(value)
 
     @property
     def span_seconds(self) -> float:
@@ -54,8 +97,7 @@ class SimulationReport:
 
     def bytes_per_day(self, span_seconds: float | None = None) -> float:
         """The written bytes extrapolated to one day of the same traffic."""
-        span = self.span_seconds if span_seconds is None else span_seconds
-        return self.bytes * _SECONDS_PER_DAY / span if span > 0 else float(self.bytes)
+        return self.per_day(self.bytes, span_seconds)
 
 
 class Simulator:
@@ -70,6 +112,8 @@ class Simulator:
         self._open: set[str] = set()
         self._encoder = msgspec.json.Encoder()
         self._buffer = bytearray()
+        self._by_level_stage: dict[tuple[Level, Stage], list[int]] = {}
+        self._tuples: dict[tuple[str, str, str], list[int]] = {}
         self.input_events = 0
         self.first = ""
         self.last = ""
@@ -96,7 +140,10 @@ class Simulator:
         if written is not None:
             self._events[slot] += 1
             self._encoder.encode_into(written, self._buffer)
-            self._bytes[slot] += len(self._buffer) + 1
+            size = len(self._buffer) + 1
+            self._bytes[slot] += size
+            _bump(self._by_level_stage, (written.level, written.stage), size)
+            _bump(self._tuples, (event.user.username, event.verb, resource_label(event)), size)
         return written
 
     def add_all(self, events: Iterable[Event]) -> None:
@@ -122,7 +169,18 @@ class Simulator:
             bytes=sum(self._bytes),
             first_timestamp=self.first,
             last_timestamp=self.last,
+            by_level_stage={key: Tally(count, size) for key, (count, size) in sorted(self._by_level_stage.items())},
+            tuples=tuple(NoisyTuple(*key, count, size) for key, (count, size) in self._tuples.items()),
         )
+
+
+def _bump(table: dict[_Key, list[int]], key: _Key, size: int) -> None:
+    slot = table.get(key)
+    if slot is None:
+        table[key] = [1, size]
+    else:
+        slot[0] += 1
+        slot[1] += size
 
 
 def simulate(policy: CompiledPolicy, events: Iterable[Event]) -> SimulationReport:
