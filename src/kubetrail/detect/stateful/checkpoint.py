@@ -41,6 +41,7 @@ class Checkpoint(msgspec.Struct):
     watermark_ns: int
     started_ns: int | None
     rules: dict[str, RuleCheckpoint]
+    events: int = 0
 
 
 def _plain(value: object) -> object:
@@ -62,7 +63,7 @@ def encode_checkpoint(detector: StatefulDetector) -> bytes:
             alerts=runner.alerts,
             entries=entries,
         )
-    document = Checkpoint(FORMAT, VERSION, detector.watermark_ns, detector.started_ns, rules)
+    document = Checkpoint(FORMAT, VERSION, detector.watermark_ns, detector.started_ns, rules, detector.events)
     return msgspec.json.encode(document)
 
 
@@ -86,6 +87,7 @@ def decode_checkpoint(detector: StatefulDetector, data: bytes, source: str = "")
         raise CheckpointError(f"damaged checkpoint: {error}", source=source) from None
     detector.watermark_ns = document.watermark_ns
     detector.started_ns = document.started_ns
+    detector.events = document.events
     for runner in detector.runners:
         store = runner.store
         saved = document.rules.get(runner.name)

@@ -91,7 +91,7 @@ class StatefulDetector:
         self.lateness_ns = int(lateness_s * NS_PER_SECOND)
         self.watermark_ns = 0
         self.started_ns: int | None = None
-        self._events = 0
+        self.events = 0
 
     @property
     def specs(self) -> list[StatefulSpec]:
@@ -111,8 +111,8 @@ class StatefulDetector:
                 alert = runner.process(ctx, now, started)
                 if alert is not None:
                     alerts.append(alert)
-        self._events += 1
-        if self._events % _EXPIRE_EVERY == 0:
+        self.events += 1
+        if self.events % _EXPIRE_EVERY == 0:
             self.expire()
         return alerts
 
