@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from kubetrail.model import Event, EventDecodeError, decode_event
 from kubetrail.store import seal as sealing
+from kubetrail.store.alerts import register_alerts_view
 from kubetrail.store.columns import ROW_SCHEMA, Rows, build_rows
 from kubetrail.store.deadletter import DeadLetterWriter
 from kubetrail.store.dedup import DedupIndex, Partition
@@ -533,7 +534,9 @@ class Store:
         with self._lock:
             files = self.sealed_files()
             tail = self.tail_rows()
-        return connect(files, tail)
+        connection = connect(files, tail)
+        register_alerts_view(connection, self.layout.root)
+        return connection
 
     def stats(self) -> StoreStats:
         with self._lock:

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from kubetrail.alert.outputs import Outputs, Route, TokenBucket, parse_rate
+from kubetrail.alert.outputs.base import OutputError
+from kubetrail.detect.alert import Alert
+from kubetrail.detect.priority import Priority
+from tests.alert.helpers import make_alert
+
+
+class Collect:
+    def __init__(self, name: str = "collect") -> None:
+        self.name = name
+        self.alerts: list[Alert] = []
+        self.closed = False
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        self.alerts.extend(alerts)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Broken:
+    name = "broken"
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        raise OutputError("the peer is down", output=self.name)
+
+    def close(self) -> None:
+        pass
+
+
+class Stuck:
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        self.release.wait(10)
+
+    def close(self) -> None:
+        pass
+
+
+def test_min_priority_keeps_that_priority_and_more_severe() -> None:
+    target = Collect()
+    outputs = Outputs([Route(target, Priority.WARNING)])
+    alerts = [make_alert(priority=p) for p in (Priority.CRITICAL, Priority.WARNING, Priority.NOTICE, Priority.DEBUG)]
+    outputs.send(alerts)
+    outputs.close()
+    assert [a.priority for a in target.alerts] == [Priority.CRITICAL, Priority.WARNING]
+    stats = outputs.stats()["collect"]
+    assert (stats.sent, stats.below_min_priority, stats.lost) == (2, 2, 0)
+    assert target.closed
+
+
+def test_a_failing_output_does_not_stop_the_others_and_is_counted() -> None:
+    good = Collect()
+    outputs = Outputs([Route(Broken()), Route(good)])
+    for index in range(3):
+        outputs.send([make_alert(audit_id=str(index))])
+    assert outputs.flush(10)
+    assert [a.audit_id for a in good.alerts] == ["0", "1", "2"]
+    assert outputs.stats()["broken"].failed == 3
+    assert outputs.stats()["broken"].sent == 0
+    outputs.close()
+
+
+def test_rate_limited_alerts_are_counted_not_silently_dropped() -> None:
+    target = Collect()
+    outputs = Outputs([Route(target, bucket=TokenBucket(parse_rate("3/h")))])
+    outputs.send([make_alert(audit_id=str(i)) for i in range(10)])
+    outputs.close()
+    assert len(target.alerts) == 3
+    stats = outputs.stats()["collect"]
+    assert (stats.sent, stats.rate_limited, stats.lost) == (3, 7, 7)
+
+
+def test_a_stuck_output_fills_only_its_own_queue() -> None:
+    stuck = Stuck()
+    fast = Collect()
+    outputs = Outputs([Route(stuck, queue_batches=2), Route(fast)])
+    for index in range(6):
+        outputs.send([make_alert(audit_id=str(index))])
+    assert outputs.flush(0.2) is False  # the stuck one has not finished
+    stats = outputs.stats()["stuck"]
+    # one batch taken by the worker, two queued, the rest refused
+    assert stats.queue_full >= 3
+    stuck.release.set()
+    outputs.close()
+    assert len(fast.alerts) == 6
+    assert stats.sent + stats.queue_full == 6
