@@ -1,0 +1,212 @@
+"""Load Sigma rule files with pySigma: keep Kubernetes audit rules, compile them, name what is wrong and where.
+
+A file is a Sigma file when a YAML document in it has `detection` and `logsource` (a rule) or
+`correlation` (a correlation rule); Falco rule files are YAML lists and never look like that.
+Rules whose logsource is not `product: kubernetes, service: audit` are skipped with a notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.rule import SigmaRule
+
+from kubetrail.detect.collector import Notice, Where
+from kubetrail.detect.engine import Detector
+from kubetrail.detect.rulefile import RuleSource
+from kubetrail.detect.sigma.conditions import ConditionCompiler, Predicate
+from kubetrail.detect.sigma.errors import SigmaRuleError
+from kubetrail.detect.sigma.fields import field_getter
+from kubetrail.detect.sigma.matchers import UnsupportedValue
+from kubetrail.detect.sigma.rule import SigmaMatch, level_priority, mitre_ids
+
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _Loader = yaml.SafeLoader
+
+PRODUCT = "kubernetes"
+SERVICE = "audit"
+
+
+def is_sigma(text: str) -> bool:
+    """True when the YAML text holds Sigma rules (a document with `detection` + `logsource`, or `correlation`)."""
+    if "detection" not in text and "correlation" not in text:
+        return False
+    try:
+        documents = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError:
+        return False
+    for document in documents:
+        if isinstance(document, dict) and (
+            ("detection" in document and "logsource" in document) or "correlation" in document
+        ):
+            return True
+    return False
+
+
+@dataclass
+class SigmaRules:
+    """Sigma rules compiled from some files: detection rules, correlation rules and loading notices."""
+
+    rules: list[SigmaMatch] = field(default_factory=list)
+    correlations: list[Detector] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+    def detector(self) -> Detector:
+        """One detector running all of them."""
+        from kubetrail.detect.sigma.detector import SigmaDetector
+
+        return SigmaDetector(self.rules, self.correlations)
+
+
+def _label(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    title = rule.title or "(untitled)"
+    return f"{title} ({rule.id})" if rule.id else title
+
+
+def _location(error: SigmaError, fallback: str) -> tuple[str, int | None]:
+    source = error.source
+    if source is None:
+        return fallback, None
+    return fallback, source.line
+
+
+def _message(error: SigmaError) -> str:
+    return str(error.args[0]) if error.args else type(error).__name__
+
+
+def _error(name: str, error: SigmaError, rule: SigmaRule | SigmaCorrelationRule | None = None) -> SigmaRuleError:
+    source, line = _location(error, name)
+    return SigmaRuleError(
+        _message(error),
+        source=source,
+        line=line,
+        item=_label(rule) if rule is not None else "",
+        hint="see the Sigma specification (github.com/SigmaHQ/sigma-specification) for the rule format",
+    )
+
+
+def parse_file(source: RuleSource) -> SigmaCollection:
+    """Parse one file's Sigma documents; a rule that pySigma refuses raises, naming the file and the rule."""
+    location = SigmaRuleLocation(Path(source.name))
+    try:
+        collection = SigmaCollection.from_yaml(
+            source.text, collect_errors=True, source=location, resolve_references=False
+        )
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise SigmaRuleError(
+            f"not valid YAML: {getattr(error, 'problem', None) or error}",
+            source=source.name,
+            line=mark.line + 1 if mark is not None else None,
+            column=mark.column + 1 if mark is not None else None,
+        ) from None
+    except SigmaError as error:
+        raise _error(source.name, error) from None
+    if collection.errors:
+        raise _error(source.name, collection.errors[0])
+    for rule in collection.rules:
+        if rule.errors:
+            raise _error(source.name, rule.errors[0], rule)
+    return collection
+
+
+def _is_audit(rule: SigmaRule) -> bool:
+    logsource = rule.logsource
+    return (logsource.product or "").lower() == PRODUCT and (logsource.service or "").lower() == SERVICE
+
+
+def compile_rule(rule: SigmaRule, name: str, compiler: ConditionCompiler) -> Predicate:
+    """One predicate for the rule: its conditions (a list of conditions is OR-ed)."""
+    try:
+        predicates = [compiler.compile(condition.parsed).predicate for condition in rule.detection.parsed_condition]
+    except SigmaError as error:
+        raise _error(name, error, rule) from None
+    except UnsupportedValue as error:
+        raise SigmaRuleError(str(error), source=name, item=_label(rule)) from None
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda ctx: any(predicate(ctx) for predicate in predicates)
+
+
+def _field_getters(rule: SigmaRule) -> tuple[tuple[str, object], ...]:
+    return tuple((name, field_getter(name)[0]) for name in rule.fields or ())
+
+
+def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
+    """Compile the Kubernetes audit rules (and correlations over them) of some Sigma files, in file order."""
+    result = SigmaRules()
+    collections: list[SigmaCollection] = []
+    origin: dict[int, str] = {}
+    for source in sources:
+        collection = parse_file(source)
+        collections.append(collection)
+        for rule in collection.rules:
+            origin[id(rule)] = source.name
+    merged = SigmaCollection.merge(collections, resolve_references=False)
+    try:
+        merged.resolve_rule_references()
+    except SigmaError as error:
+        raise _error(sources[0].name if len(sources) == 1 else "sigma rules", error) from None
+    compiled: dict[int, SigmaMatch] = {}
+    skipped: set[int] = set()
+    for rule in merged.rules:
+        name = origin.get(id(rule), "sigma rules")
+        if not isinstance(rule, SigmaRule):
+            continue
+        if not _is_audit(rule):
+            skipped.add(id(rule))
+            logsource = ", ".join(
+                f"{key}: {value}"
+                for key, value in (
+                    ("category", rule.logsource.category),
+                    ("product", rule.logsource.product),
+                    ("service", rule.logsource.service),
+                )
+                if value
+            )
+            result.notices.append(
+                Notice(
+                    f"Sigma rule {_label(rule)} skipped: logsource is {{{logsource}}}, "
+                    f"only product: {PRODUCT}, service: {SERVICE} rules apply to audit events",
+                    Where(name),
+                )
+            )
+            continue
+        compiler = ConditionCompiler()
+        predicate = compile_rule(rule, name, compiler)
+        tags = tuple(str(tag) for tag in rule.tags)
+        match = SigmaMatch(
+            title=rule.title,
+            id=str(rule.id) if rule.id else "",
+            name=rule.name or "",
+            source=name,
+            priority=level_priority(rule.level.name if rule.level else None),
+            tags=tags,
+            mitre=mitre_ids(tags),
+            predicate=predicate,
+            fields=_field_getters(rule),  # type: ignore[arg-type]
+            alerts=bool(rule._output),
+        )
+        compiled[id(rule)] = match
+        result.rules.append(match)
+        for text in compiler.notices:
+            result.notices.append(Notice(f"Sigma rule {_label(rule)}: {text}", Where(name)))
+    for rule in merged.rules:
+        if isinstance(rule, SigmaCorrelationRule):
+            from kubetrail.detect.sigma.correlation import compile_correlation
+
+            name = origin.get(id(rule), "sigma rules")
+            detector, why = compile_correlation(rule, name, compiled, skipped)
+            if detector is None:
+                result.notices.append(Notice(f"Sigma correlation {_label(rule)} skipped: {why}", Where(name)))
+            else:
+                result.correlations.append(detector)
+    return result

@@ -1,0 +1,221 @@
+"""Sigma values compiled into predicates over one event value, with Sigma's matching semantics.
+
+Strings match case-insensitively unless `|cased`; `*` and `?` are wildcards (pySigma has already turned
+`contains`/`startswith`/`endswith`, `base64`, `windash` … into plain wildcard strings or expansions).
+Numbers and booleans in the event compare as their JSON text against strings; `re` searches
+(unanchored, Python syntax, flags from `|i|m|s`); `cidr` tests an IP address; `lt|lte|gt|gte` compare numbers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from sigma.types import (
+    CompareOperators,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExpansion,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaTimestampPart,
+    SigmaType,
+    SpecialChars,
+)
+
+Matcher = Callable[[object], bool]
+
+
+class UnsupportedValue(ValueError):
+    """A Sigma value type that cannot be evaluated against single events in-process."""
+
+
+def as_text(value: object) -> str | None:
+    """An event value as the text Sigma compares strings with; None for objects, arrays and null."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _pattern(parts: list[str | SpecialChars], fold: bool) -> str:
+    out: list[str] = []
+    for part in parts:
+        if part is SpecialChars.WILDCARD_MULTI:
+            out.append(".*")
+        elif part is SpecialChars.WILDCARD_SINGLE:
+            out.append(".")
+        elif isinstance(part, str):
+            out.append(re.escape(part.lower() if fold else part))
+        else:
+            raise UnsupportedValue(f"placeholder {part} is not supported (no placeholder values are configured)")
+    return "".join(out)
+
+
+def string_matcher(value: SigmaString) -> Matcher:
+    """Equality with wildcards; fast paths for exact, prefix, suffix and substring patterns."""
+    fold = not isinstance(value, SigmaCasedString)
+    parts: list[str | SpecialChars] = list(value.s)  # type: ignore[arg-type]
+    star = SpecialChars.WILDCARD_MULTI
+    literal: str | None = None
+    kind = "regex"
+    if all(isinstance(part, str) for part in parts):
+        kind, literal = "exact", "".join(parts)  # type: ignore[arg-type]
+    elif len(parts) == 1 and parts[0] is star:
+        kind = "any"
+    elif len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
+        kind, literal = "suffix", parts[1]
+    elif len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
+        kind, literal = "prefix", parts[0]
+    elif len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
+        kind, literal = "contains", parts[1]
+    if literal is not None and fold:
+        literal = literal.lower()
+    if kind == "any":
+        return lambda event_value: as_text(event_value) is not None
+    if kind == "regex":
+        compiled = re.compile(_pattern(parts, fold), re.DOTALL)
+
+        def regex(event_value: object) -> bool:
+            text = as_text(event_value)
+            return text is not None and compiled.fullmatch(text.lower() if fold else text) is not None
+
+        return regex
+    assert literal is not None
+    needle = literal
+    test: Callable[[str], bool]
+    if kind == "exact":
+        test = needle.__eq__
+    elif kind == "prefix":
+        test = lambda text: text.startswith(needle)  # noqa: E731
+    elif kind == "suffix":
+        test = lambda text: text.endswith(needle)  # noqa: E731
+    else:
+        test = lambda text: needle in text  # noqa: E731
+
+    def literal_match(event_value: object) -> bool:
+        text = event_value if isinstance(event_value, str) else as_text(event_value)
+        if text is None:
+            return False
+        return test(text.lower() if fold else text)
+
+    return literal_match
+
+
+def number_matcher(value: SigmaNumber) -> Matcher:
+    """A number equals event numbers of the same value and event strings spelling it."""
+    number = value.number
+    text = str(number)
+
+    def match(event_value: object) -> bool:
+        if isinstance(event_value, bool):
+            return False
+        if isinstance(event_value, int | float):
+            return event_value == number
+        return isinstance(event_value, str) and event_value.strip() == text
+
+    return match
+
+
+def bool_matcher(value: SigmaBool) -> Matcher:
+    expected = value.boolean
+    spelled = "true" if expected else "false"
+
+    def match(event_value: object) -> bool:
+        if isinstance(event_value, bool):
+            return event_value is expected
+        return isinstance(event_value, str) and event_value.lower() == spelled
+
+    return match
+
+
+def regex_matcher(value: SigmaRegularExpression) -> Matcher:
+    flags = 0
+    for flag in value.flags:
+        flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
+    try:
+        compiled = re.compile(value.regexp.to_plain(), flags)
+    except re.error as error:
+        raise UnsupportedValue(f"invalid regular expression {value.regexp.to_plain()!r}: {error}") from None
+
+    def match(event_value: object) -> bool:
+        text = as_text(event_value)
+        return text is not None and compiled.search(text) is not None
+
+    return match
+
+
+def cidr_matcher(value: SigmaCIDRExpression) -> Matcher:
+    network = value.network
+
+    def match(event_value: object) -> bool:
+        if not isinstance(event_value, str):
+            return False
+        try:
+            return ipaddress.ip_address(event_value.strip()) in network
+        except ValueError:
+            return False
+
+    return match
+
+
+def _number(event_value: object) -> float | None:
+    if isinstance(event_value, bool):
+        return None
+    if isinstance(event_value, int | float):
+        return float(event_value)
+    if isinstance(event_value, str):
+        try:
+            return float(event_value)
+        except ValueError:
+            return None
+    return None
+
+
+_COMPARE: dict[CompareOperators, Callable[[float, float], bool]] = {
+    CompareOperators.LT: float.__lt__,
+    CompareOperators.LTE: float.__le__,
+    CompareOperators.GT: float.__gt__,
+    CompareOperators.GTE: float.__ge__,
+    CompareOperators.NEQ: float.__ne__,
+}
+
+
+def compare_matcher(value: SigmaCompareExpression) -> Matcher:
+    bound = float(value.number.number)
+    test = _COMPARE[value.op]
+
+    def match(event_value: object) -> bool:
+        number = _number(event_value)
+        return number is not None and test(number, bound)
+
+    return match
+
+
+def value_matcher(value: SigmaType) -> Matcher:
+    """The predicate one Sigma value applies to each value of its field."""
+    if isinstance(value, SigmaString):
+        return string_matcher(value)
+    if isinstance(value, SigmaTimestampPart):
+        raise UnsupportedValue("timestamp-part modifiers (minute, hour, day …) are not supported")
+    if isinstance(value, SigmaNumber):
+        return number_matcher(value)
+    if isinstance(value, SigmaBool):
+        return bool_matcher(value)
+    if isinstance(value, SigmaRegularExpression):
+        return regex_matcher(value)
+    if isinstance(value, SigmaCIDRExpression):
+        return cidr_matcher(value)
+    if isinstance(value, SigmaCompareExpression):
+        return compare_matcher(value)
+    if isinstance(value, SigmaExpansion):
+        matchers = [value_matcher(each) for each in value.values]
+        return lambda event_value: any(matcher(event_value) for matcher in matchers)
+    raise UnsupportedValue(f"{type(value).__name__} values are not supported in-process")
