@@ -18,12 +18,13 @@ def policy_group() -> None:
 
 
 def _register() -> None:
-    from kubetrail.cli import policy_explain, policy_lint, policy_simulate, policy_validate
+    from kubetrail.cli import policy_diff, policy_explain, policy_lint, policy_simulate, policy_validate
 
     policy_group.add_command(policy_validate.validate_command)
     policy_group.add_command(policy_lint.lint_command)
     policy_group.add_command(policy_explain.explain_command)
     policy_group.add_command(policy_simulate.simulate_command)
+    policy_group.add_command(policy_diff.diff_command)
 
 
 _register()
