@@ -82,13 +82,29 @@ def _message(error: SigmaError) -> str:
     return str(error.args[0]) if error.args else type(error).__name__
 
 
-def _error(name: str, error: SigmaError, rule: SigmaRule | SigmaCorrelationRule | None = None) -> SigmaRuleError:
+def _unparsed_label(text: str, collection: SigmaCollection) -> str:
+    """The title (and id) of the first document that did not become a rule: the one an error is about."""
+    parsed = {rule.title for rule in collection.rules}
+    try:
+        documents = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError:
+        return ""
+    for document in documents:
+        if isinstance(document, dict) and "title" in document and document["title"] not in parsed:
+            title = str(document["title"])
+            return f"{title} ({document['id']})" if document.get("id") else title
+    return ""
+
+
+def _error(
+    name: str, error: SigmaError, rule: SigmaRule | SigmaCorrelationRule | None = None, *, item: str = ""
+) -> SigmaRuleError:
     source, line = _location(error, name)
     return SigmaRuleError(
         _message(error),
         source=source,
         line=line,
-        item=_label(rule) if rule is not None else "",
+        item=_label(rule) if rule is not None else item,
         hint="see the Sigma specification (github.com/SigmaHQ/sigma-specification) for the rule format",
     )
 
@@ -110,11 +126,11 @@ def parse_file(source: RuleSource) -> SigmaCollection:
         ) from None
     except SigmaError as error:
         raise _error(source.name, error) from None
-    if collection.errors:
-        raise _error(source.name, collection.errors[0])
     for rule in collection.rules:
         if rule.errors:
             raise _error(source.name, rule.errors[0], rule)
+    if collection.errors:
+        raise _error(source.name, collection.errors[0], item=_unparsed_label(source.text, collection))
     return collection
 
 
