@@ -1,0 +1,169 @@
+"""`kubetrail rbac` end to end: output that kubectl accepts, and the unused report, through the real command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+KUBECTL = shutil.which("kubectl")
+RBAC_V1 = "rbac.authorization.k8s.io/v1"
+_KINDS = [("roles", "Role", True), ("rolebindings", "RoleBinding", True)]
+_KINDS += [("clusterroles", "ClusterRole", False), ("clusterrolebindings", "ClusterRoleBinding", False)]
+DISCOVERY: dict[str, object] = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": []},
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": "rbac.authorization.k8s.io",
+                "versions": [{"groupVersion": RBAC_V1, "version": "v1"}],
+                "preferredVersion": {"groupVersion": RBAC_V1, "version": "v1"},
+            }
+        ],
+    },
+    f"/apis/{RBAC_V1}": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": RBAC_V1,
+        "resources": [
+            {
+                "name": name,
+                "singularName": kind.lower(),
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["create", "get"],
+            }
+            for name, kind, namespaced in _KINDS
+        ],
+    },
+}
+
+
+class _Discovery(BaseHTTPRequestHandler):
+    """Just enough of an apiserver for kubectl's client-side dry run: discovery, and 404 for every object."""
+
+    def do_GET(self) -> None:
+        body = DISCOVERY.get(self.path.split("?", 1)[0])
+        status = 200 if body is not None else 404
+        if body is None:
+            body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Iterator[Path]:
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Discovery)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+        f"clusters:\n- name: t\n  cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}\n"
+        "contexts:\n- name: t\n  context: {cluster: t, user: t}\nusers:\n- name: t\n  user: {}\n"
+    )
+    yield config
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def generated_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rbac-cli") / "audit.log"
+    result = _kubetrail("generate", "--duration", "60", "--seed", "5", "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def _kubetrail(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubetrail.cli.main", *args], capture_output=True, text=True)
+
+
+def _dry_run(kubeconfig: Path, manifest: Path) -> subprocess.CompletedProcess[str]:
+    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent), "PATH": "/usr/bin:/bin"}
+    command = [str(KUBECTL), "apply", "--dry-run=client", "--validate=false", "-f", str(manifest)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        (["--user", "alice"], ["role.rbac.authorization.k8s.io/kubetrail:alice created (dry run)"]),
+        (
+            ["--serviceaccount", "ns1/sa1"],
+            ["clusterrole.rbac.authorization.k8s.io/kubetrail:system:serviceaccount:ns1:sa1 created (dry run)"],
+        ),
+        (["--user", "bob"], ["clusterrolebinding.rbac.authorization.k8s.io/kubetrail:bob created (dry run)"]),
+    ],
+)
+def test_generate_applies_with_kubectl(
+    corpus: Path, kubeconfig: Path, tmp_path: Path, who: list[str], expected: list[str]
+) -> None:
+    out = tmp_path / "rbac.yaml"
+    log = corpus / "audit2rbac" / "demo.log"
+    result = _kubetrail("rbac", "generate", *who, "--include-denied", "--file", str(log), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    applied = _dry_run(kubeconfig, out)
+    assert applied.returncode == 0, applied.stderr
+    for line in expected:
+        assert line in applied.stdout.splitlines()
+
+
+def test_generate_from_generated_log_applies(generated_log: Path, kubeconfig: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rbac.yaml"
+    result = _kubetrail("rbac", "generate", "--user", "bob@example.com", "--file", str(generated_log), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    applied = _dry_run(kubeconfig, out)
+    assert applied.returncode == 0, applied.stderr
+    assert "rolebinding.rbac.authorization.k8s.io/kubetrail:bob@example.com" in applied.stdout
+
+
+def test_generate_needs_one_subject(corpus: Path) -> None:
+    result = _kubetrail("rbac", "generate", "--file", str(corpus / "audit2rbac" / "demo.log"))
+    assert result.returncode == 2
+    assert "give exactly one of --user or --serviceaccount" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_since_excludes_old_events(corpus: Path) -> None:
+    log = corpus / "audit2rbac" / "demo.log"
+    result = _kubetrail("rbac", "generate", "--user", "bob", "--file", str(log), "--since", "2017-09-12T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to grant" in result.stdout
+
+
+def test_unused_json(corpus: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "rbac.yaml"
+    manifest.write_text(
+        "kind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\nmetadata: {name: r}\n"
+        "rules:\n- {apiGroups: [''], resources: [pods], verbs: [list, delete]}\n---\n"
+        "kind: RoleBinding\napiVersion: rbac.authorization.k8s.io/v1\nmetadata: {name: b, namespace: default}\n"
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: r}\n"
+        "subjects: [{kind: User, name: bob, apiGroup: rbac.authorization.k8s.io}]\n"
+    )
+    log = corpus / "audit2rbac" / "demo.log"
+    result = _kubetrail("rbac", "unused", "--rbac", str(tmp_path), "--file", str(log), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["subject"], row["namespace"], row["verb"], row["resource"]) for row in rows] == [
+        ("User bob", "default", "delete", "pods")
+    ]
