@@ -21,10 +21,11 @@ from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.rulefile import RuleSource, read_rules
 from kubetrail.detect.sources import BUILTIN, BUILTIN_RULES_DIR, rule_sources
+from kubetrail.detect.stateful import StatefulDetector
 
 
 def load_ruleset(sources: Iterable[RuleSource]) -> RuleSet:
-    """Read rule files in order and compile them into one rule set."""
+    """Read rule files in order and compile them into one rule set (stateful rules in `ruleset.stateful`)."""
     return compile_rules(read_rules(sources))
 
 
@@ -48,6 +49,7 @@ __all__ = [
     "RuleLoadError",
     "RuleSet",
     "RuleSource",
+    "StatefulDetector",
     "TimeFormat",
     "compile_rules",
     "event_time_ns",

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubetrail.detect.errors import RuleLoadError
 from kubetrail.detect.nodes import ALL_OPERATORS
 from kubetrail.detect.priority import Priority
+
+if TYPE_CHECKING:
+    from kubetrail.detect.stateful.ruletext import StatefulText
 
 K8S_AUDIT_SOURCE = "k8s_audit"
 SYSCALL_SOURCE = "syscall"
@@ -153,6 +157,9 @@ class RuleInfo:
     index: int = 0
     visibility: int = 0
     unknown_source: bool = False
+    mitre: list[str] = field(default_factory=list)
+    threat_matrix: list[str] = field(default_factory=list)
+    stateful: StatefulText | None = None
 
 
 @dataclass

@@ -27,9 +27,11 @@ from kubetrail.detect.errors import ConditionSyntaxError, RuleCompileError
 from kubetrail.detect.fields import FIELDS, Accessor, accessor_for, rawtime_equals
 from kubetrail.detect.nodes import LIST_OPERATORS, And, Check, Expr, Item, MacroRef, Not, Or
 from kubetrail.detect.operators import OperatorError, Predicate, build_predicate
-from kubetrail.detect.output import OutputFormat, OutputFormatError, compile_output
+from kubetrail.detect.output import OutputFormat, OutputFormatError, TimeFormat, compile_output
 from kubetrail.detect.parser import ParseError, parse_condition
 from kubetrail.detect.priority import Priority
+from kubetrail.detect.stateful import DEFAULT_MAX_KEYS, SpecError, StatefulDetector, StatefulSpec
+from kubetrail.detect.stateful.build import RuleParts, build_spec
 
 # Index keys: the event properties the engine buckets rules by, and the fields that name them.
 INDEX_FIELDS = {"jevt.value[/stage]": "stage", "json.value[/stage]": "stage", "ka.stage": "stage"}
@@ -62,6 +64,8 @@ class CompiledRule:
     position: int
     residual: Predicate
     never: bool = False  # the condition is false for every event (e.g. disabled through a macro)
+    mitre: tuple[str, ...] = ()
+    threat_matrix: tuple[str, ...] = ()
 
     def admits(self, key: tuple[object, ...]) -> bool:
         """Whether an event with these (stage, verb, resource, subresource) values can match the rule."""
@@ -78,10 +82,25 @@ class RuleSet:
 
     rules: list[CompiledRule]
     notices: list[Notice] = field(default_factory=list)
+    stateful: list[StatefulSpec] = field(default_factory=list)  # enabled stateful rules, run by a StatefulDetector
 
     @property
     def enabled(self) -> list[CompiledRule]:
         return [rule for rule in self.rules if rule.enabled]
+
+    def detectors(
+        self,
+        min_priority: Priority = Priority.DEBUG,
+        *,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        hostname: str = "",
+        time_format: TimeFormat = TimeFormat.ISO8601,
+    ) -> list[StatefulDetector]:
+        """A fresh detector for the stateful rules at or above `min_priority` (none when there are none)."""
+        specs = [spec for spec in self.stateful if spec.priority.at_least(min_priority)]
+        if not specs:
+            return []
+        return [StatefulDetector(specs, max_keys=max_keys, hostname=hostname, time_format=time_format)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +434,33 @@ class _Compiler:
             position=position,
             residual=self._residual(compiled),
             never=compiled.constant is False,
+            mitre=tuple(info.mitre),
+            threat_matrix=tuple(info.threat_matrix),
         )
+
+    def compile_stateful(self, info: RuleInfo, rule: CompiledRule) -> StatefulSpec:
+        """The spec of a stateful rule: its condition selects events, its steps are compiled like conditions."""
+        text = info.stateful
+        assert text is not None
+        steps: list[Predicate] = []
+        for index, snippet in enumerate(text.steps):
+            owner = _Owner(f"rule '{info.name}' step {index + 1}", ConditionText.of(snippet), snippet.where, None)
+            steps.append(self.compile(self.parse(owner, snippet.text), owner).predicate)
+        parts = RuleParts(
+            rule.name,
+            rule.predicate,
+            rule.priority,
+            rule.output,
+            rule.desc,
+            rule.tags,
+            rule.mitre,
+            rule.threat_matrix,
+            rule.source,
+        )
+        try:
+            return build_spec(text, parts, steps)
+        except SpecError as error:
+            raise text.where.error(str(error), item=f"rule '{info.name}'") from None
 
 
 def _all(predicates: list[Predicate]) -> Predicate:
@@ -500,8 +545,14 @@ def compile_rules(collector: Collector) -> RuleSet:
     compiler = _Compiler(collector)
     compiler.parse_macros()
     rules: list[CompiledRule] = []
+    stateful: list[StatefulSpec] = []
     for info in collector.rules.values():
         if info.unknown_source:
             continue
+        if info.stateful is not None:
+            spec = compiler.compile_stateful(info, compiler.compile_rule(info, len(rules)))
+            if info.enabled:
+                stateful.append(spec)
+            continue
         rules.append(compiler.compile_rule(info, len(rules)))
-    return RuleSet(rules, list(collector.notices))
+    return RuleSet(rules, list(collector.notices), stateful)

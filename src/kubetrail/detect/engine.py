@@ -64,8 +64,8 @@ class Engine:
         self._first = self.matching is Matching.FIRST
         self.hostname = hostname
         self.rules = [rule for rule in ruleset.enabled if rule.priority.at_least(min_priority) and not rule.never]
-        self.detectors = tuple(detectors)
         self.time_format = TimeFormat(time_format)
+        self.detectors = (*ruleset.detectors(min_priority, hostname=hostname, time_format=self.time_format), *detectors)
         self._buckets: dict[_Key, tuple[CompiledRule, ...]] = {}
 
     def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:
@@ -109,6 +109,8 @@ class Engine:
             cluster=ctx.cluster or None,
             hostname=self.hostname,
             time_format=self.time_format,
+            mitre=rule.mitre,
+            threat_matrix=rule.threat_matrix,
         )
 
     def detect(self, ctx: EventContext) -> list[Alert]:

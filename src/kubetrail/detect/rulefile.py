@@ -27,6 +27,7 @@ from kubetrail.detect.collector import (
 )
 from kubetrail.detect.errors import RuleLoadError
 from kubetrail.detect.priority import Priority
+from kubetrail.detect.stateful.ruletext import read_stateful
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -337,7 +338,11 @@ class _Reader:
             )
             self.collector.enable_rule(name, enabled, where)
         else:
-            condition = self.file.snippet(self.scalar_node(item, "condition", where))
+            stateful = read_stateful(item, label, self.file.where, self.file.snippet)
+            if stateful is not None and stateful.kind == "sequence" and _get(item, "condition") is None:
+                condition = Snippet("ka.stage exists", where)
+            else:
+                condition = self.file.snippet(self.scalar_node(item, "condition", where))
             output = self.file.snippet(self.scalar_node(item, "output", where))
             info = RuleInfo(
                 name=name,
@@ -353,6 +358,9 @@ class _Reader:
             info.enabled = True if enabled is None else enabled
             info.tags = set(self.sequence(item, "tags", where, optional=True) or [])
             info.exceptions = self.exceptions(item, where, append=False) or []
+            info.mitre = self.sequence(item, "mitre", where, optional=True) or []
+            info.threat_matrix = self.sequence(item, "threat_matrix", where, optional=True) or []
+            info.stateful = stateful
             self.collector.define_rule(info)
 
     def read_rule_overrides(

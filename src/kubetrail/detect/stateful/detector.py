@@ -8,6 +8,7 @@ from typing import Any
 
 from kubetrail.detect.alert import Alert
 from kubetrail.detect.context import EventContext
+from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.stateful.first_seen import FirstSeenRunner
 from kubetrail.detect.stateful.runner import Runner
 from kubetrail.detect.stateful.sequence import SequenceRunner
@@ -78,6 +79,8 @@ class StatefulDetector:
         *,
         max_keys: int = DEFAULT_MAX_KEYS,
         lateness_s: float = DEFAULT_LATENESS_S,
+        hostname: str = "",
+        time_format: TimeFormat = TimeFormat.ISO8601,
     ) -> None:
         if max_keys < 1:
             raise SpecError(f"max_keys must be at least 1, not {max_keys}")
@@ -87,7 +90,10 @@ class StatefulDetector:
             if spec.name in seen:
                 raise SpecError(f"two stateful rules are named {spec.name!r}")
             seen.add(spec.name)
-            self.runners.append(_runner(spec, max_keys, lateness_s))
+            runner = _runner(spec, max_keys, lateness_s)
+            runner.hostname = hostname
+            runner.time_format = TimeFormat(time_format)
+            self.runners.append(runner)
         self.lateness_ns = int(lateness_s * NS_PER_SECOND)
         self.watermark_ns = 0
         self.started_ns: int | None = None

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 from kubetrail.detect.alert import Alert
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.fields import Value
+from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.stateful.spec import NS_PER_SECOND, KeyFunction, StatefulSpec, key_function, output_format
 from kubetrail.detect.stateful.store import KeyStore
 
@@ -33,6 +34,8 @@ class Runner(Generic[State]):
         self.store: KeyStore[State] = KeyStore(spec.max_keys or max_keys)
         self.horizon_ns = int(horizon_s * NS_PER_SECOND)
         self.alerts = 0
+        self.hostname = ""
+        self.time_format = TimeFormat.ISO8601
 
     @property
     def signature(self) -> str:
@@ -74,6 +77,8 @@ class Runner(Generic[State]):
             cluster=ctx.cluster or None,
             mitre=spec.mitre,
             threat_matrix=spec.threat_matrix,
+            hostname=self.hostname,
+            time_format=self.time_format,
         )
 
 
