@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from kubetrail.rbac import CLUSTER, Generated, GenerateOptions, Request, Subject
 from kubetrail.rbac.generate import RuleNote
 
 
+@functools.cache
 def _events(path: Path) -> list[Event]:
     return list(read_events(path))
 
