@@ -26,6 +26,11 @@ from kubetrail.serve.server import run
     help="Store events sent with this certificate subject (CN= or O=) under CLUSTER.",
 )
 @click.option("--token-file", type=click.Path(dir_okay=False), help="Bearer tokens: `TOKEN,CLUSTER` lines.")
+@click.option("--ui/--no-ui", default=None, help="Serve the web UI under /ui/  [default: on]")
+@click.option("--ui-port", type=click.IntRange(0, 65535), help="Serve the web UI on this port instead.")
+@click.option("--ui-token-file", type=click.Path(dir_okay=False), help="UI bearer tokens: `TOKEN[,NAME]` lines.")
+@click.option("--ui-users-file", type=click.Path(dir_okay=False), help="UI basic-auth users: `USER:PASSWORD` lines.")
+@click.option("--ui-insecure", is_flag=True, default=None, help="Allow the UI without auth on a non-loopback address.")
 @click.option("--tail", "tails", multiple=True, type=click.Path(dir_okay=False), help="Follow this audit log file.")
 @click.option("--tail-cluster", "tail_clusters", multiple=True, help="Cluster of the --tail at the same position.")
 @click.option("--tail-from", type=click.Choice(["start", "end"]), help="Where a never-tailed file starts.")
@@ -34,6 +39,8 @@ from kubetrail.serve.server import run
 @click.option("--max-bytes", metavar="SIZE", help="Remove the oldest partitions beyond this size (e.g. 200GiB).")
 @click.option("--max-body-size", metavar="SIZE", help="Largest request body, before and after gzip  [default: 12MiB]")
 @click.option("--max-event-size", metavar="SIZE", help="Largest single event  [default: 256KiB]")
+@click.option("--rules", multiple=True, metavar="FILE|DIR", help="Detection rules (repeatable)  [default: builtin]")
+@click.option("--outputs", type=click.Path(dir_okay=False), help="Alert outputs file (docs/outputs.md).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
 def serve_command(
     config_file: str | None,

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from kubetrail.collect.auth import Authenticator, CertificateMap, TokenTable
 from kubetrail.collect.checkpoint import CheckpointStore
@@ -19,7 +20,9 @@ from kubetrail.collect.metrics import Labels, Registry, TimedFileOps
 from kubetrail.collect.receiver import Receiver
 from kubetrail.collect.tailer import StoreSink, Tailer, TailOptions
 from kubetrail.serve.config import ServeConfig
+from kubetrail.serve.detection import DetectingStore, Detection, open_detection
 from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
+from kubetrail.ui.mount import UIService, open_ui
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ class ServeApp:
         self.store: Store | None = None
         self.receiver: Receiver | None = None
         self.tailers: list[Tailer] = []
+        self.ui: UIService | None = None
+        self.detection: Detection | None = None
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
 
@@ -59,8 +64,11 @@ class ServeApp:
             TokenTable.load(config.token_file) if config.token_file is not None else None,
             CertificateMap.parse(config.client_cert_clusters) if config.client_ca is not None else None,
         )
-        self.store = Store.open(config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops)))
+        self.store = DetectingStore.open(
+            config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops))
+        )
         try:
+            self.detection = open_detection(config, self.store, self.metrics)
             self.receiver = Receiver(
                 self.store,
                 default_cluster=config.cluster,
@@ -74,17 +82,20 @@ class ServeApp:
                 checkpoints.load(spec.path)
                 self.tailers.append(Tailer(spec.path, StoreSink(self.store, spec.cluster), checkpoints, options))
             self._register_gauges()
+            self.ui = open_ui(config, self.store)
         except BaseException:
+            if self.detection is not None:
+                self.detection.close()
             self.store.close(seal=False)
             self.store = None
             raise
 
     @property
-    def asgi(self) -> Receiver:
+    def asgi(self) -> Any:
         """The ASGI app to serve."""
         if self.receiver is None:
             raise RuntimeError("ServeApp.open() first")
-        return self.receiver
+        return self.receiver if self.ui is None else self.ui.wrap(self.receiver)
 
     def _register_gauges(self) -> None:
         store = self.store
@@ -126,7 +137,9 @@ class ServeApp:
     # ----- running --------------------------------------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start the tailers and the retention loop."""
+        """Start the tailers, the retention loop and the UI's own port."""
+        if self.ui is not None:
+            self.ui.start()
         for tailer in self.tailers:
             tailer.start()
         if self.config.retention_days is not None or self.config.max_bytes is not None:
@@ -153,6 +166,8 @@ class ServeApp:
         if self.receiver is not None:
             self.receiver.accepting = False
         self._stop.set()
+        if self.ui is not None:
+            self.ui.stop()
         lines = 0
         for tailer in self.tailers:
             tailer.stop()
@@ -160,6 +175,8 @@ class ServeApp:
         if self._retention is not None:
             self._retention.join(timeout=30)
         summary = ShutdownSummary(0, 0, lines)
+        if self.detection is not None:
+            self.detection.close()
         if self.store is not None:
             store, self.store = self.store, None
             try:

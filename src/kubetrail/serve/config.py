@@ -18,6 +18,8 @@ Example (`kubetrail serve --config serve.yaml`; relative paths are relative to t
     max-bytes: 200GiB
     max-body-size: 12MiB
     max-event-size: 256KiB
+    rules: [builtin, extra-rules/]   # detection rules (default: the built-in set); [] turns detection off
+    outputs: outputs.yaml            # where alerts go besides the store (docs/outputs.md)
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ KEYS = (
     "client-ca",
     "client-cert-clusters",
     "token-file",
+    "ui",
+    "ui-port",
+    "ui-token-file",
+    "ui-users-file",
+    "ui-insecure",
     "tail",
     "tail-from",
     "poll-interval",
@@ -57,6 +64,8 @@ KEYS = (
     "max-body-size",
     "max-event-size",
     "log-level",
+    "rules",
+    "outputs",
 )
 
 
@@ -93,6 +102,11 @@ class ServeConfig:
     client_ca: Path | None = None
     client_cert_clusters: Mapping[str, str] = field(default_factory=dict)
     token_file: Path | None = None
+    ui: bool = True
+    ui_port: int | None = None
+    ui_token_file: Path | None = None
+    ui_users_file: Path | None = None
+    ui_insecure: bool = False
     tails: tuple[TailSpec, ...] = ()
     tail_from_start: bool = True
     poll_interval: float = 0.25
@@ -101,6 +115,8 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     log_level: str = "info"
+    rules: tuple[str, ...] | None = None
+    outputs: Path | None = None
 
     @property
     def tls(self) -> bool:
@@ -173,11 +189,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         )
     base = Path(path).resolve().parent
     values: dict[str, Any] = dict(document)
-    for key in ("store", "tls-cert", "tls-key", "client-ca", "token-file"):
+    for key in ("ui-token-file", "ui-users-file"):
+        if values.get(key) is not None:
+            values[key] = str(base / str(values[key]))
+    for key in ("store", "tls-cert", "tls-key", "client-ca", "token-file", "outputs"):
         if values.get(key) is not None:
             values[key] = str(base / str(values[key]))
     if values.get("tail") is not None:
         values["tail"] = [_tail_entry(entry, base, name, index) for index, entry in enumerate(_as_list(values["tail"]))]
+    if values.get("rules") is not None:
+        values["rules"] = [rule if rule == "builtin" else str(base / str(rule)) for rule in _as_list(values["rules"])]
     values["__file__"] = name
     return values
 
@@ -246,6 +267,11 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
         client_ca=_path(values.get("client-ca")),
         client_cert_clusters={str(key): str(value) for key, value in mapping.items()},
         token_file=_path(values.get("token-file")),
+        ui=bool(values.get("ui", True)),
+        ui_port=None if values.get("ui-port") is None else parse_listen(f"x:{values['ui-port']}", field="ui-port")[1],
+        ui_token_file=_path(values.get("ui-token-file")),
+        ui_users_file=_path(values.get("ui-users-file")),
+        ui_insecure=bool(values.get("ui-insecure", False)),
         tails=tuple(tails),
         tail_from_start=tail_from == "start",
         poll_interval=_positive_float(values.get("poll-interval", 0.25), "poll-interval", where("poll-interval")),
@@ -260,6 +286,8 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
             values.get("max-event-size", DEFAULT_MAX_EVENT_BYTES), field="max-event-size", file=where("max-event-size")
         ),
         log_level=str(values.get("log-level", "info")).lower(),
+        rules=None if values.get("rules") is None else tuple(str(rule) for rule in values["rules"]),
+        outputs=_path(values.get("outputs")),
     )
     _check(config, source)
     return config
@@ -295,9 +323,20 @@ def _check(config: ServeConfig, source: str) -> None:
         ("tls-key", config.tls_key),
         ("client-ca", config.client_ca),
         ("token-file", config.token_file),
+        ("outputs", config.outputs),
     ):
         if path is not None and not path.is_file():
             raise ServeConfigError(f"{path} is not a readable file", file=source, field=name)
+    for name, path in (("ui-token-file", config.ui_token_file), ("ui-users-file", config.ui_users_file)):
+        if path is not None and not path.is_file():
+            raise ServeConfigError(f"{path} is not a readable file", file=source, field=name)
+    ui_open = config.ui_token_file is None and config.ui_users_file is None
+    if config.ui and ui_open and not config.ui_insecure and not is_loopback(config.host):
+        raise ServeConfigError(
+            f"the web UI would be readable by anyone who can reach {config.host}",
+            field="ui",
+            hint="pass --ui-token-file or --ui-users-file (or --no-ui; --ui-insecure to accept the risk)",
+        )
     if config.max_event_bytes > config.max_body_bytes:
         raise ServeConfigError("max-event-size is larger than max-body-size", field="max-event-size")
     if config.log_level not in ("debug", "info", "warning", "error"):

@@ -1,0 +1,337 @@
+"""Detection inside `serve`: rules run on the acknowledged stream, alerts go to the store and the outputs.
+
+The store hands each batch to detection only after the batch's WAL fsync (so an alert never names an event
+the store could lose), through a bounded queue: a slow rule set or output never delays an acknowledgement.
+When the queue is full the batch is not detected; that is counted (`kubetrail_detection_dropped_events_total`)
+and logged, never silent. Stateful detectors that offer `save`/`load` are restored at start and checkpointed
+periodically and at shutdown under `<store>/checkpoints/`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from kubetrail.alert.config import load_outputs
+from kubetrail.alert.outputs import Outputs
+from kubetrail.collect.metrics import Labels, Registry
+from kubetrail.detect import (
+    BUILTIN,
+    BUILTIN_RULES_DIR,
+    Detector,
+    Engine,
+    EventContext,
+    Matching,
+    load_ruleset,
+    rule_sources,
+)
+from kubetrail.model import Event
+from kubetrail.serve.config import ServeConfig
+from kubetrail.store import AppendResult, Store
+from kubetrail.store.alerts import AlertLog
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_BATCHES = 4096
+CHECKPOINT_EVERY_SECONDS = 60.0
+CHECKPOINT_DIR = "checkpoints"
+RECENT_KEYS = 200_000
+"""How many recent (cluster, auditID, stage) keys are remembered to skip the duplicates of a partly new batch."""
+
+Listener = Callable[[str, Sequence[Event], Sequence[bytes | None] | None, AppendResult], None]
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """A detector with state worth keeping across restarts."""
+
+    def save(self, path: str) -> None: ...
+
+    def load(self, path: str) -> None: ...
+
+
+class DetectingStore(Store):
+    """A store that tells a listener about every batch it made durable (duplicates excluded when all are)."""
+
+    listener: Listener | None = None
+
+    def _notify(
+        self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None] | None, result: AppendResult
+    ) -> None:
+        listener = self.listener
+        if listener is not None and result.accepted:
+            listener(cluster, events, raws, result)
+
+    def append(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
+    ) -> AppendResult:
+        result = super().append(cluster, events, raw_lines)
+        self._notify(cluster, events, raw_lines, result)
+        return result
+
+    async def append_async(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
+    ) -> AppendResult:
+        result = await super().append_async(cluster, events, raw_lines)
+        self._notify(cluster, events, raw_lines, result)
+        return result
+
+
+def default_rule_specs() -> list[str]:
+    """The built-in ruleset when this version has one, else no rules (detection stays off)."""
+    if BUILTIN_RULES_DIR.is_dir() and any(BUILTIN_RULES_DIR.glob("*.y*ml")):
+        return [BUILTIN]
+    return []
+
+
+def build_engine(specs: Iterable[str | Path], *, hostname: str | None = None) -> Engine:
+    """Load rules as `kubetrail detect` does (every matching rule alerts), with any stateful detectors."""
+    ruleset = load_ruleset(rule_sources(specs))
+    for notice in ruleset.notices:
+        log.info("rules: %s", notice)
+    found = getattr(ruleset, "detectors", None)  # the stateful rules' detector, when the rule set has any
+    extra: tuple[Detector, ...] = tuple((found() if callable(found) else found) or ())
+    return Engine(ruleset, matching=Matching.ALL, hostname=hostname or socket.gethostname(), detectors=extra)
+
+
+@dataclass
+class DetectionStats:
+    """Counts for `/metrics` and the shutdown line."""
+
+    events: int = 0
+    alerts: int = 0
+    dropped_events: int = 0
+    failed_batches: int = 0
+    checkpoints: int = 0
+
+
+_STOP = object()
+
+
+class Detection:
+    """Runs a detector over acknowledged batches in one thread; alerts are stored, then sent to the outputs."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        alert_log: AlertLog,
+        outputs: Outputs | None = None,
+        *,
+        checkpoint_dir: Path | None = None,
+        queue_batches: int = DEFAULT_QUEUE_BATCHES,
+        checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    ) -> None:
+        self.detector = detector
+        self.alert_log = alert_log
+        self.outputs = outputs
+        self.stats = DetectionStats()
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_batches)
+        self._recent: dict[tuple[str, str, str], None] = {}
+        self._thread: threading.Thread | None = None
+        self._last_warning = 0.0
+        self._closed = False
+        self._stateful = [
+            (index, item) for index, item in enumerate(_stateful_parts(detector)) if isinstance(item, Checkpointable)
+        ]
+
+    # ----- state ------------------------------------------------------------------------------------------
+
+    def _checkpoint_path(self, index: int) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / f"detect-state-{index}.ckpt"
+
+    def restore(self) -> int:
+        """Load every stateful detector's checkpoint that exists; returns how many were loaded."""
+        loaded = 0
+        for index, item in self._stateful:
+            path = self._checkpoint_path(index)
+            if path is not None and path.exists():
+                try:
+                    item.load(str(path))
+                    loaded += 1
+                except Exception as error:
+                    log.warning("detection state %s not restored (starting empty): %s", path, error)
+        return loaded
+
+    def checkpoint(self) -> None:
+        """Save every stateful detector's state (atomically, by the detector)."""
+        for index, item in self._stateful:
+            path = self._checkpoint_path(index)
+            if path is None:
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                item.save(str(path))
+                self.stats.checkpoints += 1
+            except Exception as error:
+                log.warning("detection state not saved to %s: %s", path, error)
+
+    # ----- running ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.restore()
+        self._thread = threading.Thread(target=self._run, name="kubetrail-detection", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None] | None, result: AppendResult
+    ) -> None:
+        """Queue an acknowledged batch; never blocks (a full queue drops the batch from detection, counted)."""
+        item = (cluster, list(events), list(raws) if raws is not None else None, result.duplicates > 0)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.stats.dropped_events += len(events)
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                log.warning(
+                    "detection is behind: %d acknowledged events were stored but not run through the rules so far",
+                    self.stats.dropped_events,
+                )
+
+    def _run(self) -> None:
+        last_checkpoint = time.monotonic()
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                item = None
+            try:
+                if item is _STOP:
+                    return
+                if item is not None:
+                    self._process(*item)  # type: ignore[misc]
+            except Exception as error:
+                self.stats.failed_batches += 1
+                log.error("detection failed on a batch: %s", error, exc_info=True)
+            finally:
+                if item is not None:
+                    self._queue.task_done()
+            if self._stateful and time.monotonic() - last_checkpoint >= self.checkpoint_every:
+                self.checkpoint()
+                last_checkpoint = time.monotonic()
+
+    def _fresh(self, cluster: str, event: Event, partly_duplicate: bool) -> bool:
+        key = (cluster, event.auditID, event.stage)
+        recent = self._recent
+        if partly_duplicate and key in recent:
+            return False
+        recent[key] = None
+        if len(recent) > RECENT_KEYS:
+            for old in list(recent)[: RECENT_KEYS // 4]:
+                del recent[old]
+        return True
+
+    def _process(
+        self, cluster: str, events: list[Event], raws: list[bytes | None] | None, partly_duplicate: bool
+    ) -> None:
+        detect = self.detector.detect
+        alerts = []
+        for index, event in enumerate(events):
+            if not self._fresh(cluster, event, partly_duplicate):
+                continue
+            alerts.extend(detect(EventContext(event, cluster, raws[index] if raws is not None else None)))
+        self.stats.events += len(events)
+        if alerts:
+            self.stats.alerts += len(alerts)
+            self.alert_log.append(alerts)
+            if self.outputs is not None:
+                self.outputs.send(alerts)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued batch was detected (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Detect what is queued, checkpoint, close the outputs (delivering what they hold) and the alert log."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+        self.checkpoint()
+        if self.outputs is not None:
+            self.outputs.close(timeout)
+        self.alert_log.close()
+
+
+def _stateful_parts(detector: Any) -> list[Any]:
+    """The detector and the detectors inside it (an Engine's extra detectors), each once."""
+    parts = [detector, *getattr(detector, "detectors", ())]
+    seen: set[int] = set()
+    unique = []
+    for part in parts:
+        if id(part) not in seen:
+            seen.add(id(part))
+            unique.append(part)
+    return unique
+
+
+def open_detection(config: ServeConfig, store: Store, metrics: Registry) -> Detection | None:
+    """Load the rules and outputs `config` names and hook detection to `store` (None when there are no rules).
+
+    Rule and outputs errors surface here, before anything listens.
+    """
+    specs = list(config.rules) if config.rules is not None else default_rule_specs()
+    if not specs:
+        log.warning("no detection rules: events are stored but not checked (pass --rules)")
+        return None
+    if not isinstance(store, DetectingStore):
+        raise TypeError("detection needs a store opened with DetectingStore.open")
+    engine = build_engine(specs)
+    outputs = load_outputs(config.outputs) if config.outputs is not None else None
+    detection = Detection(engine, AlertLog(config.store), outputs, checkpoint_dir=config.store / CHECKPOINT_DIR)
+    _register_metrics(detection, metrics)
+    detection.start()
+    store.listener = detection.submit
+    return detection
+
+
+def _register_metrics(detection: Detection, metrics: Registry) -> None:
+    stats = detection.stats
+    for name, attribute, text in (
+        ("kubetrail_detection_events_total", "events", "Acknowledged events run through the rules."),
+        ("kubetrail_detection_alerts_total", "alerts", "Alerts raised and stored."),
+        ("kubetrail_detection_dropped_events_total", "dropped_events", "Events stored but not detected (queue full)."),
+        ("kubetrail_detection_failed_batches_total", "failed_batches", "Batches whose detection failed."),
+    ):
+        metrics.gauge(name, text, read=functools.partial(_stat, stats, attribute), kind="counter")
+    outputs = detection.outputs
+    if outputs is None:
+        return
+
+    def per_output() -> Iterable[tuple[Labels, float]]:
+        return [
+            ((name, fate), float(getattr(counts, fate)))
+            for name, counts in outputs.stats().items()
+            for fate in ("sent", "below_min_priority", "rate_limited", "queue_full", "failed")
+        ]
+
+    metrics.gauge(
+        "kubetrail_output_alerts_total",
+        "Alerts per output and fate.",
+        ("output", "fate"),
+        read=per_output,
+        kind="counter",
+    )
+
+
+def _stat(stats: DetectionStats, attribute: str) -> Iterable[tuple[Labels, float]]:
+    return [((), float(getattr(stats, attribute)))]
