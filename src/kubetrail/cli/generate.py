@@ -14,7 +14,10 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kubetrail.cli import generate_sinks as sinks
+from kubetrail.cli.generate_sinks import DEFAULT_WEBHOOK_BATCH
 from kubetrail.emit.generator import DEFAULT_START, SCENARIOS, GeneratorConfig, generate
+from kubetrail.emit.options import AuditLogOptions
 from kubetrail.model.event import Event
 from kubetrail.model.microtime import parse_microtime
 from kubetrail.policy.evaluate import compile_policy
@@ -54,6 +57,14 @@ def write_ndjson(events: Iterator[Event], out: BinaryIO) -> int:
             buffer.clear()
     out.write(buffer)
     return count
+
+
+def _finish(result: sinks.SinkResult, what: str) -> None:
+    click.echo(
+        f"{what}: {result.written:,} events" + (f", {result.failed:,} NOT delivered" if result.failed else ""), err=True
+    )
+    if result.failed:
+        sys.exit(1)
 
 
 def _parse_start(text: str | None) -> datetime:
@@ -109,6 +120,35 @@ def with_progress(events: Iterator[Event], config: GeneratorConfig, console: Con
     help="Apply this audit policy (default: record every stage at RequestResponse).",
 )
 @click.option("-o", "--output", default="-", show_default=True, help="Output file (`-` = stdout; `.gz` = gzip).")
+@click.option(
+    "--log-maxsize",
+    type=click.IntRange(min=1),
+    help="Write a rotated set through the apiserver's log backend: rotate at this many MB.",
+)
+@click.option("--log-maxbackup", type=click.IntRange(min=0), default=0, help="With --log-maxsize: backups kept.")
+@click.option("--log-maxage", type=click.IntRange(min=0), default=0, help="With --log-maxsize: days backups are kept.")
+@click.option("--log-compress", is_flag=True, help="With --log-maxsize: gzip the backups.")
+@click.option("--log-format", type=click.Choice(["json", "legacy"]), default="json", help="With --log-maxsize.")
+@click.option("--webhook", "webhook_url", metavar="URL", help="POST EventLists to this URL instead of writing a file.")
+@click.option(
+    "--webhook-config",
+    type=click.Path(dir_okay=False),
+    help="POST to the webhook a kubeconfig file describes (as --audit-webhook-config-file).",
+)
+@click.option(
+    "--webhook-batch",
+    type=click.IntRange(min=1),
+    default=DEFAULT_WEBHOOK_BATCH,
+    show_default=True,
+    help="Events per POST.",
+)
+@click.option(
+    "--webhook-initial-backoff",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds before the first retry of a failed POST (--audit-webhook-initial-backoff).",
+)
 def generate_command(
     nodes: int,
     rate: float,
@@ -118,6 +158,15 @@ def generate_command(
     scenarios: tuple[str, ...],
     policy_file: str | None,
     output: str,
+    log_maxsize: int | None,
+    log_maxbackup: int,
+    log_maxage: int,
+    log_compress: bool,
+    log_format: str,
+    webhook_url: str | None,
+    webhook_config: str | None,
+    webhook_batch: int,
+    webhook_initial_backoff: float,
 ) -> None:
     """Generate a realistic audit log of a small cluster as NDJSON (`audit.k8s.io/v1` events).
 
@@ -130,10 +179,36 @@ def generate_command(
       kubetrail generate -o audit.log
       kubetrail generate --nodes 10 --rate 200 --duration 3600 --scenario all -o audit.log.gz
       kubetrail generate --policy audit-policy.yaml --scenario exec-into-pod --seed 42 -o - | head
+      kubetrail generate --duration 3600 -o audit.log --log-maxsize 10 --log-maxbackup 5 --log-compress
+      kubetrail generate --scenario all --webhook http://127.0.0.1:8080/audit/dev
     """
     start = _parse_start(start_text)
     config = GeneratorConfig(seed=seed, nodes=nodes, rate=rate, duration=duration, start=start, scenarios=scenarios)
     events = recorded(generate(config), policy_file)
+    if webhook_url is not None or webhook_config is not None:
+        if webhook_url is not None and webhook_config is not None:
+            raise click.UsageError("give --webhook or --webhook-config, not both")
+        target = sinks.webhook_config(webhook_url, webhook_config)
+        events = with_progress(events, config, Console(stderr=True), f"posting to {target.server}")
+        _finish(
+            sinks.post_to_webhook(events, target, webhook_batch, initial_backoff=webhook_initial_backoff),
+            f"posted to {target.server}",
+        )
+        return
+    if log_maxsize is not None:
+        if output == "-":
+            raise click.UsageError("--log-maxsize needs a file: give -o PATH")
+        options = AuditLogOptions(
+            path=output,
+            max_size=log_maxsize,
+            max_backups=log_maxbackup,
+            max_age=log_maxage,
+            compress=log_compress,
+            format=log_format,
+        )
+        events = with_progress(events, config, Console(stderr=True), "generating")
+        _finish(sinks.write_rotated(events, options), f"wrote the rotated set {output}")
+        return
     if output == "-":
         write_ndjson(events, sys.stdout.buffer)
         sys.stdout.buffer.flush()
