@@ -18,13 +18,21 @@ def policy_group() -> None:
 
 
 def _register() -> None:
-    from kubetrail.cli import policy_diff, policy_explain, policy_lint, policy_simulate, policy_validate
+    from kubetrail.cli import (
+        policy_diff,
+        policy_explain,
+        policy_generate,
+        policy_lint,
+        policy_simulate,
+        policy_validate,
+    )
 
     policy_group.add_command(policy_validate.validate_command)
     policy_group.add_command(policy_lint.lint_command)
     policy_group.add_command(policy_explain.explain_command)
     policy_group.add_command(policy_simulate.simulate_command)
     policy_group.add_command(policy_diff.diff_command)
+    policy_group.add_command(policy_generate.generate_command)
 
 
 _register()

@@ -7,7 +7,7 @@ from importlib import resources
 from kubetrail.policy.issues import PolicyError, PolicyIssue, Severity
 from kubetrail.policy.load import LoadedPolicy, load_policy_bytes
 
-PRESETS: tuple[str, ...] = ("recommended",)
+PRESETS: tuple[str, ...] = ("minimal", "recommended", "cis", "paranoid")
 
 
 def preset_text(name: str = "recommended") -> bytes:
