@@ -14,6 +14,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.generate", "generate_command"),
     ("kubetrail.cli.ingest", "ingest_command"),
     ("kubetrail.cli.policy", "policy_group"),
+    ("kubetrail.cli.query", "query_command"),
     ("kubetrail.cli.rbac", "rbac_group"),
     ("kubetrail.cli.request_info", "request_info_command"),
     ("kubetrail.cli.serve", "serve_command"),
