@@ -1,0 +1,276 @@
+"""The web UI's Starlette app: server-rendered pages under `/ui/`, read-only, escaped, behind optional auth.
+
+Pages only read (GET); the one POST is the login form, which sets a session cookie. Every response carries a
+Content-Security-Policy allowing only this origin's own script and style, so a payload hidden in an event
+field can neither run nor load anything even if it escaped the templates' autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kubetrail.ui import charts
+from kubetrail.ui.auth import COOKIE, SESSION_SECONDS, UIAuth
+from kubetrail.ui.data import PRIORITIES, WINDOWS, UIData
+from kubetrail.ui.search import SearchError
+
+PREFIX = "/ui"
+PAGE_SIZE = 50
+MAX_PAGE = 1000
+MAX_FORM_BYTES = 4096
+_HERE = Path(__file__).resolve().parent
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def _time(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _url(path: str, **params: object) -> str:
+    query = urlencode({key: value for key, value in params.items() if value not in (None, "")})
+    return f"{PREFIX}{path}" + (f"?{query}" if query else "")
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(str(_HERE / "templates")),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["time"] = _time
+    environment.globals.update(url=_url, charts=charts, priorities=PRIORITIES, windows=(*WINDOWS, "all"))
+    return environment
+
+
+def _int(request: Request, name: str, default: int = 0, maximum: int = MAX_PAGE) -> int:
+    value = request.query_params.get(name, "")
+    return min(int(value), maximum) if value.isdigit() else default
+
+
+class UI:
+    """The pages, each a plain function of the request."""
+
+    def __init__(self, data: UIData, auth: UIAuth | None) -> None:
+        self.data = data
+        self.auth = auth
+        self.environment = _environment()
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.update(request=request, authenticated=self.auth is not None)
+        return HTMLResponse(self.environment.get_template(template).render(**context), status_code=status)
+
+    def overview(self, request: Request) -> Response:
+        window = request.query_params.get("window", "24h")
+        if window not in WINDOWS and window != "all":
+            window = "24h"
+        return self.render(request, "overview.html", overview=self.data.overview(window))
+
+    def search(self, request: Request) -> Response:
+        text = request.query_params.get("q", "")
+        page_number = _int(request, "page")
+        try:
+            page = self.data.search(text, page=page_number, size=PAGE_SIZE)
+        except SearchError as error:
+            return self.render(request, "search.html", status=400, q=text, error=error, page=None)
+        return self.render(request, "search.html", q=text, error=None, page=page)
+
+    def event(self, request: Request) -> Response:
+        audit_id = request.query_params.get("id", "")
+        stages = self.data.event(audit_id) if audit_id else []
+        if not stages:
+            return self.render(request, "error.html", status=404, message=f"no event with auditID {audit_id!r}")
+        return self.render(request, "event.html", audit_id=audit_id, stages=stages)
+
+    def identity(self, request: Request) -> Response:
+        user = request.query_params.get("user", "")
+        if not user:
+            return self.render(request, "error.html", status=400, message="which user? pass ?user=NAME")
+        page = self.data.identity(user, page=_int(request, "page"), size=PAGE_SIZE)
+        summary = self.data.identity_summary(user)
+        return self.render(request, "identity.html", user=user, page=page, summary=summary)
+
+    def object(self, request: Request) -> Response:
+        params = request.query_params
+        resource, namespace, name = params.get("resource", ""), params.get("ns", ""), params.get("name", "")
+        ref = params.get("ref", "")
+        if ref:
+            parts = ref.split("/")
+            if len(parts) == 3:
+                resource, namespace, name = parts
+            elif len(parts) == 2:
+                resource, namespace, name = parts[0], "", parts[1]
+        if not resource or not name:
+            return self.render(
+                request, "object.html", status=400 if ref else 200, ref=ref, page=None, resource="", ns="", name=""
+            )
+        page = self.data.object_history(resource, namespace, name, page=_int(request, "page"), size=PAGE_SIZE)
+        return self.render(request, "object.html", ref=ref, page=page, resource=resource, ns=namespace, name=name)
+
+    def alerts(self, request: Request) -> Response:
+        priority = request.query_params.get("priority", "")
+        rule = request.query_params.get("rule", "")
+        page = self.data.alerts(priority=priority, rule=rule, page=_int(request, "page"), size=PAGE_SIZE)
+        return self.render(request, "alerts.html", alerts=page, priority=priority, rule=rule)
+
+    def alert(self, request: Request) -> Response:
+        audit_id = request.query_params.get("id", "")
+        rule = request.query_params.get("rule", "")
+        alert = self.data.alert(audit_id, rule)
+        if alert is None:
+            return self.render(request, "error.html", status=404, message="no such alert")
+        return self.render(
+            request,
+            "alert.html",
+            alert=alert,
+            fields=json.dumps(alert.output_fields, indent=2, default=str),
+            stages=self.data.event(audit_id),
+        )
+
+    # ----- login ----------------------------------------------------------------------------------------
+
+    def login_form(self, request: Request) -> Response:
+        return self.render(request, "login.html", error="", next=_safe_next(request.query_params.get("next", "")))
+
+    async def login(self, request: Request) -> Response:
+        if self.auth is None:
+            return RedirectResponse(f"{PREFIX}/", status_code=303)
+        body = await request.body()
+        form = {key: values[0] for key, values in parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace")).items()}
+        target = _safe_next(form.get("next", ""))
+        identity = None
+        if form.get("token"):
+            identity = self.auth.token_identity(form["token"])
+        elif form.get("username"):
+            identity = self.auth.user_identity(form["username"], form.get("password", ""))
+        if identity is None:
+            return self.render(request, "login.html", status=401, error="not accepted", next=target)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            self.auth.start_session(identity),
+            max_age=SESSION_SECONDS,
+            path=PREFIX,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    def logout(self, request: Request) -> Response:
+        if self.auth is not None:
+            self.auth.end_session(request.cookies.get(COOKIE, ""))
+        response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        response.delete_cookie(COOKIE, path=PREFIX)
+        return response
+
+
+def _safe_next(target: str) -> str:
+    """Only paths inside the UI: an open redirect after login would hand users to anyone's page."""
+    if target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/"
+
+
+class _Guard:
+    """Security headers on every answer; a 401 (login page) for requests without valid credentials."""
+
+    def __init__(self, app: ASGIApp, ui: UI) -> None:
+        self.app = app
+        self.ui = ui
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        auth = self.ui.auth
+        path: str = scope["path"]
+        if auth is not None and not path.startswith((f"{PREFIX}/static/", f"{PREFIX}/login")):
+            request = Request(scope)
+            if auth.check(request.headers.get("authorization"), request.cookies.get(COOKIE)) is None:
+                target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+                response = self.ui.render(request, "login.html", status=401, error="", next=_safe_next(target))
+                response.headers["www-authenticate"] = auth.challenge
+                await response(scope, receive, with_headers)
+                return
+        if scope["method"] not in ("GET", "HEAD") and path != f"{PREFIX}/login":
+            await Response("read-only: only GET is allowed", 405, headers={"allow": "GET, HEAD"})(
+                scope, receive, with_headers
+            )
+            return
+        await self.app(scope, receive, with_headers)
+
+
+def build_ui(data: UIData, auth: UIAuth | None = None) -> ASGIApp:
+    """The UI as an ASGI app answering paths under `/ui/` (and `/`, redirected there)."""
+    ui = UI(data, auth)
+    routes = [
+        Route("/", ui.overview),
+        Route("/search", ui.search),
+        Route("/event", ui.event),
+        Route("/identity", ui.identity),
+        Route("/object", ui.object),
+        Route("/alerts", ui.alerts),
+        Route("/alert", ui.alert),
+        Route("/login", ui.login_form, methods=["GET"]),
+        Route("/login", ui.login, methods=["POST"]),
+        Route("/logout", ui.logout),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ]
+    app = Starlette(
+        routes=[
+            Route("/", lambda request: RedirectResponse(f"{PREFIX}/", status_code=302)),
+            Route(PREFIX, lambda request: RedirectResponse(f"{PREFIX}/", status_code=302)),
+            Mount(PREFIX, routes=routes),
+        ]
+    )
+    return _Guard(app, ui)
+
+
+def is_ui_path(path: str) -> bool:
+    """Whether `serve` hands a request to the UI rather than the receiver."""
+    return path == "/" or path == PREFIX or path.startswith(f"{PREFIX}/")
+
+
+class WithUI:
+    """`serve`'s one ASGI app when the UI shares the receiver's port: UI paths to the UI, the rest unchanged."""
+
+    def __init__(self, receiver: ASGIApp, ui: ASGIApp) -> None:
+        self.receiver = receiver
+        self.ui = ui
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_ui_path(scope["path"]):
+            await self.ui(scope, receive, send)
+        else:
+            await self.receiver(scope, receive, send)

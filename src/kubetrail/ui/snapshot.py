@@ -1,0 +1,150 @@
+"""One long-lived DuckDB database over a store for the UI, refreshed at most every few seconds.
+
+Opening the store's views costs tens of milliseconds (Parquet footers, the tail's JSON), so the UI keeps them
+open and rebuilds them only when the store changed. It also keeps a pre-aggregation, `agg`: per sealed file,
+event counts by minute, cluster, user, verb and resource (about one row per 16 events), computed once per file
+because sealed files never change. The overview reads `agg` plus the small unsealed tail, never the events.
+
+Tables and views: `sealed`, `tail_flat` (the tail's flat columns, materialised), `events` (both), `agg_all`
+(`agg` plus the tail's counts) and `alerts_t` (the store's alerts, materialised).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from kubetrail.store import Store
+from kubetrail.store.columns import COLUMN_NAMES, flat_select
+from kubetrail.store.views import flatten
+
+DEFAULT_MAX_AGE = 2.0
+_AGG_SELECT = (
+    'time_bucket(INTERVAL 1 MINUTE, time) AS minute, cluster, "user", verb, resource, count(*) AS n, '
+    "count(*) FILTER (WHERE response_code = 403) AS forbidden"
+)
+_EMPTY_ALERTS = (
+    "SELECT NULL::TIMESTAMP AS time, NULL::VARCHAR AS rule, NULL::VARCHAR AS priority, NULL::INTEGER AS "
+    "priority_rank, NULL::VARCHAR AS cluster, NULL::VARCHAR AS audit_id, NULL::VARCHAR AS message, "
+    "NULL::JSON AS output_fields, NULL::VARCHAR[] AS tags, NULL::VARCHAR[] AS mitre WHERE false"
+)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _parquet(files: list[Path]) -> str:
+    listing = ", ".join(_literal(str(path)) for path in files)
+    return f"read_parquet([{listing}], hive_partitioning = true, hive_types = {{'date': DATE, 'cluster': VARCHAR}})"
+
+
+class StoreSnapshot:
+    """The UI's view of a store: `cursor()` gives a connection no older than `max_age` seconds."""
+
+    def __init__(self, store: Store, *, max_age: float = DEFAULT_MAX_AGE) -> None:
+        self.store = store
+        self.store_dir = store.layout.root
+        self.max_age = max_age
+        self.generation = 0
+        self._db = duckdb.connect(":memory:")
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._db.execute(
+            'CREATE TABLE agg (file VARCHAR, minute TIMESTAMPTZ, cluster VARCHAR, "user" VARCHAR, verb VARCHAR, '
+            "resource VARCHAR, n BIGINT, forbidden BIGINT)"
+        )
+        self._files: list[Path] = []
+        self._key: tuple[object, ...] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (close it after use) over the current snapshot."""
+        with self._lock:
+            if self._key is None or time.monotonic() - self._checked >= self.max_age:
+                self._refresh()
+            return self._db.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _alert_key(self) -> tuple[tuple[str, int, int], ...]:
+        directory = self.store_dir / "alerts"
+        if not directory.is_dir():
+            return ()
+        stats = [(path.name, path.stat()) for path in sorted(directory.glob("*.jsonl"))]
+        return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+    def _refresh(self) -> None:
+        self._checked = time.monotonic()
+        stats = self.store.stats()
+        key = (stats.sealed_files, stats.sealed_rows, stats.tail_rows, self._alert_key())
+        if key == self._key:
+            return
+        files = self.store.sealed_files()
+        tail = self.store.tail_rows()
+        db = self._db
+        columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
+        db.execute("BEGIN")
+        try:
+            if files != self._files:
+                self._sync_agg(files)
+                if files:
+                    db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM {_parquet(files)}")
+                self._files = files
+            self._load_tail(tail, columns)
+            if not files:
+                db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM tail_flat WHERE false")
+            db.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM sealed UNION ALL SELECT * FROM tail_flat")
+            db.execute(
+                'CREATE OR REPLACE VIEW agg_all AS SELECT minute, cluster, "user", verb, resource, n, forbidden '
+                f"FROM agg UNION ALL SELECT {_AGG_SELECT} FROM tail_flat GROUP BY ALL"
+            )
+            self._load_alerts()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._files = []
+            db.execute("DELETE FROM agg")
+            raise
+        self._key = key
+        self.generation += 1
+
+    def _sync_agg(self, files: list[Path]) -> None:
+        known = {str(path) for path in self._files}
+        wanted = {str(path) for path in files}
+        for gone in known - wanted:
+            self._db.execute("DELETE FROM agg WHERE file = ?", [gone])
+        for path in files:
+            if str(path) not in known:
+                self._db.execute(
+                    f"INSERT INTO agg SELECT ? AS file, {_AGG_SELECT} FROM {_parquet([path])} GROUP BY ALL",
+                    [str(path)],
+                )
+
+    def _load_tail(self, tail: pa.Table, columns: str) -> None:
+        db = self._db
+        relation = "kubetrail_ui_tail"
+        if tail.num_rows:
+            flat = flatten(tail)
+            db.register(relation, flat)
+            db.execute(f"CREATE OR REPLACE TABLE tail_flat AS SELECT {columns} FROM {relation}")
+            db.unregister(relation)
+        else:
+            db.register(relation, tail)
+            db.execute(f"CREATE OR REPLACE TABLE tail_flat AS SELECT {columns} FROM ({flat_select(relation)}) LIMIT 0")
+            db.unregister(relation)
+
+    def _load_alerts(self) -> None:
+        try:
+            from kubetrail.store.alerts import register_alerts_view
+        except ImportError:
+            self._db.execute(f"CREATE OR REPLACE TABLE alerts_t AS {_EMPTY_ALERTS}")
+            return
+        register_alerts_view(self._db, self.store_dir)
+        self._db.execute("CREATE OR REPLACE TABLE alerts_t AS SELECT * FROM alerts")
