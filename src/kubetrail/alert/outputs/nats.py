@@ -1,7 +1,8 @@
 """Alerts published to a NATS subject, one Falco JSON alert per message (nats-py, the `nats` extra).
 
 nats-py is asyncio-only; the output runs its own event loop in a thread so it can be called like the others.
-A batch counts as delivered once the server has acknowledged a flush after it.
+A batch counts as delivered once the server has acknowledged a flush after it. nats-py reconnects a few times
+by itself; after that the batch fails (counted) and the next batch starts a fresh connection.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from kubetrail.alert.outputs.base import OutputError
 from kubetrail.detect.alert import Alert
 
 T = TypeVar("T")
+RECONNECT_ATTEMPTS = 3
+RECONNECT_WAIT_SECONDS = 0.5
 
 
 class NatsOutput:
-    """Publishes to `subject` on `servers`; nats-py reconnects by itself between batches."""
+    """Publishes to `subject` on `servers`."""
 
     def __init__(
         self,
@@ -48,7 +51,12 @@ class NatsOutput:
         self._thread.start()
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(self.timeout * 3)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(self.timeout * 3)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     async def _connect(self) -> Any:
         import nats
@@ -58,7 +66,8 @@ class NatsOutput:
                 self.servers,
                 connect_timeout=self.timeout,
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=RECONNECT_ATTEMPTS,
+                reconnect_time_wait=RECONNECT_WAIT_SECONDS,
                 **self._options,
             )
         return self._client
