@@ -26,7 +26,15 @@ from kubetrail.detect.stateful import StatefulDetector
 
 def load_ruleset(sources: Iterable[RuleSource]) -> RuleSet:
     """Read rule files in order and compile them into one rule set (stateful rules in `ruleset.stateful`)."""
-    return compile_rules(read_rules(sources))
+    from kubetrail.detect.sigma import split_sources  # Sigma files load beside Falco's
+
+    falco, sigma = split_sources(sources)
+    ruleset = compile_rules(read_rules(falco))
+    if sigma:
+        from kubetrail.detect.sigma import add_sigma, load_sigma
+
+        add_sigma(ruleset, load_sigma(sigma))
+    return ruleset
 
 
 __all__ = [

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrail.detect.rulefile import RuleSource
+from kubetrail.detect import Engine, RuleSource, load_ruleset
 from kubetrail.detect.sigma import SigmaRules, load_sigma
 from tests.detect.helpers import context
 
 
 def sigma(*texts: str) -> SigmaRules:
     return load_sigma([RuleSource(f"rule-{index}.yml", text) for index, text in enumerate(texts)])
+
+
+def engine(*texts: str) -> Engine:
+    """An engine over rule files given as text (Falco or Sigma, told apart as `kubetrail detect` does)."""
+    return Engine(load_ruleset([RuleSource(f"rule-{index}.yml", text) for index, text in enumerate(texts)]))
 
 
 def rule_text(detection: str, *, title: str = "t", level: str = "medium", tags: str = "") -> str:
@@ -24,5 +29,4 @@ def rule_text(detection: str, *, title: str = "t", level: str = "medium", tags: 
 
 def matches(detection: str, **event: Any) -> bool:
     """Whether the one rule with this detection matches the base test event changed by `event`."""
-    rules = sigma(rule_text(detection))
-    return bool(rules.detector().detect(context(**event)))
+    return bool(engine(rule_text(detection)).detect(context(**event)))

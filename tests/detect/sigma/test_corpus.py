@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from kubetrail.detect import Engine, load_ruleset
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.rulefile import RuleSource
 from kubetrail.detect.sigma import SigmaRules, load_sigma
-from kubetrail.detect.sigma.detector import SigmaDetector
 from tests.detect.helpers import context
 
 
@@ -134,6 +134,10 @@ def _load(path: Path) -> SigmaRules:
     return load_sigma([RuleSource(str(path), path.read_text(encoding="utf-8"))])
 
 
+def _engine(path: Path) -> Engine:
+    return Engine(load_ruleset([RuleSource(str(path), path.read_text(encoding="utf-8"))]))
+
+
 def test_every_corpus_rule_loads_and_has_cases(corpus: Path) -> None:
     files = sorted((corpus / "sigma").glob("*.yml"))
     assert len(files) == 16
@@ -145,9 +149,8 @@ def test_every_corpus_rule_loads_and_has_cases(corpus: Path) -> None:
 
 @pytest.mark.parametrize("stem", sorted(CASES))
 def test_rule_matches_positive_not_negative(corpus: Path, stem: str) -> None:
-    rules = _load(corpus / "sigma" / f"{stem}.yml")
-    (rule,) = rules.rules
-    detector = SigmaDetector(rules.rules)
+    (rule,) = _load(corpus / "sigma" / f"{stem}.yml").rules
+    detector = _engine(corpus / "sigma" / f"{stem}.yml")
     positive, negative = CASES[stem]
     alerts = detector.detect(context(**positive))
     assert [alert.rule for alert in alerts] == [rule.title]
@@ -155,8 +158,8 @@ def test_rule_matches_positive_not_negative(corpus: Path, stem: str) -> None:
 
 
 def test_exec_rule_alert_carries_level_tags_and_mitre(corpus: Path) -> None:
-    rules = _load(corpus / "sigma" / "kubernetes_audit_exec_into_container.yml")
-    (alert,) = SigmaDetector(rules.rules).detect(context(**CASES["kubernetes_audit_exec_into_container"][0]))
+    engine = _engine(corpus / "sigma" / "kubernetes_audit_exec_into_container.yml")
+    (alert,) = engine.detect(context(**CASES["kubernetes_audit_exec_into_container"][0]))
     assert alert.priority is Priority.WARNING  # level: medium
     assert "attack.t1609" in alert.tags
     assert "T1609" in alert.mitre
@@ -178,5 +181,5 @@ def test_mapped_fields_are_announced(corpus: Path) -> None:
 
 
 def test_hostpath_rule_sees_pod_templates_and_not_missing_bodies(corpus: Path) -> None:
-    detector = SigmaDetector(_load(corpus / "sigma" / "kubernetes_audit_hostpath_mount.yml").rules)
+    detector = _engine(corpus / "sigma" / "kubernetes_audit_hostpath_mount.yml")
     assert detector.detect(context(verb="create", objectRef=_ref("pods"))) == []

@@ -19,13 +19,12 @@ from sigma.correlations import (
 from sigma.rule import SigmaRule
 
 from kubetrail.detect.context import EventContext
-from kubetrail.detect.engine import Detector
 from kubetrail.detect.fields import Accessor, Value
 from kubetrail.detect.sigma.errors import SigmaRuleError
 from kubetrail.detect.sigma.fields import Getter, field_getter
 from kubetrail.detect.sigma.matchers import as_text
 from kubetrail.detect.sigma.rule import SigmaMatch, level_priority, mitre_ids
-from kubetrail.detect.stateful import SequenceSpec, SpecError, StatefulDetector, ThresholdSpec, ValueCountSpec
+from kubetrail.detect.stateful import SequenceSpec, SpecError, StatefulSpec, ThresholdSpec, ValueCountSpec
 
 Predicate = Callable[[EventContext], bool]
 
@@ -90,8 +89,8 @@ def _threshold(condition: SigmaCorrelationCondition, rule: SigmaCorrelationRule,
 
 def compile_correlation(
     rule: SigmaCorrelationRule, name: str, compiled: Mapping[int, SigmaMatch], skipped: set[int]
-) -> tuple[Detector | None, str]:
-    """The stateful detector for one correlation, or None and why it was skipped."""
+) -> tuple[StatefulSpec | None, str]:
+    """The stateful rule for one correlation, or None and why it was skipped."""
     references = rule.rules or []
     matches: list[SigmaMatch] = []
     by_name: dict[str, SigmaMatch] = {}
@@ -117,10 +116,11 @@ def compile_correlation(
     for alias in rule.aliases.aliases.values():
         per_rule: list[tuple[Predicate, Getter]] = []
         for reference, field in alias.mapping.items():
-            target_match = by_name.get(str(reference))
+            key = str(getattr(reference, "reference", reference))
+            target_match = by_name.get(key)
             if target_match is None:
                 raise SigmaRuleError(
-                    f"alias '{alias.alias}' names the rule '{reference}', which the correlation does not refer to",
+                    f"alias '{alias.alias}' names the rule '{key}', which the correlation does not refer to",
                     source=name,
                     item=_label(rule),
                 )
@@ -145,7 +145,7 @@ def compile_correlation(
     try:
         if kind is SigmaCorrelationType.EVENT_COUNT:
             assert isinstance(rule.condition, SigmaCorrelationCondition)
-            spec: ThresholdSpec | ValueCountSpec | SequenceSpec = ThresholdSpec(
+            spec: StatefulSpec = ThresholdSpec(
                 match=_any_of(predicates),
                 group_by=group_by,
                 window_s=window,
@@ -196,4 +196,4 @@ def compile_correlation(
             )
     except SpecError as error:
         raise SigmaRuleError(str(error), source=name, item=_label(rule)) from None
-    return StatefulDetector([spec]), ""
+    return spec, ""

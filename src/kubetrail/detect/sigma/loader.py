@@ -1,7 +1,5 @@
 """Load Sigma rule files with pySigma: keep Kubernetes audit rules, compile them, name what is wrong and where.
 
-A file is a Sigma file when a YAML document in it has `detection` and `logsource` (a rule) or
-`correlation` (a correlation rule); Falco rule files are YAML lists and never look like that.
 Rules whose logsource is not `product: kubernetes, service: audit` are skipped with a notice.
 """
 
@@ -10,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -18,13 +17,15 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 from kubetrail.detect.collector import Notice, Where
-from kubetrail.detect.engine import Detector
 from kubetrail.detect.rulefile import RuleSource
 from kubetrail.detect.sigma.conditions import ConditionCompiler, Predicate
 from kubetrail.detect.sigma.errors import SigmaRuleError
 from kubetrail.detect.sigma.fields import field_getter
 from kubetrail.detect.sigma.matchers import UnsupportedValue
 from kubetrail.detect.sigma.rule import SigmaMatch, level_priority, mitre_ids
+
+if TYPE_CHECKING:
+    from kubetrail.detect.stateful import StatefulSpec
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -35,35 +36,13 @@ PRODUCT = "kubernetes"
 SERVICE = "audit"
 
 
-def is_sigma(text: str) -> bool:
-    """True when the YAML text holds Sigma rules (a document with `detection` + `logsource`, or `correlation`)."""
-    if "detection" not in text and "correlation" not in text:
-        return False
-    try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
-    except yaml.YAMLError:
-        return False
-    for document in documents:
-        if isinstance(document, dict) and (
-            ("detection" in document and "logsource" in document) or "correlation" in document
-        ):
-            return True
-    return False
-
-
 @dataclass
 class SigmaRules:
     """Sigma rules compiled from some files: detection rules, correlation rules and loading notices."""
 
     rules: list[SigmaMatch] = field(default_factory=list)
-    correlations: list[Detector] = field(default_factory=list)
+    correlations: list[StatefulSpec] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
-
-    def detector(self) -> Detector:
-        """One detector running all of them."""
-        from kubetrail.detect.sigma.detector import SigmaDetector
-
-        return SigmaDetector(self.rules, self.correlations)
 
 
 def _label(rule: SigmaRule | SigmaCorrelationRule) -> str:
@@ -204,6 +183,7 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             id=str(rule.id) if rule.id else "",
             name=rule.name or "",
             source=name,
+            description=rule.description or "",
             priority=level_priority(rule.level.name if rule.level else None),
             tags=tags,
             mitre=mitre_ids(tags),
@@ -220,9 +200,9 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             from kubetrail.detect.sigma.correlation import compile_correlation
 
             name = origin.get(id(rule), "sigma rules")
-            detector, why = compile_correlation(rule, name, compiled, skipped)
-            if detector is None:
+            spec, why = compile_correlation(rule, name, compiled, skipped)
+            if spec is None:
                 result.notices.append(Notice(f"Sigma correlation {_label(rule)} skipped: {why}", Where(name)))
             else:
-                result.correlations.append(detector)
+                result.correlations.append(spec)
     return result

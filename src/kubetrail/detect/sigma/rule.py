@@ -49,6 +49,7 @@ class SigmaMatch:
     id: str
     name: str
     source: str
+    description: str
     priority: Priority
     tags: tuple[str, ...]
     mitre: tuple[str, ...]
