@@ -27,6 +27,8 @@ def alert(audit_id: str, priority: Priority = Priority.WARNING, cluster: str | N
         tags=("k8s",),
         audit_id=audit_id,
         cluster=cluster,
+        mitre=("T1610", "T1611"),
+        threat_matrix=("MS-TA9013",),
     )
 
 
@@ -73,8 +75,8 @@ def test_appended_alerts_are_queryable_with_their_types(tmp_path: Path) -> None:
     )
     moment = dt.datetime(2018, 10, 25, 14, 9, 12, 581541)
     assert rows == [
-        (moment, "Critical", 2, None, "a2", "bob", '"true"', ["k8s"], []),
-        (moment, "Warning", 4, "prod", "a1", "bob", '"true"', ["k8s"], []),
+        (moment, "Critical", 2, None, "a2", "bob", '"true"', ["k8s"], ["T1610", "T1611"]),
+        (moment, "Warning", 4, "prod", "a1", "bob", '"true"', ["k8s"], ["T1610", "T1611"]),
     ]
 
 

@@ -269,8 +269,11 @@ def parse_outputs(text: str, file: str = "<outputs>") -> list[Callable[[], Route
     return [_route(item, names) for item in _items(root, file)]
 
 
-def load_outputs(path: str | Path) -> Outputs:
-    """Read an outputs file and open every output in it (closing those opened if a later one fails)."""
+def load_outputs(path: str | Path, *, block: bool = False) -> Outputs:
+    """Read an outputs file and open every output in it (closing those opened if a later one fails).
+
+    `block`: wait when an output's queue is full instead of dropping (for batch runs).
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -283,4 +286,4 @@ def load_outputs(path: str | Path) -> Outputs:
         for route in routes:
             route.output.close()
         raise
-    return Outputs(routes)
+    return Outputs(routes, block=block)

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from kubetrail.alert.config import load_outputs
 from kubetrail.detect import (
     BUILTIN,
     BUILTIN_RULES_DIR,
@@ -197,6 +198,7 @@ def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priori
     show_default=True,
     help="Alert line prefix: full ISO 8601 time (Falco's container default) or time of day (UTC).",
 )
+@click.option("--outputs", "outputs_file", type=click.Path(dir_okay=False), help="Also send alerts to these outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notices or summary on stderr.")
 def detect_command(
     files: tuple[str, ...],
@@ -207,6 +209,7 @@ def detect_command(
     min_priority: str,
     cluster: str,
     time_format: str,
+    outputs_file: str | None,
     quiet: bool,
 ) -> None:
     """Run detection rules over audit log FILES and print alerts.
@@ -234,6 +237,7 @@ def detect_command(
         min_priority=Priority.parse(min_priority),
         time_format=TimeFormat(time_format),
     )
+    outputs = load_outputs(outputs_file, block=True) if outputs_file else None
     threshold = Priority.parse(fail_on) if fail_on else None
     tally = _Tally()
     by_rule: Counter[tuple[str, Priority]] = Counter()
@@ -269,6 +273,8 @@ def detect_command(
                     alerts = engine.detect(EventContext(event, cluster, raw))
                     if alerts:
                         _emit(alerts, out, as_json, tally, by_rule, threshold)
+                        if outputs is not None:
+                            outputs.send(alerts)
                     if tally.events % _PROGRESS_EVERY == 0 and name != "-":
                         progress.update(task, completed=done + handle.tell())
             finally:
@@ -279,6 +285,10 @@ def detect_command(
     out.flush()
     if tally.malformed > shown:
         _say(console, f"warning: {tally.malformed - shown} more malformed events skipped")
+    if outputs is not None:
+        outputs.close()
+        for line in outputs.summary():
+            _say(console, line)
     _summary(console, tally, by_rule, time.perf_counter() - started)
     if tally.failing:
         sys.exit(1)

@@ -94,3 +94,20 @@ def test_a_stuck_output_fills_only_its_own_queue() -> None:
     outputs.close()
     assert len(fast.alerts) == 6
     assert stats.sent + stats.queue_full == 6
+
+
+def test_blocking_outputs_wait_instead_of_dropping() -> None:
+    stuck = Stuck()
+    outputs = Outputs([Route(stuck, queue_batches=1)], block=True)
+    sender = threading.Thread(target=lambda: [outputs.send([make_alert(audit_id=str(i))]) for i in range(5)])
+    sender.start()
+    sender.join(0.3)
+    assert sender.is_alive()  # waiting for room, not dropping
+    stuck.release.set()
+    sender.join(10)
+    outputs.close()
+    stats = outputs.stats()["stuck"]
+    assert (stats.sent, stats.queue_full) == (5, 0)
+    assert outputs.summary() == [
+        "output stuck: 5 sent, 0 below min_priority, 0 rate limited, 0 dropped (queue full), 0 failed"
+    ]

@@ -69,8 +69,9 @@ _STOP = object()
 class _Worker:
     """One output's thread: delivers queued batches in order; a failure costs that batch only."""
 
-    def __init__(self, route: Route) -> None:
+    def __init__(self, route: Route, block: bool) -> None:
         self.route = route
+        self.block = block
         self.queue: queue.Queue[object] = queue.Queue(maxsize=route.queue_batches)
         self._last_log = 0.0
         self._unlogged = 0
@@ -110,7 +111,7 @@ class _Worker:
 
     def offer(self, alerts: list[Alert]) -> None:
         try:
-            self.queue.put_nowait(alerts)
+            self.queue.put(alerts, block=self.block)
         except queue.Full:
             self.route.stats.queue_full += len(alerts)
             self._warn(f"queue full, dropped {len(alerts)} alerts")
@@ -132,11 +133,14 @@ class _Worker:
 
 
 class Outputs:
-    """Every configured output; `send` never raises and never blocks on delivery."""
+    """Every configured output; `send` never raises, and never waits for delivery unless `block` is set.
 
-    def __init__(self, routes: Sequence[Route]) -> None:
+    `block=True` suits batch runs (`kubetrail detect`): a full queue makes the caller wait instead of dropping.
+    """
+
+    def __init__(self, routes: Sequence[Route], *, block: bool = False) -> None:
         self.routes = tuple(routes)
-        self._workers = [_Worker(route) for route in self.routes]
+        self._workers = [_Worker(route, block) for route in self.routes]
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -161,6 +165,17 @@ class Outputs:
                     return False
                 time.sleep(0.01)
         return True
+
+    def summary(self) -> list[str]:
+        """One line per output: what it delivered and every alert it lost, by reason."""
+        lines = []
+        for route in self.routes:
+            stats = route.stats
+            lines.append(
+                f"output {route.output.name}: {stats.sent} sent, {stats.below_min_priority} below min_priority, "
+                f"{stats.rate_limited} rate limited, {stats.queue_full} dropped (queue full), {stats.failed} failed"
+            )
+        return lines
 
     def stats(self) -> dict[str, OutputStats]:
         return {route.output.name: route.stats for route in self.routes}
