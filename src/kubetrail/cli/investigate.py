@@ -1,0 +1,200 @@
+"""`kubetrail investigate …`: ready-made incident questions, answered with a summary first and the events after."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import click
+import yaml
+
+from kubetrail.cli.query import fail, open_source, source_options, window_of
+from kubetrail.investigate import (
+    Report,
+    anonymous,
+    exec_sessions,
+    forbidden,
+    new_identities,
+    object_history,
+    rbac_changes,
+    secrets,
+    timeline,
+)
+from kubetrail.investigate.common import EXEC_SUBRESOURCES
+from kubetrail.query import QueryError, parse_duration
+from kubetrail.query.output import FORMATS, print_table, records, write
+from kubetrail.query.source import Source, Window
+
+DEFAULT_TABLE_EVENTS = 20
+
+
+def _render(report: Report, output: str, limit: int | None) -> None:
+    events = report.events
+    if output == "ndjson":
+        write(events if not limit else events.slice(0, limit), "ndjson", sys.stdout, events=True)
+        return
+    if output == "csv":
+        write(report.summary, "csv", sys.stdout)
+        return
+    if output in ("json", "yaml"):
+        shown = events if not limit else events.slice(0, limit)
+        rows = records(shown)
+        for row in rows:
+            if isinstance(row.get("event"), str):
+                row["event"] = json.loads(row["event"])
+        payload: dict[str, Any] = {
+            "title": report.title,
+            "filter": report.filter,
+            "headline": report.headline,
+            "requests": report.requests,
+            "summary": records(report.summary),
+            "events": rows,
+        }
+        if output == "json":
+            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        else:
+            click.echo(yaml.safe_dump(payload, sort_keys=False, allow_unicode=True), nl=False)
+        return
+    count = DEFAULT_TABLE_EVENTS if limit is None else limit
+    click.secho(report.title, bold=True)
+    for line in report.headline:
+        click.echo(f"  {line}")
+    click.echo(f"  filter: {report.filter}")
+    click.echo()
+    if report.summary.num_rows:
+        print_table(report.summary, sys.stdout)
+        click.echo()
+    detail = events.drop_columns([name for name in ("event",) if name in events.column_names])
+    if detail.num_rows:
+        shown = detail if not count else detail.slice(0, count)
+        print_table(shown, sys.stdout, title=f"Events ({shown.num_rows:,} of {detail.num_rows:,}, oldest first)")
+        if shown.num_rows < detail.num_rows:
+            click.echo(
+                f"(--limit 0 shows all; -o ndjson prints the events themselves; `kubetrail query '{report.filter}'`)"
+            )
+
+
+def _output_options(function: Callable[..., None]) -> Callable[..., None]:
+    function = click.option(
+        "--limit",
+        type=click.IntRange(min=0),
+        default=None,
+        help=f"Events to show (0 = all)  [default: {DEFAULT_TABLE_EVENTS} in a table, all otherwise]",
+    )(function)
+    return click.option("-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True)(function)
+
+
+def _run(
+    build: Callable[[Source, Window], Report],
+    options: dict[str, Any],
+) -> None:
+    files = options["files"]
+    try:
+        window = window_of(options["since"], options["until"], options["cluster"], files)
+        window.terms()
+        with open_source(options["store_dir"], files, options["cluster"], options["input_format"]) as source:
+            report = build(source, window)
+    except QueryError as error:
+        fail(error)
+        return
+    _render(report, options["output"], options["limit"])
+
+
+@click.group(name="investigate")
+def investigate_group() -> None:
+    """Answer incident questions: who read secrets, what was forbidden, who exec'd, RBAC changes, …
+
+    Every sub-command reads the store (--store) or log files in place (--file), prints a summary first
+    and the events after; -o ndjson prints the events themselves, -o json both.
+
+    \b
+    Examples:
+      kubetrail investigate secrets --store ./store --since 1h
+      kubetrail investigate forbidden --file /var/log/kubernetes/audit/audit.log
+      kubetrail investigate timeline --user jane@example.com --store ./store
+      kubetrail investigate object deployments/prod/web --store ./store
+    """
+
+
+@investigate_group.command(name="secrets")
+@source_options
+@_output_options
+def secrets_command(**options: Any) -> None:
+    """Who read or listed secrets (get, list, watch), by user and namespace."""
+    _run(secrets, options)
+
+
+@investigate_group.command(name="forbidden")
+@source_options
+@_output_options
+def forbidden_command(**options: Any) -> None:
+    """Requests denied with 403 Forbidden, by user, verb and resource."""
+    _run(forbidden, options)
+
+
+@investigate_group.command(name="exec")
+@source_options
+@_output_options
+@click.option(
+    "--subresource",
+    "subresources",
+    multiple=True,
+    type=click.Choice(EXEC_SUBRESOURCES),
+    help="Only these (repeatable)  [default: exec, attach and portforward]",
+)
+def exec_command(subresources: tuple[str, ...], **options: Any) -> None:
+    """exec, attach and port-forward into pods, by user and pod."""
+    _run(lambda source, window: exec_sessions(source, window, subresources or EXEC_SUBRESOURCES), options)
+
+
+@investigate_group.command(name="rbac")
+@source_options
+@_output_options
+def rbac_command(**options: Any) -> None:
+    """Changes (create, update, patch, delete) to roles, bindings, cluster roles and cluster role bindings."""
+    _run(rbac_changes, options)
+
+
+@investigate_group.command(name="anonymous")
+@source_options
+@_output_options
+def anonymous_command(**options: Any) -> None:
+    """Requests by unauthenticated users, by source address and client."""
+    _run(anonymous, options)
+
+
+@investigate_group.command(name="new-identities")
+@source_options
+@_output_options
+def new_identities_command(**options: Any) -> None:
+    """Users and service accounts first seen in the window (default: the data's last 24 hours)."""
+    _run(new_identities, options)
+
+
+@investigate_group.command(name="timeline")
+@click.option("--user", "identity", required=True, help="Username, or sa:NAMESPACE/NAME for a service account.")
+@click.option("--gap", default="30m", show_default=True, help="A pause longer than this starts a new session.")
+@source_options
+@_output_options
+def timeline_command(identity: str, gap: str, **options: Any) -> None:
+    """Everything one identity did, in order, grouped into sessions."""
+    pause = parse_duration(gap)
+    if pause is None or pause <= timedelta(0):
+        raise click.BadParameter(f"{gap!r} is not a duration (e.g. 30m, 2h)", param_hint="--gap")
+    _run(lambda source, window: timeline(source, identity, window, gap=pause).report, options)
+
+
+@investigate_group.command(name="object")
+@click.argument("reference", metavar="KIND/NAMESPACE/NAME")
+@click.option("--reads/--no-reads", default=False, help="Also list reads (get, list, watch) of the object.")
+@source_options
+@_output_options
+def object_command(reference: str, reads: bool, **options: Any) -> None:
+    """The history of one object: who created, changed and deleted it, with diffs of the recorded bodies.
+
+    KIND is the resource (deployments, secrets, clusterroles, …); cluster-scoped objects are KIND/NAME.
+    """
+    _run(lambda source, window: object_history(source, reference, window, reads=reads).report, options)

@@ -1,0 +1,124 @@
+"""The grouped-by investigations: each one is a filter plus how to summarise what it selects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kubetrail.investigate.report import DETAIL_COLUMNS, Report
+from kubetrail.query.source import Source, Window
+
+SECRET_READ_VERBS = ("get", "list", "watch")
+EXEC_SUBRESOURCES = ("exec", "attach", "portforward")
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def grouped(
+    source: Source,
+    window: Window | None,
+    *,
+    title: str,
+    text: str,
+    group_by: Sequence[str],
+    extra: Sequence[tuple[str, str]] = (),
+) -> Report:
+    """Events matching `text`, and a summary per `group_by` values: requests, denied, first and last time.
+
+    `extra` adds (name, SQL aggregate) columns to the summary.
+    """
+    clause, params = source.where(text, window)
+    keys = ", ".join(_ident(name) for name in group_by)
+    more = "".join(f", {sql} AS {_ident(name)}" for name, sql in extra)
+    summary = source.sql(
+        f"SELECT {keys}, count(DISTINCT audit_id) AS requests, "
+        "count(DISTINCT audit_id) FILTER (WHERE response_code >= 400) AS denied_or_failed"
+        f"{more}, min(time) AS first, max(time) AS last "
+        f"FROM events WHERE {clause} GROUP BY ALL ORDER BY requests DESC, {keys}",
+        params,
+    )
+    events = source.select(text, window, columns=[*DETAIL_COLUMNS, "event"])
+    report = Report(title=title, filter=text, headline=[], summary=summary, events=events)
+    identities = len(set(summary.column(group_by[0]).to_pylist())) if summary.num_rows else 0
+    report.headline.append(
+        f"{report.requests:,} request(s) ({events.num_rows:,} events) by {identities:,} {group_by[0]}(s)"
+        + (f"; {sum(summary.column('denied_or_failed').to_pylist()):,} denied or failed" if summary.num_rows else "")
+    )
+    return report
+
+
+def _in(values: Sequence[str]) -> str:
+    return "(" + ",".join(values) + ")"
+
+
+def secrets(source: Source, window: Window | None = None) -> Report:
+    """Who read or listed secrets (get, list, watch), by user and namespace."""
+    return grouped(
+        source,
+        window,
+        title="Secrets read or listed",
+        text=f"resource=secrets verb in {_in(SECRET_READ_VERBS)}",
+        group_by=("user", "namespace"),
+        extra=(("verbs", "list(DISTINCT verb ORDER BY verb)"), ("names", "count(DISTINCT name)")),
+    )
+
+
+def forbidden(source: Source, window: Window | None = None) -> Report:
+    """Requests answered 403 Forbidden, by user, verb and resource."""
+    return grouped(
+        source,
+        window,
+        title="Forbidden (403) requests",
+        text="code=403",
+        group_by=("user", "verb", "resource"),
+        extra=(("namespaces", "list(DISTINCT namespace ORDER BY namespace)"),),
+    )
+
+
+def exec_sessions(
+    source: Source, window: Window | None = None, subresources: Sequence[str] = EXEC_SUBRESOURCES
+) -> Report:
+    """exec / attach / portforward into pods, by user and pod."""
+    return grouped(
+        source,
+        window,
+        title="Exec, attach and port-forward into pods",
+        text=f"resource=pods subresource in {_in(subresources)}",
+        group_by=("user", "namespace", "name"),
+        extra=(("kinds", "list(DISTINCT subresource ORDER BY subresource)"),),
+    )
+
+
+def rbac_changes(source: Source, window: Window | None = None) -> Report:
+    """Changes to roles, role bindings, cluster roles and cluster role bindings."""
+    return grouped(
+        source,
+        window,
+        title="RBAC changes",
+        text=f"apigroup={RBAC_GROUP} verb in {_in(WRITE_VERBS)}",
+        group_by=("user", "verb", "resource"),
+        extra=(
+            (
+                "objects",
+                "list(DISTINCT coalesce(namespace || '/', '') || name ORDER BY 1) FILTER (WHERE name IS NOT NULL)",
+            ),
+        ),
+    )
+
+
+def anonymous(source: Source, window: Window | None = None) -> Report:
+    """Requests by unauthenticated users (system:anonymous), by source address and what they asked for."""
+    return grouped(
+        source,
+        window,
+        title="Anonymous requests",
+        text="user=system:anonymous or group=system:unauthenticated",
+        group_by=("source_ip", "user_agent"),
+        extra=(
+            ("allowed", "count(DISTINCT audit_id) FILTER (WHERE response_code < 400)"),
+            ("paths", "list(DISTINCT request_uri ORDER BY request_uri)[1:10]"),
+        ),
+    )
