@@ -9,10 +9,12 @@ import click
 # (module, attribute) of every top-level command, in the order `kubetrail --help` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.apiserver_config", "apiserver_config_command"),
+    ("kubetrail.cli.check", "check_group"),
     ("kubetrail.cli.demo", "demo_command"),
     ("kubetrail.cli.detect", "detect_command"),
     ("kubetrail.cli.generate", "generate_command"),
     ("kubetrail.cli.ingest", "ingest_command"),
+    ("kubetrail.cli.investigate", "investigate_group"),
     ("kubetrail.cli.policy", "policy_group"),
     ("kubetrail.cli.query", "query_command"),
     ("kubetrail.cli.rbac", "rbac_group"),
