@@ -87,7 +87,7 @@ def _loss_summary(rule: RuleCoverage, policy: Policy) -> str:
     parts = [f"{count} events: {describe_cause(cause, policy)}" for cause, count in rule.lost.most_common()]
     for key, causes in sorted(rule.lost_fields.items()):
         cause, count = causes.most_common(1)[0]
-        parts.append(f"{key} → <NA> (in {count} alerts: {describe_cause(cause, policy)})")
+        parts.append(f"{key} → <NA> (in {count} of its alerts: {describe_cause(cause, policy)})")
     return "\n".join(parts)
 
 
