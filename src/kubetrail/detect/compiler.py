@@ -69,11 +69,16 @@ class CompiledRule:
 
     def admits(self, key: tuple[object, ...]) -> bool:
         """Whether an event with these (stage, verb, resource, subresource) values can match the rule."""
-        for name, value in zip(INDEX_KEYS, key, strict=True):
-            allowed = self.constraints.get(name)
-            if allowed is not None and value not in allowed:
-                return False
-        return True
+        return admits(self.constraints, key)
+
+
+def admits(constraints: Constraints, key: tuple[object, ...]) -> bool:
+    """Whether (stage, verb, resource, subresource) values meet the index constraints."""
+    for name, value in zip(INDEX_KEYS, key, strict=True):
+        allowed = constraints.get(name)
+        if allowed is not None and value not in allowed:
+            return False
+    return True
 
 
 @dataclass
@@ -388,6 +393,12 @@ class _Compiler:
 
     # --- rules --------------------------------------------------------------------------------------
 
+    def _function(self, compiled: _Compiled) -> Predicate:
+        """The whole (sub)condition as one generated function."""
+        if compiled.constant is not None:
+            return compiled.predicate
+        return build_function(self.namespace, compiled.source, compiled.predicate)
+
     def _residual(self, compiled: _Compiled) -> Predicate:
         """The rule's predicate for events its index values admit, as one generated function."""
         terms = [term for term in compiled.conjuncts if not term.index_only]
@@ -443,12 +454,22 @@ class _Compiler:
         text = info.stateful
         assert text is not None
         steps: list[Predicate] = []
+        step_constraints: list[Constraints] = []
         for index, snippet in enumerate(text.steps):
             owner = _Owner(f"rule '{info.name}' step {index + 1}", ConditionText.of(snippet), snippet.where, None)
-            steps.append(self.compile(self.parse(owner, snippet.text), owner).predicate)
+            compiled = self.compile(self.parse(owner, snippet.text), owner)
+            steps.append(self._function(compiled))
+            step_constraints.append(compiled.constraints)
+        rule_constraints = rule.constraints
+
+        def admitted(key: tuple[object, ...]) -> bool:
+            if not admits(rule_constraints, key):
+                return False
+            return not step_constraints or any(admits(constraints, key) for constraints in step_constraints)
+
         parts = RuleParts(
             rule.name,
-            rule.predicate,
+            rule.residual,
             rule.priority,
             rule.output,
             rule.desc,
@@ -456,6 +477,7 @@ class _Compiler:
             rule.mitre,
             rule.threat_matrix,
             rule.source,
+            admitted,
         )
         try:
             return build_spec(text, parts, steps)

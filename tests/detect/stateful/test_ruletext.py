@@ -168,3 +168,16 @@ def test_step_conditions_use_the_files_macros_and_lists() -> None:
     exec_event = at(0, objectRef={"resource": "pods", "subresource": "exec", "name": "w"})
     bind_event = at(1, objectRef={"resource": "rolebindings", "namespace": "a", "name": "b"})
     assert [alert.rule for ctx in (exec_event, bind_event) for alert in detector.detect(ctx)] == ["R"]
+
+
+def test_indexed_conditions_select_the_same_events_as_the_full_condition() -> None:
+    (detector,) = load(RULES).detectors()
+    listing = [
+        at(index, verb="list", objectRef={"resource": "secrets", "namespace": ns}) for index, ns in enumerate("abc")
+    ]
+    getting = [
+        at(4000 + index, verb="get", objectRef={"resource": "secrets", "namespace": ns})
+        for index, ns in enumerate("def")
+    ]
+    fired = [alert.rule for ctx in listing + getting for alert in detector.detect(ctx)]
+    assert fired == ["Namespace sweep"] + ["First secret read in a namespace"] * 3

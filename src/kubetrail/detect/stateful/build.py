@@ -9,6 +9,7 @@ from kubetrail.detect.output import OutputFormat
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.stateful.ruletext import StatefulText
 from kubetrail.detect.stateful.spec import (
+    Admits,
     FirstSeenSpec,
     Predicate,
     SequenceSpec,
@@ -31,6 +32,7 @@ class RuleParts:
     mitre: tuple[str, ...]
     threat_matrix: tuple[str, ...]
     source: str
+    admits: Admits | None = None
 
 
 def build_spec(text: StatefulText, parts: RuleParts, steps: list[Predicate]) -> StatefulSpec:
@@ -46,6 +48,7 @@ def build_spec(text: StatefulText, parts: RuleParts, steps: list[Predicate]) -> 
         "threat_matrix": parts.threat_matrix,
         "source": parts.source,
         "max_keys": text.max_keys,
+        "admits": parts.admits,
     }
     if text.kind == "threshold" and text.distinct is not None:
         return ValueCountSpec(

@@ -27,6 +27,7 @@ from kubetrail.detect.timestamps import rfc3339_to_ns
 
 DEFAULT_LATENESS_S = 5.0
 _EXPIRE_EVERY = 256
+_MAX_BUCKETS = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,30 +98,56 @@ class StatefulDetector:
         self.lateness_ns = int(lateness_s * NS_PER_SECOND)
         self.watermark_ns = 0
         self.started_ns: int | None = None
-        self.events = 0
+        self.events = 0  # events selected by some rule
+        self._buckets: dict[tuple[object, ...], tuple[Runner[Any], ...]] = {}
 
     @property
     def specs(self) -> list[StatefulSpec]:
         return [runner.spec for runner in self.runners]
 
+    def _candidates(self, key: tuple[object, ...]) -> tuple[Runner[Any], ...]:
+        if len(self._buckets) >= _MAX_BUCKETS:
+            self._buckets.clear()
+        found = self._buckets[key] = tuple(
+            runner for runner in self.runners if runner.admits is None or runner.admits(key)
+        )
+        return found
+
     def detect(self, ctx: EventContext) -> list[Alert]:
         """The alerts this event completes (one per rule at most)."""
+        event = ctx.event
+        ref = event.objectRef
+        if ref is None:
+            key: tuple[object, ...] = (event.stage, event.verb, None, None)
+        else:
+            key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+        candidates = self._buckets.get(key)
+        if candidates is None:
+            candidates = self._candidates(key)
+        alerts: list[Alert] = []
+        now = 0
+        for runner in candidates:
+            if not runner.match(ctx):
+                continue
+            if not now:
+                now = self._advance(ctx)
+            assert self.started_ns is not None
+            alert = runner.process(ctx, now, self.started_ns)
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    def _advance(self, ctx: EventContext) -> int:
+        """The time of an event some rule selected; moves the watermark and expires state now and then."""
         now = event_time(ctx) or self.watermark_ns
         if now > self.watermark_ns:
             self.watermark_ns = now
-        started = self.started_ns
-        if started is None:
-            started = self.started_ns = now
-        alerts: list[Alert] = []
-        for runner in self.runners:
-            if runner.match(ctx):
-                alert = runner.process(ctx, now, started)
-                if alert is not None:
-                    alerts.append(alert)
+        if self.started_ns is None:
+            self.started_ns = now
         self.events += 1
         if self.events % _EXPIRE_EVERY == 0:
             self.expire()
-        return alerts
+        return now
 
     def expire(self) -> None:
         """Drop every key idle for longer than its rule can still use it."""

@@ -28,6 +28,7 @@ class Runner(Generic[State]):
         self.spec = spec
         self.name = spec.name
         self.match = spec.match
+        self.admits = spec.admits
         self.key_of: KeyFunction = key_function(key_fields, spec.accessors) if key_fields else _no_key
         self.key_fields = key_fields
         self.output = output_format(spec.output)

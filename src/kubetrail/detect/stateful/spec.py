@@ -17,6 +17,8 @@ from kubetrail.detect.output import OutputFormat, OutputFormatError, compile_out
 from kubetrail.detect.priority import Priority
 
 Predicate = Callable[[EventContext], bool]
+# Whether an event with these (stage, verb, resource, subresource) values can match: lets a detector skip rules.
+Admits = Callable[[tuple[object, ...]], bool]
 Key = tuple[object, ...]
 KeyFunction = Callable[[EventContext], Key]
 
@@ -102,6 +104,7 @@ class _Common:
     source: str = "k8s_audit"
     max_keys: int | None = None
     accessors: Mapping[str, Accessor] | None = field(default=None, repr=False, compare=False)
+    admits: Admits | None = field(default=None, repr=False, compare=False)
 
     def _check_common(self) -> None:
         if not self.name:
