@@ -1,0 +1,162 @@
+"""`kubetrail query` and `kubetrail investigate` against Debian's real `jq` on the same generated log.
+
+The seeds answer four incident questions with jq one-liners; kubetrail must return exactly the same events
+(compared as sets of (auditID, stage)), both reading the file in place and after `kubetrail ingest`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kubetrail.cli.main import cli
+
+pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+
+# Every stage of every request has 6 fractional digits, so this bound compares the same as strings and as times.
+SINCE = "2026-03-19T10:03:00.000000Z"
+JQ = {
+    "secrets": (
+        f'select(.requestReceivedTimestamp >= "{SINCE}" and .objectRef.resource=="secrets" and '
+        '(.verb=="get" or .verb=="list" or .verb=="watch"))'
+    ),
+    "forbidden": "select(.responseStatus.code==403)",
+    "exec": 'select(.objectRef.resource=="pods" and .objectRef.subresource=="exec")',
+    "rbac": (
+        'select(.objectRef.apiGroup=="rbac.authorization.k8s.io" and '
+        '(.verb=="create" or .verb=="update" or .verb=="patch" or .verb=="delete"))'
+    ),
+}
+QUERY = {
+    "secrets": ["resource=secrets verb in (get,list,watch)", "--since", SINCE],
+    "forbidden": ["code=403"],
+    "exec": ["resource=pods subresource=exec"],
+    "rbac": ["apigroup=rbac.authorization.k8s.io verb in (create,update,patch,delete)"],
+}
+INVESTIGATE = {
+    "secrets": ["secrets", "--since", SINCE],
+    "forbidden": ["forbidden"],
+    "exec": ["exec", "--subresource", "exec"],
+    "rbac": ["rbac"],
+}
+
+Key = tuple[str, str]
+
+
+def _keys(ndjson_text: str) -> set[Key]:
+    keys: set[Key] = set()
+    for line in ndjson_text.splitlines():
+        if line.strip():
+            document = json.loads(line)
+            keys.add((document["auditID"], document["stage"]))
+    return keys
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("log") / "audit.log"
+    result = CliRunner().invoke(
+        cli, ["generate", "--scenario", "all", "--duration", "400", "--rate", "15", "--seed", "11", "-o", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("store") / "store"
+    result = CliRunner().invoke(cli, ["ingest", "--store", str(directory), str(log)])
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+@pytest.fixture(scope="module")
+def expected(log: Path) -> dict[str, set[Key]]:
+    answers: dict[str, set[Key]] = {}
+    for name, program in JQ.items():
+        output = subprocess.run(["jq", "-c", program, str(log)], check=True, capture_output=True, text=True).stdout
+        answers[name] = _keys(output)
+        assert answers[name], f"the generated log has no {name} events; the comparison would prove nothing"
+    return answers
+
+
+def _run(arguments: list[str]) -> str:
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("name", list(JQ))
+def test_query_on_the_file_matches_jq(name: str, log: Path, expected: dict[str, set[Key]]) -> None:
+    output = _run(["query", *QUERY[name], "--file", str(log), "-o", "ndjson", "--limit", "0"])
+    assert _keys(output) == expected[name]
+
+
+@pytest.mark.parametrize("name", list(JQ))
+def test_query_on_the_store_matches_jq(name: str, store: Path, expected: dict[str, set[Key]]) -> None:
+    output = _run(["query", *QUERY[name], "--store", str(store), "-o", "ndjson", "--limit", "0"])
+    assert _keys(output) == expected[name]
+
+
+@pytest.mark.parametrize("name", list(JQ))
+def test_investigate_matches_jq(name: str, log: Path, store: Path, expected: dict[str, set[Key]]) -> None:
+    on_file = _run(["investigate", *INVESTIGATE[name], "--file", str(log), "-o", "ndjson"])
+    on_store = _run(["investigate", *INVESTIGATE[name], "--store", str(store), "-o", "ndjson"])
+    assert _keys(on_file) == expected[name]
+    assert _keys(on_store) == expected[name]
+
+
+def test_gzip_and_rotated_set_read_in_place(log: Path, tmp_path: Path, expected: dict[str, set[Key]]) -> None:
+    lines = log.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    (directory / "audit-2026-03-19T10-03-00.000.log.gz").write_bytes(gzip.compress(b"".join(lines[:half])))
+    (directory / "audit.log").write_bytes(b"".join(lines[half:]))
+    output = _run(["query", "code=403", "--file", str(directory), "-o", "ndjson", "--limit", "0"])
+    assert _keys(output) == expected["forbidden"]
+
+
+def test_event_list_document_goes_through_the_readers(tmp_path: Path, log: Path, expected: dict[str, set[Key]]) -> None:
+    items = [json.loads(line) for line in log.read_text().splitlines()]
+    document = tmp_path / "events.json"
+    document.write_text(json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}))
+    output = _run(["query", "code=403", "--file", str(document), "-o", "ndjson", "--limit", "0"])
+    assert _keys(output) == expected["forbidden"]
+
+
+def test_outputs_and_fields(log: Path) -> None:
+    rows = json.loads(_run(["query", "code=403", "--file", str(log), "-o", "json", "--fields", "user,verb,code,id"]))
+    assert rows and set(rows[0]) == {"user", "verb", "response_code", "audit_id"}
+    assert all(row["response_code"] == 403 for row in rows)
+    csv_text = _run(["query", "code=403", "--file", str(log), "-o", "csv", "--fields", "user,code", "--limit", "3"])
+    assert csv_text.splitlines()[0] == "user,response_code" and len(csv_text.splitlines()) == 4
+    yaml_text = _run(["query", "code=403", "--file", str(log), "-o", "yaml", "--limit", "1", "--fields", "code"])
+    assert yaml_text.strip() == "- response_code: 403"
+    table = _run(["query", "code=403", "--file", str(log), "--limit", "2"])
+    assert "response_code" in table and "403" in table
+
+
+def test_sql_over_matched_events(log: Path, expected: dict[str, set[Key]]) -> None:
+    output = _run(["query", "code=403", "--file", str(log), "-o", "json", "--sql", "SELECT count(*) AS n FROM matched"])
+    assert json.loads(output) == [{"n": len(expected["forbidden"])}]
+
+
+def test_bad_filter_points_at_the_token(log: Path) -> None:
+    result = CliRunner().invoke(cli, ["query", "code=403 usr=jane", "--file", str(log)])
+    assert result.exit_code == 2
+    assert "column 10: unknown field 'usr'" in result.output
+    assert "         ^" in result.output
+    assert "did you mean 'user'" in result.output
+
+
+def test_needs_a_store_or_files() -> None:
+    result = CliRunner(env={"KUBETRAIL_STORE": None}).invoke(cli, ["query", "code=403"])
+    assert result.exit_code != 0
+    assert "--store" in result.output
