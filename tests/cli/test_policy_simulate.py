@@ -80,3 +80,20 @@ def test_missing_inputs_and_bad_policies_are_one_line_errors(tmp_path: Path) -> 
     bad.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n")
     result = CliRunner().invoke(cli, ["policy", "simulate", str(bad), str(tmp_path / "audit.log")])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_store_events_are_replayed_like_a_log(tmp_path: Path) -> None:
+    from kubetrail.model import decode_event
+    from kubetrail.store.store import Store
+
+    policy, log, _ = _files(tmp_path)
+    store_dir = tmp_path / "store"
+    with Store.open(store_dir) as store:
+        store.append("prod", [decode_event(line.encode()) for line in log.read_text().splitlines()])
+    code, out = run(str(policy), "--store", str(store_dir), "--no-coverage", "-o", "json")
+    assert code == 0, out
+    from_store = json.loads(out.splitlines()[-1])["simulation"]
+    code, out = run(str(policy), str(log), "--no-coverage", "-o", "json")
+    from_log = json.loads(out.splitlines()[-1])["simulation"]
+    for key in ("inputEvents", "inputRequests", "events", "bytes", "rules"):
+        assert from_store[key] == from_log[key]
