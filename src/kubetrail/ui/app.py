@@ -8,6 +8,7 @@ field can neither run nor load anything even if it escaped the templates' autoes
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,13 @@ def _url(path: str, **params: object) -> str:
     return f"{PREFIX}{path}" + (f"?{query}" if query else "")
 
 
+def _mitre_url(technique: str) -> str:
+    """ATT&CK's page of a technique (`T1078.001` → …/techniques/T1078/001/); '' for anything else."""
+    if not re.fullmatch(r"T\d{4}(\.\d{3})?", technique):
+        return ""
+    return "https://attack.mitre.org/techniques/" + technique.replace(".", "/") + "/"
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(str(_HERE / "templates")),
@@ -63,7 +71,9 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["time"] = _time
-    environment.globals.update(url=_url, charts=charts, priorities=PRIORITIES, windows=(*WINDOWS, "all"))
+    environment.globals.update(
+        mitre_url=_mitre_url, url=_url, charts=charts, priorities=PRIORITIES, windows=(*WINDOWS, "all")
+    )
     return environment
 
 
