@@ -43,9 +43,9 @@ def test_noisy_tuples_rank_callers_by_bytes_written(events: list[Event], policy:
     report = simulate(policy, events)
     started, completed = EXPECTED_D
     expected = {
-        NoisyTuple("jane", "create", "pods", 1, len(EXPECTED_C) + 1),
-        NoisyTuple("jane", "watch", "pods", 2, len(started) + len(completed) + 2),
-        NoisyTuple("jane", "get", "secrets", 1, len(EXPECTED_B) + 1),
+        NoisyTuple("jane", "create", "pods", 2, 1, len(EXPECTED_C) + 1),
+        NoisyTuple("jane", "watch", "pods", 2, 2, len(started) + len(completed) + 2),
+        NoisyTuple("jane", "get", "secrets", 1, 1, len(EXPECTED_B) + 1),
     }
     assert set(report.tuples) == expected  # leases (None) and /healthz (unmatched) write nothing
     ranked = report.top_tuples(2)
@@ -57,3 +57,10 @@ def test_resource_labels_name_group_and_subresource() -> None:
     assert resource_label(decode_event(exec_line.encode())) == "pods/exec"
     assert resource_label(decode_event(LOG[1].encode())) == "coordination.k8s.io/leases"
     assert resource_label(decode_event(LOG[9].encode())) == "/healthz"
+
+
+def test_events_recorded_below_the_policys_level_are_counted(events: list[Event], policy: CompiledPolicy) -> None:
+    assert simulate(policy, events).under_recorded == 0  # the log is at RequestResponse throughout
+    lowered = [decode_event(text.replace('"level":"RequestResponse"', '"level":"Metadata"').encode()) for text in LOG]
+    # the pod create and the watch's two events are written at RequestResponse from Metadata input
+    assert simulate(policy, lowered).under_recorded == 3

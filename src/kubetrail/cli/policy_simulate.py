@@ -143,14 +143,15 @@ def render_volume(report: SimulationReport, console: Console, top: int) -> None:
         )
     console.print(table)
     noisy = Table(title=f"Top {top} noisiest (user, verb, resource)", title_justify="left")
-    for name in ("user", "verb", "resource", "events", "bytes/day", "share"):
-        noisy.add_column(name, justify="right" if name in ("events", "bytes/day", "share") else "left")
+    for name in ("user", "verb", "resource", "rule", "events", "bytes/day", "share"):
+        noisy.add_column(name, justify="right" if name in ("rule", "events", "bytes/day", "share") else "left")
     for entry in report.top_tuples(top):
         share = 100 * entry.bytes / report.bytes if report.bytes else 0.0
         noisy.add_row(
             entry.user,
             entry.verb,
             entry.resource,
+            "-" if entry.rule is None else str(entry.rule),
             f"{entry.events:,}",
             human_bytes(report.per_day(entry.bytes)),
             f"{share:.1f}%",
@@ -206,6 +207,7 @@ def simulation_record(report: SimulationReport, top: int) -> dict[str, Any]:
             for s in report.rules
         ],
         "unmatched": {"requests": report.unmatched.requests},
+        "underRecorded": report.under_recorded,
         "byLevelStage": [
             {
                 "level": level.value,
@@ -218,7 +220,14 @@ def simulation_record(report: SimulationReport, top: int) -> dict[str, Any]:
             for level, stage, events, size in _level_stage_rows(report)
         ],
         "top": [
-            {"user": t.user, "verb": t.verb, "resource": t.resource, "events": t.events, "bytes": t.bytes}
+            {
+                "user": t.user,
+                "verb": t.verb,
+                "resource": t.resource,
+                "rule": t.rule,
+                "events": t.events,
+                "bytes": t.bytes,
+            }
             for t in report.top_tuples(top)
         ],
     }
@@ -282,6 +291,13 @@ def simulate_command(
             analyzer.add(event, compiled.evaluate_event(event), written)
     report_skipped(tally, lambda text: err.print(text, soft_wrap=True, highlight=False, markup=False))
     report = simulator.report()
+    if report.under_recorded:
+        err.print(
+            f"warning: {report.under_recorded:,} events were recorded at a lower level than the policy asks for: "
+            "their bodies are missing, so sizes are underestimated and coverage is partial (record at RequestResponse)",
+            soft_wrap=True,
+            highlight=False,
+        )
     coverage = analyzer.report() if analyzer is not None else None
     estimate = estimate_disk(report.bytes_per_day(), settings)
     if output == "json":

@@ -42,11 +42,12 @@ class Tally:
 
 @dataclass(frozen=True)
 class NoisyTuple:
-    """One (user, verb, resource) combination and what the policy writes for it."""
+    """One (user, verb, resource) combination, the policy rule that records it, and what it writes."""
 
     user: str
     verb: str
     resource: str
+    rule: int | None
     events: int
     bytes: int
 
@@ -64,7 +65,11 @@ class RuleStats:
 
 @dataclass(frozen=True)
 class SimulationReport:
-    """Per-rule results in rule order, the unmatched (level None) count, and totals."""
+    """Per-rule results in rule order, the unmatched (level None) count, and totals.
+
+    `under_recorded` counts written events whose input was recorded at a lower level than the policy
+    asks for: their bodies are missing from the input, so their sizes are underestimates.
+    """
 
     rules: tuple[RuleStats, ...]
     unmatched: RuleStats
@@ -76,6 +81,7 @@ class SimulationReport:
     last_timestamp: str
     by_level_stage: dict[tuple[Level, Stage], Tally] = field(default_factory=dict)
     tuples: tuple[NoisyTuple, ...] = ()
+    under_recorded: int = 0
 
     def top_tuples(self, limit: int = 10) -> list[NoisyTuple]:
         """The callers that write the most bytes (ties: most events, then by name)."""
@@ -113,8 +119,9 @@ class Simulator:
         self._encoder = msgspec.json.Encoder()
         self._buffer = bytearray()
         self._by_level_stage: dict[tuple[Level, Stage], list[int]] = {}
-        self._tuples: dict[tuple[str, str, str], list[int]] = {}
+        self._tuples: dict[tuple[str, str, str, int | None], list[int]] = {}
         self.input_events = 0
+        self.under_recorded = 0
         self.first = ""
         self.last = ""
 
@@ -143,7 +150,9 @@ class Simulator:
             size = len(self._buffer) + 1
             self._bytes[slot] += size
             _bump(self._by_level_stage, (written.level, written.stage), size)
-            _bump(self._tuples, (event.user.username, event.verb, resource_label(event)), size)
+            _bump(self._tuples, (event.user.username, event.verb, resource_label(event), decision.rule_index), size)
+            if written.level.rank > event.level.rank:
+                self.under_recorded += 1
         return written
 
     def add_all(self, events: Iterable[Event]) -> None:
@@ -171,6 +180,7 @@ class Simulator:
             last_timestamp=self.last,
             by_level_stage={key: Tally(count, size) for key, (count, size) in sorted(self._by_level_stage.items())},
             tuples=tuple(NoisyTuple(*key, count, size) for key, (count, size) in self._tuples.items()),
+            under_recorded=self.under_recorded,
         )
 
 
