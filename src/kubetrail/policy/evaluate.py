@@ -129,7 +129,8 @@ class CompiledPolicy:
         self._named_kinds: frozenset[str] | None = None if "*" in kinds else frozenset(kinds)
         self._kind_cache: dict[tuple[str, str, str], _KindEntry] = {}
         self._path_cache: dict[str, int] = {}
-        self._event_cache: dict[tuple[object, ...], AuditDecision] = {}
+        self._event_cache: dict[tuple[object, ...], tuple[list[str], AuditDecision]] = {}
+        self._groups_cache: dict[tuple[tuple[object, ...], tuple[str, ...]], AuditDecision] = {}
         self._url_event_cache: dict[tuple[object, ...], AuditDecision] = {}
         self._seen = 0  # events decided so far, and how many of them missed the decision caches
         self._misses = 0
@@ -225,6 +226,8 @@ class CompiledPolicy:
         append = decisions.append
         cache = self._event_cache
         cache_get = cache.get
+        by_groups = self._groups_cache
+        by_groups_get = by_groups.get
         url_cache = self._url_event_cache
         named = self._named_values
         named_kinds = self._named_kinds
@@ -252,7 +255,6 @@ class CompiledPolicy:
                     ref.apiGroup,
                     resource,
                     ref.subresource,
-                    tuple(user.groups),
                 )
             else:
                 name = ref.name
@@ -263,15 +265,24 @@ class CompiledPolicy:
                     ref.apiGroup,
                     resource,
                     ref.subresource,
-                    tuple(user.groups),
                     name if name in named else None,
                 )
-            decision = cache_get(key)
+            # groups are compared, not hashed: one identity nearly always carries the same groups, and
+            # comparing two short lists is cheaper than building a tuple of them for every event
+            entry = cache_get(key)
+            groups = user.groups
+            if entry is not None and entry[0] == groups:
+                append(entry[1])
+                continue
+            full_key = (key, tuple(groups))
+            decision = by_groups_get(full_key)
             if decision is None:
                 decision = self._decide_resource(event, ref)
                 misses += 1
-                if _worth_caching(len(cache), seen + len(decisions) - misses):
-                    _remember(cache, key, decision)
+                if _worth_caching(len(by_groups), seen + len(decisions) - misses):
+                    _remember(by_groups, full_key, decision)
+            if entry is None and _worth_caching(len(cache), seen + len(decisions) - misses):
+                _remember(cache, key, (list(groups), decision))
             append(decision)
         self._seen = seen + len(decisions)
         self._misses = misses
