@@ -124,11 +124,13 @@ def test_gzip_and_rotated_set_read_in_place(log: Path, tmp_path: Path, expected:
 
 
 def test_event_list_document_goes_through_the_readers(tmp_path: Path, log: Path, expected: dict[str, set[Key]]) -> None:
-    items = [json.loads(line) for line in log.read_text().splitlines()]
+    items = [json.loads(line) for line in log.read_text().splitlines()[:3000]]
     document = tmp_path / "events.json"
     document.write_text(json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}))
     output = _run(["query", "code=403", "--file", str(document), "-o", "ndjson", "--limit", "0"])
-    assert _keys(output) == expected["forbidden"]
+    present = {(item["auditID"], item["stage"]) for item in items}
+    assert _keys(output) == expected["forbidden"] & present
+    assert _keys(output)
 
 
 def test_outputs_and_fields(log: Path) -> None:
