@@ -107,6 +107,7 @@ def run() -> list[BenchResult]:
                 NAME, f"decode + detect (rule_matching {matching}): events/s", count / total_s, "events/s", detail=info
             )
         )
+    results.extend(_stateful(path, count, decode_s, detail))
     small = _child_peak(path, scaled(MEMORY_SMALL))
     large = _child_peak(path, count)
     results.append(BenchResult(NAME, f"peak RSS, {small['events']:,.0f} events", small["peak_mb"], "MB", detail=small))
@@ -123,6 +124,71 @@ def run() -> list[BenchResult]:
         )
     )
     return results
+
+
+STATEFUL_RULES = """\
+- rule: Permission enumeration
+  desc: many refusals for one user
+  condition: ka.response.code = 403
+  output: "%ka.user.name was refused"
+  priority: NOTICE
+  source: k8s_audit
+  threshold: {count: 20, window: 5m, group_by: [ka.user.name]}
+- rule: Secrets across namespaces
+  desc: one user lists secrets in many namespaces
+  condition: ka.target.resource = secrets and ka.verb = list
+  output: "%ka.user.name listed secrets"
+  priority: NOTICE
+  source: k8s_audit
+  threshold: {count: 5, window: 10m, group_by: [ka.user.name], distinct: ka.target.namespace}
+- rule: Exec then RBAC change
+  desc: exec, then a binding change by the same user
+  output: "%ka.user.name changed RBAC after exec"
+  priority: WARNING
+  source: k8s_audit
+  sequence:
+    within: 10m
+    by: [ka.user.name]
+    steps:
+      - condition: ka.target.subresource = exec
+      - condition: ka.target.resource in (rolebindings, clusterrolebindings)
+- rule: First secret read
+  desc: a user reads secrets in a namespace for the first time
+  condition: ka.target.resource = secrets and ka.verb in (get, list, watch)
+  output: "%ka.user.name read secrets in %ka.target.namespace"
+  priority: NOTICE
+  source: k8s_audit
+  first_seen: {key: [ka.user.name, ka.target.namespace], baseline: 30d, learn: 1h}
+"""
+
+
+def _stateful(path: Path, count: int, decode_s: float, detail: dict[str, object]) -> list[BenchResult]:
+    """Four stateful rules (threshold, distinct count, sequence, first-seen) alone, and their checkpoint."""
+    import tempfile
+    from dataclasses import asdict
+
+    from kubetrail.detect import StatefulDetector
+
+    engine = Engine(load_ruleset([RuleSource("stateful.yaml", STATEFUL_RULES)]))
+    total_s, alerts = _pipeline(path, count, engine)
+    detect_s = max(total_s - decode_s, 1e-9)
+    (detector,) = engine.detectors
+    assert isinstance(detector, StatefulDetector)
+    stats = {name: asdict(rule) for name, rule in detector.stats().items()}
+    info = detail | {"rules": "4 stateful rules", "alerts": alerts, "detect_cpu_seconds": round(detect_s, 3)}
+    info |= {"stats": stats}
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint = Path(directory) / "stateful.ckpt"
+        start = time.perf_counter()
+        detector.save(str(checkpoint))
+        save_s = time.perf_counter() - start
+        size = checkpoint.stat().st_size
+    return [
+        BenchResult(NAME, "stateful detection (4 rules): events/s", count / detect_s, "events/s", detail=info),
+        BenchResult(
+            NAME, "stateful checkpoint save", save_s * 1000, "ms", higher_is_better=False, detail={"bytes": size}
+        ),
+    ]
 
 
 def _child(path: str, count: int) -> None:
