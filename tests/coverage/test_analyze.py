@@ -97,3 +97,28 @@ def test_falco_privileged_pod_rule_is_lost_under_a_metadata_policy(corpus: Path)
     assert metadata.by_name("Create Privileged Pod").blind
     full = analyze(_policy("rules:\n- level: RequestResponse\n"), rules, events)
     assert not full.by_name("Create Privileged Pod").degraded
+
+
+def test_a_rule_on_a_missing_field_gains_alerts_the_full_events_do_not_raise() -> None:
+    rules = load_ruleset(
+        [
+            RuleSource(
+                "gain.yaml",
+                """
+- rule: Pod create without a stored object
+  desc: fires when the response carries no object name
+  condition: ka.verb=create and ka.target.resource=pods and not ka.resp.name exists
+  output: odd pod create (user=%ka.user.name)
+  priority: NOTICE
+  source: k8s_audit
+""",
+            )
+        ]
+    )
+    report = analyze(_policy("rules:\n- level: Metadata\n"), rules, [_privileged_create()])
+    odd = report.by_name("Pod create without a stored object")
+    assert (odd.fired_full, odd.fired_recorded) == (0, 1)
+    assert [cause.rule for cause in odd.gained] == [0]
+    assert odd.changed and not odd.degraded
+    unchanged = analyze(_policy("rules:\n- level: RequestResponse\n"), rules, [_privileged_create()])
+    assert unchanged.rules == ()

@@ -59,9 +59,9 @@ def describe_cause(cause: Cause, policy: Policy) -> str:
 
 
 def coverage_record(report: CoverageReport, policy: Policy) -> list[dict[str, Any]]:
-    """The degraded rules as JSON-ready records."""
+    """The rules the policy changes (lost alerts or fields, gained alerts) as JSON-ready records."""
     records: list[dict[str, Any]] = []
-    for rule in report.degraded:
+    for rule in report.changed:
         records.append(
             {
                 "rule": rule.name,
@@ -70,6 +70,8 @@ def coverage_record(report: CoverageReport, policy: Policy) -> list[dict[str, An
                 "firedUnderPolicy": rule.fired_recorded,
                 "lostAlerts": rule.lost_events,
                 "causes": [_cause_record(cause, count, policy) for cause, count in sorted(rule.lost.items())],
+                "gainedAlerts": sum(rule.gained.values()),
+                "gainCauses": [_cause_record(cause, count, policy) for cause, count in sorted(rule.gained.items())],
                 "lostFields": {
                     key: [_cause_record(cause, count, policy) for cause, count in sorted(causes.items())]
                     for key, causes in sorted(rule.lost_fields.items())
@@ -88,6 +90,8 @@ def _loss_summary(rule: RuleCoverage, policy: Policy) -> str:
     for key, causes in sorted(rule.lost_fields.items()):
         cause, count = causes.most_common(1)[0]
         parts.append(f"{key} → <NA> (in {count} of its alerts: {describe_cause(cause, policy)})")
+    for cause, count in rule.gained.most_common():
+        parts.append(f"{count} new alerts, only on the recorded events: {describe_cause(cause, policy)}")
     return "\n".join(parts)
 
 
@@ -96,8 +100,8 @@ def render_coverage(report: CoverageReport | None, note: str, policy: Policy, co
     if report is None:
         console.print(f"detection coverage: {note}")
         return
-    fired = len(report.rules)
-    degraded = report.degraded
+    fired = sum(1 for rule in report.rules if rule.fired_full)
+    degraded = report.changed
     if not degraded:
         console.print(f"detection coverage ({note}): all {fired} rules that fired on the full log still fire, intact")
         return
@@ -107,7 +111,7 @@ def render_coverage(report: CoverageReport | None, note: str, policy: Policy, co
     table.add_column("policy", justify="right")
     table.add_column("lost because", overflow="fold", ratio=1)
     for rule in degraded:
-        style = "red" if rule.blind else "yellow"
+        style = "red" if rule.blind else "yellow" if rule.degraded else "magenta"
         table.add_row(
             f"[{style}]{rule.name}[/]",
             str(rule.fired_full),
@@ -116,9 +120,11 @@ def render_coverage(report: CoverageReport | None, note: str, policy: Policy, co
         )
     console.print(table)
     blind = sum(1 for rule in degraded if rule.blind)
+    partial = sum(1 for rule in degraded if rule.degraded and not rule.blind)
+    gaining = sum(1 for rule in degraded if rule.gained)
     console.print(
         f"coverage: {fired} rules fired on the full log; {blind} never fire under the policy, "
-        f"{len(degraded) - blind} lose alerts or output fields"
+        f"{partial} lose alerts or output fields, {gaining} raise alerts only on the recorded events"
     )
 
 

@@ -4,7 +4,8 @@ Each full event is run through the detection rules twice: as it is, and as the c
 would have written it (bodies stripped by level, omitted stages and level None dropped). A rule
 that fires on the first but not the second has lost that event; a rule that fires on both but
 prints a field that becomes missing has lost that field. Every loss is charged to the policy rule
-that decided the event (None when no rule matched), with the reason.
+that decided the event (None when no rule matched), with the reason. A rule that fires only on the
+recorded event (a condition on a field the policy strips, such as `not ... exists`) gains an alert.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class RuleCoverage:
     fired_recorded: int = 0
     lost: Counter[Cause] = field(default_factory=Counter)
     lost_fields: dict[str, Counter[Cause]] = field(default_factory=dict)
+    gained: Counter[Cause] = field(default_factory=Counter)
 
     @property
     def lost_events(self) -> int:
@@ -49,6 +51,11 @@ class RuleCoverage:
         return bool(self.lost) or bool(self.lost_fields)
 
     @property
+    def changed(self) -> bool:
+        """True when the policy makes this rule lose anything or raise alerts it would not raise on full events."""
+        return self.degraded or bool(self.gained)
+
+    @property
     def blind(self) -> bool:
         """True when the rule fires on the full log and never under the policy."""
         return self.fired_full > 0 and self.fired_recorded == 0
@@ -56,7 +63,7 @@ class RuleCoverage:
 
 @dataclass(frozen=True)
 class CoverageReport:
-    """Per detection rule that fired on the full log, in rule-file order."""
+    """Per detection rule that fired on the full log or under the policy, in rule-file order."""
 
     rules: tuple[RuleCoverage, ...]
 
@@ -64,6 +71,11 @@ class CoverageReport:
     def degraded(self) -> list[RuleCoverage]:
         """The rules that lose alerts or fields under the policy."""
         return [rule for rule in self.rules if rule.degraded]
+
+    @property
+    def changed(self) -> list[RuleCoverage]:
+        """The rules that lose alerts or fields, or gain alerts, under the policy."""
+        return [rule for rule in self.rules if rule.changed]
 
     def by_name(self, name: str) -> RuleCoverage:
         """The coverage of the rule called `name` (KeyError when it never fired)."""
@@ -112,29 +124,40 @@ class CoverageAnalyzer:
         engine = self.engine
         full_ctx = EventContext(event, self.cluster)
         fired = engine.matches(full_ctx)
-        if not fired:
-            return
         if decision is None:
             decision = self.policy.evaluate_event(event)
             written = record(event, decision)
-        kept: dict[str, CompiledRule] = {}
+        if written is None and not fired:
+            return
         recorded_ctx: EventContext | None = None
-        if written is not None:
+        kept: dict[str, CompiledRule] = {}
+        if written is event:
+            recorded_ctx, kept = full_ctx, {rule.name: rule for rule in fired}
+        elif written is not None:
             recorded_ctx = EventContext(written, self.cluster)
             kept = {rule.name: rule for rule in engine.matches(recorded_ctx)}
         cause = Cause(decision.rule_index, loss_reason(event, decision, written))
+        fired_names = set()
         for rule in fired:
+            fired_names.add(rule.name)
             coverage = self._coverage(rule)
             coverage.fired_full += 1
             if rule.name not in kept or recorded_ctx is None:
                 coverage.lost[cause] += 1
                 continue
             coverage.fired_recorded += 1
+            if recorded_ctx is full_ctx:
+                continue
             _, full_fields = rule.output.render(full_ctx)
             _, kept_fields = rule.output.render(recorded_ctx)
             for key, value in full_fields.items():
                 if value is not None and kept_fields.get(key) is None:
                     coverage.lost_fields.setdefault(key, Counter())[cause] += 1
+        for name, rule in kept.items():
+            if name not in fired_names:
+                coverage = self._coverage(rule)
+                coverage.fired_recorded += 1
+                coverage.gained[cause] += 1
 
     def add_all(self, events: Iterable[Event]) -> None:
         """Account for many events."""
