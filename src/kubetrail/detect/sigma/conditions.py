@@ -30,7 +30,14 @@ from sigma.types import (
 
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.sigma.fields import DECISION_PATH, document_strings, field_getter, is_typed, path_getter
-from kubetrail.detect.sigma.matchers import Matcher, UnsupportedValue, as_text, value_matcher
+from kubetrail.detect.sigma.matchers import (
+    Matcher,
+    UnsupportedValue,
+    any_matcher,
+    as_text,
+    exact_literal,
+    value_matcher,
+)
 
 Predicate = Callable[[EventContext], bool]
 
@@ -74,23 +81,31 @@ class ConditionCompiler:
         raise UnsupportedValue(f"condition element {type(node).__name__} is not supported")
 
     def _junction(self, node: ConditionItem) -> Compiled:
-        parts = sorted((self.compile(arg) for arg in node.args), key=lambda part: part.cost)
+        operands: list[Compiled] = []
+        if isinstance(node, ConditionOR):
+            # `field: [a, b, c]` arrives as an OR of one leaf per value: read the field once for all of them.
+            values: dict[str, list[SigmaType]] = {}
+            for arg in node.args:
+                if isinstance(arg, ConditionFieldEqualsValueExpression) and _plain(arg.field, arg.value):
+                    values.setdefault(arg.field, []).append(arg.value)
+                else:
+                    operands.append(self.compile(arg))
+            operands.extend(self._field(name, listed) for name, listed in values.items())
+        else:
+            operands = [self.compile(arg) for arg in node.args]
+        parts = sorted(operands, key=lambda part: part.cost)
         predicates = tuple(part.predicate for part in parts)
         cost = sum(part.cost for part in parts)
-        if isinstance(node, ConditionAND):
-            if len(predicates) == 2:
-                first, second = predicates
-                return Compiled(lambda ctx: first(ctx) and second(ctx), cost)
-            return Compiled(lambda ctx: all(predicate(ctx) for predicate in predicates), cost)
-        if len(predicates) == 2:
-            first, second = predicates
-            return Compiled(lambda ctx: first(ctx) or second(ctx), cost)
-        return Compiled(lambda ctx: any(predicate(ctx) for predicate in predicates), cost)
+        if len(predicates) == 1:
+            return parts[0]
+        return Compiled(_chain(predicates, conjunction=isinstance(node, ConditionAND)), cost)
 
-    def _field(self, name: str, value: SigmaType) -> Compiled:
-        if name == "responseStatus.code" and _is_word(value):
+    def _field(self, name: str, value: SigmaType | list[SigmaType]) -> Compiled:
+        """A field compared with one value, or with any of several plain values."""
+        first = value[0] if isinstance(value, list) else value
+        if name == "responseStatus.code" and _is_word(first):
             self._notice(
-                f"field 'responseStatus.code' compared with the string '{value}': "
+                f"field 'responseStatus.code' compared with the string '{first}': "
                 f"read as the authorization decision ({DECISION_PATH})"
             )
             getter = path_getter(DECISION_PATH)
@@ -100,6 +115,8 @@ class ConditionCompiler:
             if alias is not None:
                 self._notice(f"field '{name}' is not in audit events; {alias.reason}")
             cost = _cost(name if alias is None else alias.paths[0])
+        if isinstance(value, list):
+            return Compiled(_any_value(getter, any_matcher(value)), cost)
         if isinstance(value, SigmaNull):
             return Compiled(lambda ctx: all(each is None for each in getter(ctx)), cost)
         if isinstance(value, SigmaExists):
@@ -107,8 +124,7 @@ class ConditionCompiler:
             return Compiled(lambda ctx: any(each is not None for each in getter(ctx)) is wanted, cost)
         if isinstance(value, SigmaFieldReference):
             return Compiled(_reference(getter, value), cost + _cost(value.field))
-        matcher = value_matcher(value)
-        return Compiled(_any_value(getter, matcher), cost)
+        return Compiled(_any_value(getter, value_matcher(value)), cost)
 
     def _keyword(self, value: SigmaType) -> Compiled:
         if isinstance(value, SigmaString) and not (
@@ -120,6 +136,54 @@ class ConditionCompiler:
             value = wrapped
         matcher = value_matcher(value)
         return Compiled(_any_value(document_strings, matcher), _COST_KEYWORD)
+
+
+def _chain(predicates: tuple[Predicate, ...], *, conjunction: bool) -> Predicate:
+    """`a and b and c` (or `a or b or c`) as nested two-operand closures: no generator per event."""
+    combined = predicates[-1]
+    for predicate in reversed(predicates[:-1]):
+        combined = _and(predicate, combined) if conjunction else _or(predicate, combined)
+    return combined
+
+
+def _and(first: Predicate, second: Predicate) -> Predicate:
+    return lambda ctx: first(ctx) and second(ctx)
+
+
+def _or(first: Predicate, second: Predicate) -> Predicate:
+    return lambda ctx: first(ctx) or second(ctx)
+
+
+def required_verbs(node: object) -> frozenset[str] | None:
+    """The verbs an event must have for the condition to hold, when the condition says so outright.
+
+    The engine uses them as an index (events of other verbs skip the rule). Sigma compares verbs
+    case-insensitively; the apiserver always writes verbs in lower case, so lower-cased literals suffice.
+    """
+    if isinstance(node, ConditionAND):
+        for arg in node.args:
+            found = required_verbs(arg)
+            if found is not None:
+                return found
+        return None
+    leaves = node.args if isinstance(node, ConditionOR) else [node]
+    verbs: set[str] = set()
+    for leaf in leaves:
+        if not (isinstance(leaf, ConditionFieldEqualsValueExpression) and leaf.field == "verb"):
+            return None
+        value = leaf.value
+        literal = exact_literal(value)
+        if not literal:
+            return None
+        verbs.add(literal if isinstance(value, SigmaCasedString) else literal.lower())
+    return frozenset(verbs)
+
+
+def _plain(name: str, value: SigmaType) -> bool:
+    """Whether a leaf compares its field with a value (not null, exists or another field; not the decision)."""
+    if isinstance(value, SigmaNull | SigmaExists | SigmaFieldReference):
+        return False
+    return not (name == "responseStatus.code" and _is_word(value))
 
 
 def _is_word(value: SigmaType) -> bool:
@@ -140,7 +204,7 @@ def _cost(path: str) -> int:
 
 def _any_value(getter: Callable[[EventContext], tuple[object, ...]], matcher: Matcher) -> Predicate:
     def predicate(ctx: EventContext) -> bool:
-        return any(matcher(each) for each in getter(ctx))
+        return any(map(matcher, getter(ctx)))
 
     return predicate
 

@@ -18,7 +18,7 @@ from sigma.rule import SigmaRule
 
 from kubetrail.detect.collector import Notice, Where
 from kubetrail.detect.rulefile import RuleSource
-from kubetrail.detect.sigma.conditions import ConditionCompiler, Predicate
+from kubetrail.detect.sigma.conditions import ConditionCompiler, Predicate, required_verbs
 from kubetrail.detect.sigma.errors import SigmaRuleError
 from kubetrail.detect.sigma.fields import field_getter
 from kubetrail.detect.sigma.matchers import UnsupportedValue
@@ -118,17 +118,24 @@ def _is_audit(rule: SigmaRule) -> bool:
     return (logsource.product or "").lower() == PRODUCT and (logsource.service or "").lower() == SERVICE
 
 
-def compile_rule(rule: SigmaRule, name: str, compiler: ConditionCompiler) -> Predicate:
-    """One predicate for the rule: its conditions (a list of conditions is OR-ed)."""
+def compile_rule(rule: SigmaRule, name: str, compiler: ConditionCompiler) -> tuple[Predicate, frozenset[str] | None]:
+    """One predicate for the rule (a list of conditions is OR-ed), and the verbs it requires, if it says."""
+    predicates: list[Predicate] = []
+    verbs: set[str] | None = set()
     try:
-        predicates = [compiler.compile(condition.parsed).predicate for condition in rule.detection.parsed_condition]
+        for condition in rule.detection.parsed_condition:
+            tree = condition.parsed
+            predicates.append(compiler.compile(tree).predicate)
+            required = required_verbs(tree)
+            verbs = None if required is None or verbs is None else verbs | required
     except SigmaError as error:
         raise _error(name, error, rule) from None
     except UnsupportedValue as error:
         raise SigmaRuleError(str(error), source=name, item=_label(rule)) from None
+    required_set = frozenset(verbs) if verbs else None
     if len(predicates) == 1:
-        return predicates[0]
-    return lambda ctx: any(predicate(ctx) for predicate in predicates)
+        return predicates[0], required_set
+    return (lambda ctx: any(predicate(ctx) for predicate in predicates)), required_set
 
 
 def _field_getters(rule: SigmaRule) -> tuple[tuple[str, object], ...]:
@@ -176,7 +183,7 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             )
             continue
         compiler = ConditionCompiler()
-        predicate = compile_rule(rule, name, compiler)
+        predicate, verbs = compile_rule(rule, name, compiler)
         tags = tuple(str(tag) for tag in rule.tags)
         match = SigmaMatch(
             title=rule.title,
@@ -188,6 +195,7 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             tags=tags,
             mitre=mitre_ids(tags),
             predicate=predicate,
+            verbs=verbs,
             fields=_field_getters(rule),  # type: ignore[arg-type]
             alerts=bool(rule._output),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sigma.types import (
     CompareOperators,
@@ -59,29 +59,39 @@ def _pattern(parts: list[str | SpecialChars], fold: bool) -> str:
     return "".join(out)
 
 
+def _shape(value: SigmaString) -> tuple[str, str | None]:
+    """The pattern's kind (`exact`, `prefix`, `suffix`, `contains`, `any` or `regex`) and its literal text."""
+    parts: list[str | SpecialChars] = list(value.s)  # type: ignore[arg-type]
+    star = SpecialChars.WILDCARD_MULTI
+    if all(isinstance(part, str) for part in parts):
+        return "exact", "".join(parts)  # type: ignore[arg-type]
+    if len(parts) == 1 and parts[0] is star:
+        return "any", None
+    if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
+        return "suffix", parts[1]
+    if len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
+        return "prefix", parts[0]
+    if len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
+        return "contains", parts[1]
+    return "regex", None
+
+
+def exact_literal(value: SigmaType) -> str | None:
+    """The text of a string value without wildcards (as written), else None."""
+    if not isinstance(value, SigmaString):
+        return None
+    kind, literal = _shape(value)
+    return literal if kind == "exact" else None
+
+
 def string_matcher(value: SigmaString) -> Matcher:
     """Equality with wildcards; fast paths for exact, prefix, suffix and substring patterns."""
     fold = not isinstance(value, SigmaCasedString)
-    parts: list[str | SpecialChars] = list(value.s)  # type: ignore[arg-type]
-    star = SpecialChars.WILDCARD_MULTI
-    literal: str | None = None
-    kind = "regex"
-    if all(isinstance(part, str) for part in parts):
-        kind, literal = "exact", "".join(parts)  # type: ignore[arg-type]
-    elif len(parts) == 1 and parts[0] is star:
-        kind = "any"
-    elif len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
-        kind, literal = "suffix", parts[1]
-    elif len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
-        kind, literal = "prefix", parts[0]
-    elif len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
-        kind, literal = "contains", parts[1]
-    if literal is not None and fold:
-        literal = literal.lower()
+    kind, literal = _shape(value)
     if kind == "any":
         return lambda event_value: as_text(event_value) is not None
     if kind == "regex":
-        compiled = re.compile(_pattern(parts, fold), re.DOTALL)
+        compiled = re.compile(_pattern(list(value.s), fold), re.DOTALL)  # type: ignore[arg-type]
 
         def regex(event_value: object) -> bool:
             text = as_text(event_value)
@@ -89,7 +99,7 @@ def string_matcher(value: SigmaString) -> Matcher:
 
         return regex
     assert literal is not None
-    needle = literal
+    needle = literal.lower() if fold else literal
     test: Callable[[str], bool]
     if kind == "exact":
         test = needle.__eq__
@@ -107,6 +117,64 @@ def string_matcher(value: SigmaString) -> Matcher:
         return test(text.lower() if fold else text)
 
     return literal_match
+
+
+def any_matcher(values: Sequence[SigmaType]) -> Matcher:
+    """One predicate for "the value matches any of these": case-folded literals become one set / tuple test each."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    contains: list[str] = []
+    numbers: set[int] = set()
+    others: list[Matcher] = []
+    for value in values:
+        if type(value) is SigmaNumber and isinstance(value.number, int):
+            numbers.add(value.number)
+            continue
+        if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
+            kind, literal = _shape(value)
+            if literal is not None:
+                folded = literal.lower()
+                if kind == "exact":
+                    exact.add(folded)
+                else:
+                    (prefixes if kind == "prefix" else suffixes if kind == "suffix" else contains).append(folded)
+                continue
+        others.append(value_matcher(value))
+    if not (exact or prefixes or suffixes or contains or numbers) and len(others) == 1:
+        return others[0]
+    starts, ends, rest = tuple(prefixes), tuple(suffixes), tuple(others)
+    inside = tuple(contains)
+    # Many needles often share a few beginnings (`/bin/`, `%2fbin%2f`): an event holding none of those holds none.
+    gate = tuple(sorted({needle[:4] for needle in contains}))
+    if len(gate) * 2 > len(contains):
+        gate = ()
+    has_literals = bool(exact or starts or ends or contains)
+    spelled = {str(number) for number in numbers}
+
+    def match(event_value: object) -> bool:
+        if numbers:
+            if type(event_value) is int:
+                return event_value in numbers or any(other(event_value) for other in rest)
+            if isinstance(event_value, str) and event_value.strip() in spelled:
+                return True
+        if has_literals:
+            text = event_value if isinstance(event_value, str) else as_text(event_value)
+            if text is not None:
+                folded = text.lower()
+                if folded in exact:
+                    return True
+                if starts and folded.startswith(starts):
+                    return True
+                if ends and folded.endswith(ends):
+                    return True
+                if inside and (not gate or any(start in folded for start in gate)):
+                    for needle in inside:
+                        if needle in folded:
+                            return True
+        return any(other(event_value) for other in rest)
+
+    return match
 
 
 def number_matcher(value: SigmaNumber) -> Matcher:

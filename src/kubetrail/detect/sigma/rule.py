@@ -54,6 +54,8 @@ class SigmaMatch:
     tags: tuple[str, ...]
     mitre: tuple[str, ...]
     predicate: Callable[[EventContext], bool]
+    verbs: frozenset[str] | None
+    """The verbs an event must have to match (an index for the engine), None when any verb may match."""
     fields: tuple[tuple[str, Getter], ...]
     alerts: bool
     """False when a correlation refers to the rule and does not ask for its own alerts (`generate: false`)."""

@@ -15,7 +15,7 @@ SOURCE = "k8s_audit"
 
 
 def compiled_rule(rule: SigmaMatch, position: int) -> CompiledRule:
-    """A Sigma rule as the engine runs rules: no index constraints, so its predicate is its residual."""
+    """A Sigma rule as the engine runs rules: indexed by the verbs it requires; its residual is its whole predicate."""
     return CompiledRule(
         name=rule.title,
         priority=rule.priority,
@@ -25,7 +25,7 @@ def compiled_rule(rule: SigmaMatch, position: int) -> CompiledRule:
         enabled=rule.alerts,
         output=sigma_output(rule),
         predicate=rule.predicate,
-        constraints={},
+        constraints={"verb": rule.verbs} if rule.verbs else {},
         position=position,
         residual=rule.predicate,
         mitre=rule.mitre,
