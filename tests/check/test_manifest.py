@@ -64,3 +64,36 @@ def test_unusable_inputs_are_manifest_errors(tmp_path: Path) -> None:
         parse_config("hello world\n", "x")
     with pytest.raises(ManifestError, match="cannot read"):
         read_config(tmp_path / "missing.yaml")
+
+
+KUBEADM_V1BETA3 = """\
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+apiServer:
+  extraArgs:
+    audit-policy-file: /etc/kubernetes/audit-policy.yaml
+    audit-log-path: /var/log/kubernetes/audit/audit.log
+    audit-log-maxage: "30"
+  extraVolumes:
+  - name: audit-policy
+    hostPath: /etc/kubernetes/audit-policy.yaml
+    mountPath: /etc/kubernetes/audit-policy.yaml
+    readOnly: true
+    pathType: File
+"""
+
+
+def test_kubeadm_cluster_configuration_extra_args_and_volumes() -> None:
+    config = parse_config("apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n---\n" + KUBEADM_V1BETA3, "k")
+    assert config.get("audit-log-maxage") == "30"
+    assert config.host_path("/etc/kubernetes/audit-policy.yaml") == "/etc/kubernetes/audit-policy.yaml"
+    assert config.host_path("/var/log/kubernetes/audit/audit.log") is None  # no extraVolume for the log directory
+    assert config.flag_lines["audit-log-maxage"] == 10
+
+
+def test_kubeadm_v1beta4_extra_args_are_a_name_value_list() -> None:
+    text = (
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  extraArgs:\n"
+        "  - name: audit-log-maxbackup\n    value: '10'\n"
+    )
+    assert parse_config(text, "k").flags == {"audit-log-maxbackup": "10"}

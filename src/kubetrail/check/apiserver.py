@@ -60,7 +60,7 @@ def _minimum(config: ApiserverConfig, control: str, name: str, floor: int, unit:
     value = _int_flag(config, name)
     fix = f"set --{name}={floor} (or more) in the kube-apiserver command; {_MANIFEST_HINT}"
     line = config.flag_lines.get(name)
-    if config.get("audit-log-path") in (None, "", "-"):
+    if not config.get("audit-log-path"):
         return Finding(control, title, Status.FAIL, f"no audit log file is written, so --{name} has no effect", fix)
     if value is None:
         return Finding(control, title, Status.FAIL, f"--{name} is not set (default 0)", fix)

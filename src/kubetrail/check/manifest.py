@@ -1,9 +1,11 @@
 """Read kube-apiserver's flags from a static pod manifest or a flags file, with the pod's hostPath mounts.
 
 A manifest is a `kind: Pod` YAML (as kubeadm writes /etc/kubernetes/manifests/kube-apiserver.yaml);
-the flags are the kube-apiserver container's `command` after the binary, then its `args`. Anything
-else is read as a flags file: shell-style words (quotes and `\\` line continuations), of which the
-`--flag=value` / `--flag value` words count. Like pflag, a repeated flag keeps its last value.
+the flags are the kube-apiserver container's `command` after the binary, then its `args`. A kubeadm
+`ClusterConfiguration` contributes `apiServer.extraArgs` (a map in v1beta3, a name/value list in
+v1beta4) and `apiServer.extraVolumes` as mounts. Anything else is read as a flags file: shell-style
+words (quotes and `\\` line continuations), of which the `--flag=value` / `--flag value` words count.
+Like pflag, a repeated flag keeps its last value.
 """
 
 from __future__ import annotations
@@ -132,12 +134,40 @@ def _flag_lines(text: str, names: list[str]) -> dict[str, int]:
     return lines
 
 
+def _kubeadm(document: dict[str, Any], text: str, source: str) -> ApiserverConfig:
+    server = document.get("apiServer") or {}
+    if not isinstance(server, dict):
+        raise ManifestError("apiServer is not a mapping", source=source)
+    extra = server.get("extraArgs") or {}
+    if isinstance(extra, list):
+        flags = {str(item.get("name")): str(item.get("value", "")) for item in extra if isinstance(item, dict)}
+    elif isinstance(extra, dict):
+        flags = {str(name): str(value) for name, value in extra.items()}
+    else:
+        raise ManifestError("apiServer.extraArgs is neither a map nor a list", source=source)
+    mounts = [
+        Mount(str(volume.get("mountPath", "")), str(volume.get("hostPath", "")), bool(volume.get("readOnly")))
+        for volume in server.get("extraVolumes") or []
+        if isinstance(volume, dict)
+    ]
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        for name in flags:
+            if re.search(rf"(?<![A-Za-z0-9-]){re.escape(name)}(?![A-Za-z0-9-])", line):
+                lines.setdefault(name, number)
+    return ApiserverConfig(source, flags, lines, mounts, is_pod=True)
+
+
 def parse_config(text: str, source: str) -> ApiserverConfig:
-    """The apiserver's configuration from a manifest's or flags file's text."""
+    """The apiserver's configuration from a manifest's, kubeadm configuration's or flags file's text."""
     try:
-        document = yaml.safe_load(text)
+        documents = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
     except yaml.YAMLError:
-        document = None
+        documents = []
+    for candidate in documents:
+        if candidate.get("kind") == "ClusterConfiguration":
+            return _kubeadm(candidate, text, source)
+    document = documents[0] if len(documents) == 1 else None
     if isinstance(document, dict) and "spec" in document:
         if document.get("kind") != "Pod":
             raise ManifestError(f"expected a static Pod manifest, got kind {document.get('kind')!r}", source=source)
