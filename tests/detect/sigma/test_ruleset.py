@@ -85,3 +85,17 @@ def test_detect_command_takes_a_directory_of_sigma_and_falco_files(tmp_path: Pat
     expected = [("Falco exec", "Warning"), ("Sigma exec", "Error")]  # Falco rules first, then Sigma rules
     assert [(alert["rule"], alert["priority"]) for alert in alerts] == expected
     assert "windows.yml" in result.stderr and "skipped" in result.stderr
+
+
+def test_verb_index_keeps_sigma_semantics() -> None:
+    upper = rule_text("    s:\n        verb: CREATE\n    condition: s\n", title="upper")
+    negated = rule_text("    s:\n        verb: get\n    condition: not s\n", title="negated")
+    either = rule_text(
+        "    a:\n        verb: get\n    b:\n        objectRef.subresource: exec\n    condition: a or b\n",
+        title="either",
+    )
+    engine = Engine(
+        load_ruleset([RuleSource(f"{index}.yml", text) for index, text in enumerate((upper, negated, either))])
+    )
+    assert [alert.rule for alert in engine.detect(context(**EXEC_EVENT))] == ["upper", "negated", "either"]
+    assert [alert.rule for alert in engine.detect(context(verb="get"))] == ["either"]
