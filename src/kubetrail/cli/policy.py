@@ -1,4 +1,4 @@
-"""`kubetrail policy …`: validate, explain, lint (and later simulate, diff, generate) audit policies."""
+"""`kubetrail policy …`: validate, explain, lint, simulate, diff and generate audit policies."""
 
 from __future__ import annotations
 
