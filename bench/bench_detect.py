@@ -108,6 +108,7 @@ def run() -> list[BenchResult]:
             )
         )
     results.extend(_stateful(path, count, decode_s, detail))
+    results.extend(_sigma(path, count, decode_s, detail))
     small = _child_peak(path, scaled(MEMORY_SMALL))
     large = _child_peak(path, count)
     results.append(BenchResult(NAME, f"peak RSS, {small['events']:,.0f} events", small["peak_mb"], "MB", detail=small))
@@ -188,6 +189,23 @@ def _stateful(path: Path, count: int, decode_s: float, detail: dict[str, object]
         BenchResult(
             NAME, "stateful checkpoint save", save_s * 1000, "ms", higher_is_better=False, detail={"bytes": size}
         ),
+    ]
+
+
+SIGMA_RULES = PROJECT.parent / "shared" / "corpus" / "sigma"
+
+
+def _sigma(path: Path, count: int, decode_s: float, detail: dict[str, object]) -> list[BenchResult]:
+    """SigmaHQ's Kubernetes audit rules (../shared/corpus/sigma) alone, evaluated in-process."""
+    files = sorted(SIGMA_RULES.glob("*.yml"))
+    if not files:
+        return []
+    engine = Engine(load_ruleset([RuleSource(str(file), file.read_text()) for file in files]))
+    total_s, alerts = _pipeline(path, count, engine)
+    detect_s = max(total_s - decode_s, 1e-9)
+    info = detail | {"rules": f"{len(files)} SigmaHQ rules", "alerts": alerts, "detect_cpu_seconds": round(detect_s, 3)}
+    return [
+        BenchResult(NAME, f"Sigma detection ({len(files)} rules): events/s", count / detect_s, "events/s", detail=info)
     ]
 
 
