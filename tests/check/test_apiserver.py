@@ -142,3 +142,14 @@ def test_command_exit_codes_and_json(tmp_path: Path) -> None:
     assert "FAIL  CIS 1.2.17" in result.output and "fix: set --audit-log-maxage=30" in result.output
     result = CliRunner().invoke(cli, ["check", "apiserver", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "cannot read" in result.output
+
+
+def test_stdout_log_path_warns_and_batch_mode_is_noted(tmp_path: Path) -> None:
+    manifest = GOOD_MANIFEST.replace("--audit-log-path=/var/log/kubernetes/audit/audit.log", "--audit-log-path=-")
+    manifest = manifest.replace(
+        "    - --audit-log-maxsize=100\n", "    - --audit-log-maxsize=100\n    - --audit-log-mode=batch\n"
+    )
+    findings = _check(tmp_path, manifest)
+    assert findings["CIS 1.2.16"].status is Status.WARN and "stdout" in findings["CIS 1.2.16"].detail
+    assert findings["CIS 1.2.17"].status is Status.PASS
+    assert findings["KT-LOG-MODE"].status is Status.INFO
