@@ -10,6 +10,7 @@ resource it requires, which the engine uses to try a rule only on events that ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kubetrail.detect.codegen import Namespace, build_function, check_source, field_source
@@ -100,9 +101,14 @@ class RuleSet:
         max_keys: int = DEFAULT_MAX_KEYS,
         hostname: str = "",
         time_format: TimeFormat = TimeFormat.ISO8601,
+        running: Iterable[object] = (),
     ) -> list[StatefulDetector]:
-        """A fresh detector for the stateful rules at or above `min_priority` (none when there are none)."""
-        specs = [spec for spec in self.stateful if spec.priority.at_least(min_priority)]
+        """A fresh detector for the stateful rules at or above `min_priority` (none when there are none).
+
+        Rules that a StatefulDetector in `running` already runs are left out, so none runs twice.
+        """
+        taken = [spec for detector in running if isinstance(detector, StatefulDetector) for spec in detector.specs]
+        specs = [spec for spec in self.stateful if spec.priority.at_least(min_priority) and spec not in taken]
         if not specs:
             return []
         return [StatefulDetector(specs, max_keys=max_keys, hostname=hostname, time_format=time_format)]

@@ -65,7 +65,8 @@ class Engine:
         self.hostname = hostname
         self.rules = [rule for rule in ruleset.enabled if rule.priority.at_least(min_priority) and not rule.never]
         self.time_format = TimeFormat(time_format)
-        self.detectors = (*ruleset.detectors(min_priority, hostname=hostname, time_format=self.time_format), *detectors)
+        own = ruleset.detectors(min_priority, hostname=hostname, time_format=self.time_format, running=detectors)
+        self.detectors = (*own, *detectors)
         self._buckets: dict[_Key, tuple[CompiledRule, ...]] = {}
 
     def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:

@@ -181,3 +181,12 @@ def test_indexed_conditions_select_the_same_events_as_the_full_condition() -> No
     ]
     fired = [alert.rule for ctx in listing + getting for alert in detector.detect(ctx)]
     assert fired == ["Namespace sweep"] + ["First secret read in a namespace"] * 3
+
+
+def test_a_detector_passed_to_the_engine_is_not_doubled_by_the_rule_sets_own() -> None:
+    ruleset = load(RULES)
+    mine = ruleset.detectors()
+    engine = Engine(ruleset, detectors=mine)
+    assert engine.detectors == tuple(mine)
+    alerts = [alert for index in range(3) for alert in engine.detect(at(index, code=403))]
+    assert [alert.rule for alert in alerts] == ["Permission enumeration"]
