@@ -50,7 +50,11 @@ class Window:
 
 
 def line_prefilter(filter: Filter) -> tuple[str, list[object]]:
-    """Substring tests on the raw JSON implied by the filter's top-level `=` / `in` terms (or `true`)."""
+    """Substring tests on the raw JSON implied by the filter's top-level `=` / `in` terms (or `true`).
+
+    Only values JSON encoders write verbatim qualify; a line that fails the test cannot match the filter,
+    so DuckDB parses only the lines that pass it.
+    """
     root = filter.root
     items: tuple[Node, ...] = root.items if isinstance(root, And) else (root,) if root is not None else ()
     clauses: list[str] = []
@@ -65,8 +69,15 @@ def line_prefilter(filter: Filter) -> tuple[str, list[object]]:
             continue
         if not texts or not all(_VERBATIM.match(text) for text in texts):
             continue
-        clauses.append("(" + " OR ".join("contains(event, ?)" for _ in texts) + ")")
-        params.extend(texts)
+        if item.field.kind is FieldKind.INT:
+            # a JSON number follows a colon: `"code":403` (any spacing), never inside a longer number
+            tests = ["(contains(event, ?) AND regexp_matches(event, ?))" for _ in texts]
+            for text in texts:
+                params.extend([text, rf":\s*{text}\s*[,}}\]]"])
+        else:
+            tests = ["contains(event, ?)" for _ in texts]
+            params.extend(f'"{text}"' for text in texts)  # a JSON string, quotes included
+        clauses.append("(" + " OR ".join(tests) + ")")
     return (" AND ".join(clauses) if clauses else "true"), params
 
 
