@@ -214,16 +214,24 @@ def test_stateful_state_is_checkpointed_at_close_and_restored_at_start(tmp_path:
 
 def test_a_full_queue_is_counted_not_silent(tmp_path: Path) -> None:
     gate = threading.Event()
-    detection = Detection(Counting(gate), AlertLog(tmp_path), queue_batches=1)
+    detection = Detection(Counting(gate), AlertLog(tmp_path), queue_events=25)
     detection.start()
     for _ in range(5):
         detection.submit("prod", events(10), None, result(10))
     dropped = detection.stats.dropped_events
     gate.set()
     detection.close()
-    # the worker holds at most one batch and the queue one more; the rest were refused and counted
-    assert dropped >= 30
-    assert detection.stats.events + dropped == 50
+    # two batches of 10 fit under 25 waiting events; the other three were refused and counted
+    assert dropped == 30
+    assert detection.stats.events == 20
+    # once the queue has drained there is room again
+    again = Detection(Counting(), AlertLog(tmp_path), queue_events=25)
+    again.start()
+    for _ in range(3):
+        again.submit("prod", events(10), None, result(10))
+        assert again.drain(10)
+    again.close()
+    assert (again.stats.events, again.stats.dropped_events) == (30, 0)
 
 
 def test_a_failing_output_does_not_stop_storing_alerts(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 The store hands each batch to detection only after the batch's WAL fsync (so an alert never names an event
 the store could lose), through a bounded queue: a slow rule set or output never delays an acknowledgement.
-When the queue is full the batch is not detected; that is counted (`kubetrail_detection_dropped_events_total`)
-and logged, never silent. Stateful detectors that offer `save`/`load` are restored at start and checkpointed
-periodically and at shutdown under `<store>/checkpoints/`.
+When more than DEFAULT_QUEUE_EVENTS events wait, a new batch is not detected; that is counted
+(`kubetrail_detection_dropped_events_total`) and logged, never silent. Stateful detectors that offer
+`save`/`load` are restored at start and checkpointed periodically and at shutdown under `<store>/checkpoints/`.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from kubetrail.detect import (
 )
 from kubetrail.model import Event
 from kubetrail.serve.config import ServeConfig
-from kubetrail.store import AppendResult, Store
+from kubetrail.store import AppendResult, Store, StoreError
 from kubetrail.store.alerts import AlertLog
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_BATCHES = 4096
+DEFAULT_QUEUE_EVENTS = 200_000
+"""Acknowledged events waiting for detection at most (a few hundred MB of decoded events at worst)."""
 CHECKPOINT_EVERY_SECONDS = 60.0
 CHECKPOINT_DIR = "checkpoints"
 RECENT_KEYS = 200_000
@@ -110,6 +111,7 @@ class DetectionStats:
     alerts: int = 0
     dropped_events: int = 0
     failed_batches: int = 0
+    unstored_alerts: int = 0
     checkpoints: int = 0
 
 
@@ -126,7 +128,7 @@ class Detection:
         outputs: Outputs | None = None,
         *,
         checkpoint_dir: Path | None = None,
-        queue_batches: int = DEFAULT_QUEUE_BATCHES,
+        queue_events: int = DEFAULT_QUEUE_EVENTS,
         checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     ) -> None:
         self.detector = detector
@@ -135,7 +137,10 @@ class Detection:
         self.stats = DetectionStats()
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_batches)
+        self.queue_events = queue_events
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._recent: dict[tuple[str, str, str], None] = {}
         self._thread: threading.Thread | None = None
         self._last_warning = 0.0
@@ -186,10 +191,13 @@ class Detection:
         self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None] | None, result: AppendResult
     ) -> None:
         """Queue an acknowledged batch; never blocks (a full queue drops the batch from detection, counted)."""
-        item = (cluster, list(events), list(raws) if raws is not None else None, result.duplicates > 0)
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        with self._pending_lock:
+            room = self._pending == 0 or self._pending + len(events) <= self.queue_events
+            if room:
+                self._pending += len(events)
+        if room:
+            self._queue.put((cluster, list(events), list(raws) if raws is not None else None, result.duplicates > 0))
+        else:
             self.stats.dropped_events += len(events)
             now = time.monotonic()
             if now - self._last_warning > 10:
@@ -215,6 +223,9 @@ class Detection:
                 self.stats.failed_batches += 1
                 log.error("detection failed on a batch: %s", error, exc_info=True)
             finally:
+                if isinstance(item, tuple):
+                    with self._pending_lock:
+                        self._pending -= len(item[1])
                 if item is not None:
                     self._queue.task_done()
             if self._stateful and time.monotonic() - last_checkpoint >= self.checkpoint_every:
@@ -244,7 +255,11 @@ class Detection:
         self.stats.events += len(events)
         if alerts:
             self.stats.alerts += len(alerts)
-            self.alert_log.append(alerts)
+            try:
+                self.alert_log.append(alerts)
+            except StoreError as error:
+                self.stats.unstored_alerts += len(alerts)
+                log.error("%d alerts could not be stored (still sent to the outputs): %s", len(alerts), error)
             if self.outputs is not None:
                 self.outputs.send(alerts)
 
@@ -291,7 +306,8 @@ def open_detection(config: ServeConfig, store: Store, metrics: Registry) -> Dete
     """
     specs = list(config.rules) if config.rules is not None else default_rule_specs()
     if not specs:
-        log.warning("no detection rules: events are stored but not checked (pass --rules)")
+        if config.rules is None:
+            log.warning("no detection rules: events are stored but not checked (pass --rules)")
         return None
     if not isinstance(store, DetectingStore):
         raise TypeError("detection needs a store opened with DetectingStore.open")
@@ -311,6 +327,7 @@ def _register_metrics(detection: Detection, metrics: Registry) -> None:
         ("kubetrail_detection_alerts_total", "alerts", "Alerts raised and stored."),
         ("kubetrail_detection_dropped_events_total", "dropped_events", "Events stored but not detected (queue full)."),
         ("kubetrail_detection_failed_batches_total", "failed_batches", "Batches whose detection failed."),
+        ("kubetrail_detection_unstored_alerts_total", "unstored_alerts", "Alerts the alert log could not store."),
     ):
         metrics.gauge(name, text, read=functools.partial(_stat, stats, attribute), kind="counter")
     outputs = detection.outputs
