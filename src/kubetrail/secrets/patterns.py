@@ -75,9 +75,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("bearer-token", re.compile(r"Bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)"), ("Bearer",)),
 )
 # Patterns that must not continue a longer word (checked by hand: a look-behind makes the search slow).
-_WORD_START = frozenset(
-    {"aws-access-key-id", "jwt", "github-token", "slack-token", "bearer-token", "password-assignment"}
-)
+_WORD_START = frozenset({"aws-access-key-id", "jwt", "github-token", "slack-token", "bearer-token"})
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 _PLACEHOLDER = re.compile(r"^(?:\$\(.*\)|\$\{.*\}|<.*>|\*+|x+|changeme|redacted|none|null|true|false)$", re.IGNORECASE)
@@ -94,7 +92,7 @@ class Match:
 
 def is_placeholder(value: str) -> bool:
     """Empty, redacted already, or a template/placeholder rather than a credential."""
-    return not value or value.startswith(REDACTED_PREFIX) or bool(_PLACEHOLDER.match(value))
+    return not value or REDACTED_PREFIX in value or bool(_PLACEHOLDER.match(value))
 
 
 def _anchored(pattern: Pattern, subject: str) -> Iterator[re.Match[str]]:

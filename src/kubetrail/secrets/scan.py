@@ -23,6 +23,8 @@ from kubetrail.secrets.detect import event_hits
 from kubetrail.secrets.jsontext import Path, format_path, raw_offsets, string_spans
 from kubetrail.secrets.patterns import REDACTED_PREFIX, ascii_lower, find_credentials
 
+_BY_NAME = frozenset({"credential-in-configmap", "credential-in-env"})
+"""Findings made from a key's name only: a pattern match inside the value replaces them."""
 _SCANNED = frozenset({"requestObject", "responseObject", "requestURI"})
 _STRUCTURE_WORDS = ("ecret", "token", "configmap", "last-applied", "passw", "pwd", "credential", "key")
 
@@ -132,11 +134,16 @@ def _locate(text: str, lowered: str) -> list[_Found]:
         if index < 0:
             continue
         path, _span_start, span_end = spans[index]
-        if match.end > span_end or any(match.start < item.end and item.start < match.end for item in found):
-            continue
         relative = path[prefix_length:]
-        if not relative or relative[0] not in _SCANNED or "managedFields" in relative:
+        if match.end > span_end or not relative or relative[0] not in _SCANNED or "managedFields" in relative:
             continue
+        overlapping = [item for item in found if match.start < item.end and item.start < match.end]
+        if overlapping and (
+            match.kind == "password-assignment" or any(item.kind not in _BY_NAME for item in overlapping)
+        ):
+            continue
+        for item in overlapping:  # a specific pattern beats "this key's name sounds secret"
+            found.remove(item)
         raw = text[match.start : match.end]
         audit_id = ids.get(path[:prefix_length], "")
         found.append(_Found(match.start, match.end, audit_id, relative, match.kind, _decoded(raw)))
