@@ -272,3 +272,43 @@ def test_a_bad_outputs_file_stops_serve_before_it_listens(tmp_path: Path, flag: 
     server = BackgroundServer(config)
     with pytest.raises(Exception, match=r"outputs.yaml:4: webhook.rate: 'fast' is not a rate"):
         server.start()
+
+
+THRESHOLD_RULES = """\
+- rule: Repeated forbidden requests
+  desc: One user was refused three times within five minutes
+  condition: ka.response.code = 403
+  threshold: {count: 3, window: 5m, group_by: [ka.user.name]}
+  output: Repeated forbidden requests (user=%ka.user.name)
+  priority: WARNING
+  source: k8s_audit
+  mitre: [T1613]
+"""
+
+
+def forbidden_event(number: int) -> dict[str, Any]:
+    event = audit_event(number, prefix="f")
+    event["user"] = {"username": "prober", "groups": ["system:authenticated"]}
+    event["responseStatus"] = {"metadata": {}, "code": 403}
+    return event
+
+
+def test_stateful_rules_resume_after_a_restart_of_serve(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(THRESHOLD_RULES)
+    flags = {"store": str(tmp_path / "store"), "listen": "127.0.0.1:0", "rules": [str(tmp_path / "rules.yaml")]}
+    headers = {"content-type": "application/json"}
+    for batch in ([forbidden_event(1), forbidden_event(2)], [forbidden_event(3)]):
+        server = BackgroundServer(build_config({}, flags))
+        url = server.start()
+        try:
+            assert httpx.post(f"{url}/audit/prod", content=event_list(batch), headers=headers).status_code == 200
+        finally:
+            server.stop()
+    assert list((tmp_path / "store" / "checkpoints").glob("detect-state-*.ckpt"))
+    store = Store.open(tmp_path / "store", read_only=True)
+    try:
+        rows = store.query_connection().execute("select rule, audit_id, mitre from alerts").fetchall()
+    finally:
+        store.close()
+    # the third refusal came after the restart: only the restored count makes it the third
+    assert rows == [("Repeated forbidden requests", forbidden_event(3)["auditID"], ["T1613"])]
