@@ -190,3 +190,13 @@ def test_a_detector_passed_to_the_engine_is_not_doubled_by_the_rule_sets_own() -
     assert engine.detectors == tuple(mine)
     alerts = [alert for index in range(3) for alert in engine.detect(at(index, code=403))]
     assert [alert.rule for alert in alerts] == ["Permission enumeration"]
+
+
+def test_stateful_alerts_take_the_engines_hostname_and_time_format() -> None:
+    from kubetrail.detect import TimeFormat
+
+    engine = Engine(load(RULES), hostname="node-1", time_format=TimeFormat.TIME)
+    (alert,) = [alert for index in range(3) for alert in engine.detect(at(index, code=403))]
+    assert alert.hostname == "node-1"
+    assert alert.output.startswith("10:00:02.000000000")
+    assert alert.output.endswith(": Notice jane was refused many times (count=3 window=1m)")
