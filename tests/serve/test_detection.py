@@ -87,6 +87,9 @@ def test_serve_stores_and_sends_alerts_of_acknowledged_events(tmp_path: Path) ->
         assert httpx.post(url, content=batch, headers=headers).json()["duplicates"] == 3
         assert httpx.post(url, content=event_list([exec_event(4, "eve")]), headers=headers).status_code == 200
         lines = wait_for_lines(out, 2)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'kubetrail_output_alerts_total{output="file",fate="sent"} 2' in metrics
+        assert "kubetrail_detection_events_total 4" in metrics
         assert server.stop() == 0
     assert first[0]["rule"] == "Exec into pod"
     assert first[0]["priority"] == "Warning"
@@ -312,3 +315,14 @@ def test_stateful_rules_resume_after_a_restart_of_serve(tmp_path: Path) -> None:
         store.close()
     # the third refusal came after the restart: only the restored count makes it the third
     assert rows == [("Repeated forbidden requests", forbidden_event(3)["auditID"], ["T1613"])]
+
+
+def test_a_partly_duplicate_batch_detects_only_its_new_events(tmp_path: Path) -> None:
+    detector = Counting()
+    detection = Detection(detector, AlertLog(tmp_path))
+    detection.start()
+    detection.submit("prod", events(2), None, AppendResult(2, 0, 1))
+    detection.submit("prod", events(3), None, AppendResult(1, 2, 2))  # a retry with one event more
+    detection.submit("edge", events(1), None, AppendResult(1, 0, 3))  # the same auditID in another cluster is new
+    detection.close()
+    assert detector.seen == 4
