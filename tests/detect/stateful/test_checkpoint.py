@@ -134,3 +134,19 @@ def test_unusable_checkpoints_are_refused_with_the_file_named(tmp_path: Path, co
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         build().load(str(tmp_path / "absent.json"))
+
+
+def _first_seen(name: str) -> FirstSeenSpec:
+    return FirstSeenSpec(name=name, match=lambda ctx: True, key=("ka.user.name",), baseline_s=86400, learn_s=3600)
+
+
+def test_learning_is_not_restarted_by_a_restore_but_a_new_rule_learns(tmp_path: Path) -> None:
+    old = StatefulDetector([_first_seen("kept")])
+    old.detect(at(0, user="ann"))
+    path = tmp_path / "state.json"
+    old.save(str(path))
+    restored = StatefulDetector([_first_seen("kept"), _first_seen("added")])
+    restored.load(str(path))
+    fired = [alert.rule for alert in restored.detect(at(4000, user="bob"))]
+    assert fired == ["kept"]
+    assert [alert.rule for alert in restored.detect(at(4000 + 3600, user="cid"))] == ["kept", "added"]

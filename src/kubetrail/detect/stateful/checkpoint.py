@@ -30,6 +30,7 @@ class RuleCheckpoint(msgspec.Struct, forbid_unknown_fields=False):
     evictions: int = 0
     expired: int = 0
     alerts: int = 0
+    started_ns: int | None = None
     entries: list[tuple[list[Any], int, Any]] = []
 
 
@@ -39,7 +40,6 @@ class Checkpoint(msgspec.Struct):
     format: str
     version: int
     watermark_ns: int
-    started_ns: int | None
     rules: dict[str, RuleCheckpoint]
     events: int = 0
 
@@ -61,9 +61,10 @@ def encode_checkpoint(detector: StatefulDetector) -> bytes:
             evictions=runner.store.evictions,
             expired=runner.store.expired,
             alerts=runner.alerts,
+            started_ns=runner.started_ns,
             entries=entries,
         )
-    document = Checkpoint(FORMAT, VERSION, detector.watermark_ns, detector.started_ns, rules, detector.events)
+    document = Checkpoint(FORMAT, VERSION, detector.watermark_ns, rules, detector.events)
     return msgspec.json.encode(document)
 
 
@@ -86,7 +87,6 @@ def decode_checkpoint(detector: StatefulDetector, data: bytes, source: str = "")
     except msgspec.ValidationError as error:
         raise CheckpointError(f"damaged checkpoint: {error}", source=source) from None
     detector.watermark_ns = document.watermark_ns
-    detector.started_ns = document.started_ns
     detector.events = document.events
     for runner in detector.runners:
         store = runner.store
@@ -94,6 +94,7 @@ def decode_checkpoint(detector: StatefulDetector, data: bytes, source: str = "")
         fresh = type(store)(store.max_keys)
         runner.store = fresh
         runner.alerts = 0
+        runner.started_ns = None
         if saved is None or saved.signature != runner.signature:
             continue
         try:
@@ -104,6 +105,7 @@ def decode_checkpoint(detector: StatefulDetector, data: bytes, source: str = "")
         fresh.evictions += saved.evictions
         fresh.expired = saved.expired
         runner.alerts = saved.alerts
+        runner.started_ns = saved.started_ns
 
 
 def save_checkpoint(detector: StatefulDetector, path: str) -> None:

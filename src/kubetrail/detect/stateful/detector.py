@@ -97,7 +97,6 @@ class StatefulDetector:
             self.runners.append(runner)
         self.lateness_ns = int(lateness_s * NS_PER_SECOND)
         self.watermark_ns = 0
-        self.started_ns: int | None = None
         self.events = 0  # events selected by some rule
         self._buckets: dict[tuple[object, ...], tuple[Runner[Any], ...]] = {}
 
@@ -131,8 +130,7 @@ class StatefulDetector:
                 continue
             if not now:
                 now = self._advance(ctx)
-            assert self.started_ns is not None
-            alert = runner.process(ctx, now, self.started_ns)
+            alert = runner.process(ctx, now)
             if alert is not None:
                 alerts.append(alert)
         return alerts
@@ -142,8 +140,6 @@ class StatefulDetector:
         now = event_time(ctx) or self.watermark_ns
         if now > self.watermark_ns:
             self.watermark_ns = now
-        if self.started_ns is None:
-            self.started_ns = now
         self.events += 1
         if self.events % _EXPIRE_EVERY == 0:
             self.expire()

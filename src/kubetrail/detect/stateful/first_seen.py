@@ -11,7 +11,10 @@ from kubetrail.detect.stateful.spec import NS_PER_SECOND, FirstSeenSpec, format_
 
 
 class FirstSeenRunner(Runner[int]):
-    """Per key, when it was first seen in the current baseline; its last sighting is the store's touch time."""
+    """Per key, when it was first seen in the current baseline; its last sighting is the store's touch time.
+
+    The learning period starts with the first event the rule selects (`started_ns`, kept in checkpoints).
+    """
 
     kind = "first_seen"
 
@@ -21,7 +24,7 @@ class FirstSeenRunner(Runner[int]):
         self.learn_ns = int(spec.learn_s * NS_PER_SECOND)
         self.evidence = {"stateful.baseline": format_duration(spec.baseline_s)}
 
-    def process(self, ctx: EventContext, now_ns: int, started_ns: int) -> Alert | None:
+    def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         key = self.key_of(ctx)
         last = self.store.touched(key)
         if last is not None and now_ns - last <= self.baseline_ns:
@@ -30,7 +33,9 @@ class FirstSeenRunner(Runner[int]):
         if last is not None:
             self.store.discard(key)
         self.store.touch(key, now_ns, lambda: now_ns)
-        if now_ns < started_ns + self.learn_ns:
+        if self.started_ns is None:
+            self.started_ns = now_ns
+        if now_ns < self.started_ns + self.learn_ns:
             return None
         return self.alert(ctx, now_ns, key, dict(self.evidence))
 

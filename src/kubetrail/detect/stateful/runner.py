@@ -35,6 +35,7 @@ class Runner(Generic[State]):
         self.store: KeyStore[State] = KeyStore(spec.max_keys or max_keys)
         self.horizon_ns = int(horizon_s * NS_PER_SECOND)
         self.alerts = 0
+        self.started_ns: int | None = None
         self.hostname = ""
         self.time_format = TimeFormat.ISO8601
 
@@ -43,7 +44,7 @@ class Runner(Generic[State]):
         """What a checkpointed state must agree with to be restored into this rule."""
         return self.kind
 
-    def process(self, ctx: EventContext, now_ns: int, started_ns: int) -> Alert | None:
+    def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         """Feed one matching event (at event time `now_ns`); the alert it completes, if any."""
         raise NotImplementedError
 

@@ -34,7 +34,7 @@ class SequenceRunner(Runner[list[int]]):
     def signature(self) -> str:
         return f"{self.kind}/{len(self.steps)}/{'ordered' if self.ordered else 'any'}"
 
-    def process(self, ctx: EventContext, now_ns: int, started_ns: int) -> Alert | None:
+    def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         matched = [index for index, step in enumerate(self.steps) if step(ctx)]
         if not matched:
             return None

@@ -38,7 +38,7 @@ class ThresholdRunner(Runner[CountState]):
         self.window_ns = int(spec.window_s * NS_PER_SECOND)
         self.evidence = {"stateful.count": str(spec.count), "stateful.window": format_duration(spec.window_s)}
 
-    def process(self, ctx: EventContext, now_ns: int, started_ns: int) -> Alert | None:
+    def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         key = self.key_of(ctx)
         state = self.store.touch(key, now_ns, CountState)
         times = state.times
@@ -90,7 +90,7 @@ class ValueCountRunner(Runner[DistinctState]):
             "stateful.window": format_duration(spec.window_s),
         }
 
-    def process(self, ctx: EventContext, now_ns: int, started_ns: int) -> Alert | None:
+    def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         value = self.value_of(ctx)
         if value is None:
             return None
