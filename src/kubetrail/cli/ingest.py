@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from kubetrail.collect.readers import FORMATS, ReadBatch, expand_inputs, read_file
 from kubetrail.collect.readers.base import short_reason
+from kubetrail.secrets.batch import redact_events
 from kubetrail.store import Store, check_cluster
 
 DEFAULT_CLUSTER = "default"
@@ -154,6 +155,7 @@ def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
 @click.option("--retention-days", type=click.IntRange(min=0), help="Then remove partitions older than N days.")
 @click.option("--max-bytes", type=SizeType(), help="Then remove the oldest partitions beyond this size (e.g. 50G).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
+@click.option("--redact", is_flag=True, help="Replace secret values (as `kubetrail secrets redact`) before storing.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def ingest_command(
     inputs: tuple[str, ...],
@@ -163,6 +165,7 @@ def ingest_command(
     retention_days: int | None,
     max_bytes: int | None,
     progress: bool | None,
+    redact: bool,
     output: str,
 ) -> None:
     """Load audit events from FILEs into the store; re-ingesting a file stores nothing twice.
@@ -205,6 +208,8 @@ def ingest_command(
                         done_bytes += current.stat().st_size
                     current = path
                     bar.update(task, description=path.name)
+                if redact:
+                    redact_events(batch.events, batch.raws, str(path))
                 store_batch(store, batch, cluster, summary)
                 elapsed = time.perf_counter() - started
                 bar.update(
