@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubetrail.ui import charts
 from kubetrail.ui.auth import COOKIE, SESSION_SECONDS, UIAuth
-from kubetrail.ui.data import PRIORITIES, WINDOWS, UIData
+from kubetrail.ui.data import PRIORITIES, WINDOWS, Row, UIData
 from kubetrail.ui.search import SearchError
 
 PREFIX = "/ui"
@@ -77,6 +77,14 @@ def _environment() -> Environment:
     return environment
 
 
+def _moment(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _int(request: Request, name: str, default: int = 0, maximum: int = MAX_PAGE) -> int:
     value = request.query_params.get(name, "")
     return min(int(value), maximum) if value.isdigit() else default
@@ -111,7 +119,7 @@ class UI:
 
     def event(self, request: Request) -> Response:
         audit_id = request.query_params.get("id", "")
-        stages = self.data.event(audit_id) if audit_id else []
+        stages = self._stages(audit_id, _moment(request.query_params.get("t", "")))
         if not stages:
             return self.render(request, "error.html", status=404, message=f"no event with auditID {audit_id!r}")
         return self.render(request, "event.html", audit_id=audit_id, stages=stages)
@@ -158,8 +166,15 @@ class UI:
             "alert.html",
             alert=alert,
             fields=json.dumps(alert.output_fields, indent=2, default=str),
-            stages=self.data.event(audit_id),
+            stages=self._stages(audit_id, alert.time.replace(tzinfo=UTC) if alert.time.tzinfo is None else alert.time),
         )
+
+    def _stages(self, audit_id: str, near: datetime | None) -> list[tuple[Row, str]]:
+        """The event's stages, looked for near its time first (the links carry it), then anywhere."""
+        if not audit_id:
+            return []
+        found = self.data.event(audit_id, near) if near is not None else []
+        return found or self.data.event(audit_id)
 
     # ----- login ----------------------------------------------------------------------------------------
 

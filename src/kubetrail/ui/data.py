@@ -18,12 +18,14 @@ from typing import Any, Protocol
 import duckdb
 
 from kubetrail.ui.search import filter_sql
+from kubetrail.ui.snapshot import row_of
 
 
 class Source(Protocol):
     """Where the UI's SQL runs: `StoreSnapshot`, or anything with the same tables and views."""
 
     generation: int
+    newest: datetime | None
 
     def cursor(self) -> duckdb.DuckDBPyConnection: ...
 
@@ -47,6 +49,8 @@ WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timede
 PRIORITIES = ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug")
 # grouping(cluster, user, verb, resource): a bit is set for each column aggregated away.
 _BY_CLUSTER, _BY_USER, _BY_VERB, _BY_RESOURCE, _ALL = 0b0111, 0b1011, 0b1101, 0b1110, 0b1111
+RECENT_FIRST = timedelta(hours=1)
+NEAR = timedelta(minutes=1)
 SESSION_GAP = timedelta(minutes=30)
 """A pause longer than this between one identity's requests starts a new session in its timeline."""
 
@@ -161,14 +165,26 @@ class UIData:
             cursor.close()
 
     def _top(self, where: str, params: Sequence[object], order: str, *, page: int, size: int) -> Page:
-        """Rows `page*size …` in `order`: the top of `sealed` and of `tail_flat` each, merged."""
+        """Rows `page*size …` in `order`: the top of `sealed` and of `tail_flat` each, merged.
+
+        Newest first, the last hour of data is tried first: sealed files are in time order, so DuckDB skips the
+        others; only when that hour holds too few rows is everything read."""
         depth = (page + 1) * size + 1
-        branch = f"SELECT {_SELECT}, stage_time FROM {{}} WHERE {where} ORDER BY {order} LIMIT {depth}"
-        rows = self._query(
-            f"SELECT {_SELECT} FROM (({branch.format('sealed')}) UNION ALL ({branch.format('tail_flat')})) "
-            f"ORDER BY {order} LIMIT {size + 1} OFFSET {page * size}",
-            [*params, *params],
-        )
+        newest = self._source.newest
+        attempts: list[tuple[str, list[object]]] = []
+        if order == _ORDER_DESC and newest is not None:
+            attempts.append((f"({where}) AND time >= ?", [*params, newest - RECENT_FIRST]))
+        attempts.append((where, list(params)))
+        rows: list[tuple[Any, ...]] = []
+        for clause, values in attempts:
+            branch = f"SELECT {_SELECT}, stage_time FROM {{}} WHERE {clause} ORDER BY {order} LIMIT {depth}"
+            rows = self._query(
+                f"SELECT {_SELECT} FROM (({branch.format('sealed')}) UNION ALL ({branch.format('tail_flat')})) "
+                f"ORDER BY {order} LIMIT {size + 1} OFFSET {page * size}",
+                [*values, *values],
+            )
+            if len(rows) > size:
+                break
         return Page(_rows(rows[:size]), page, size, len(rows) > size)
 
     # ----- events ---------------------------------------------------------------------------------------
@@ -178,12 +194,31 @@ class UIData:
         where, params = filter_sql(text)
         return self._top(where, params, _ORDER_DESC, page=page, size=size)
 
-    def event(self, audit_id: str) -> list[tuple[Row, str]]:
-        """Every stage of one request with its full JSON (pretty-printed), in stage order."""
-        result = self._query(
-            f"SELECT {_SELECT}, event FROM events WHERE audit_id = ? ORDER BY stage_time, time LIMIT 16", [audit_id]
-        )
-        return [(Row(*values[:-1]), json.dumps(json.loads(values[-1]), indent=2)) for values in result]
+    def event(self, audit_id: str, near: datetime | None = None) -> list[tuple[Row, str]]:
+        """Every stage of one request with its full JSON (pretty-printed), in stage order.
+
+        Sealed rows are first located (file and row number, within a minute of `near` when given) and then read
+        one by one, so only the pages holding them are decompressed."""
+        clause, params = "audit_id = ?", list[object]([audit_id])
+        if near is not None:
+            clause, params = "audit_id = ? AND time BETWEEN ? AND ?", [audit_id, near - NEAR, near + NEAR]
+        cursor = self._source.cursor()
+        try:
+            located = cursor.execute(
+                f"SELECT filename, file_row_number FROM sealed_rows WHERE {clause} LIMIT 16", params
+            ).fetchall()
+            found = [
+                row
+                for file, number in located
+                for row in cursor.execute(row_of(file, number, f"{_SELECT}, stage_time, event")).fetchall()
+            ]
+            found += cursor.execute(
+                f"SELECT {_SELECT}, stage_time, event FROM tail_flat WHERE audit_id = ? LIMIT 16", [audit_id]
+            ).fetchall()
+        finally:
+            cursor.close()
+        found.sort(key=lambda values: (values[-2] is None, values[-2] or values[0], values[0]))
+        return [(Row(*values[:-2]), json.dumps(json.loads(values[-1]), indent=2)) for values in found]
 
     def identity(self, user: str, *, page: int, size: int) -> Page:
         """One identity's events, oldest first, with session starts marked."""
@@ -191,18 +226,15 @@ class UIData:
         return Page(_sessions(found.rows), page, size, found.has_next)
 
     def identity_summary(self, user: str) -> dict[str, Any]:
-        """First and last seen, request count, refusals and the verbs used."""
-        first, last, requests, forbidden = self._query(
-            "SELECT min(time), max(time), count(DISTINCT audit_id), count(*) FILTER (WHERE response_code = 403) "
-            'FROM events WHERE "user" = ?',
-            [user],
-        )[0]
+        """First and last seen, events, refusals and the verbs used (counts from the pre-aggregation)."""
+        first, last = self._query('SELECT min(time), max(time) FROM events WHERE "user" = ?', [user])[0]
+        events, forbidden = self._query('SELECT sum(n), sum(forbidden) FROM agg_all WHERE "user" = ?', [user])[0]
         verbs = self._query(
-            'SELECT verb, count(*) AS n FROM events WHERE "user" = ? AND verb IS NOT NULL '
-            "GROUP BY verb ORDER BY n DESC, verb LIMIT 12",
+            'SELECT verb, sum(n) AS total FROM agg_all WHERE "user" = ? AND verb IS NOT NULL '
+            "GROUP BY verb ORDER BY total DESC, verb LIMIT 12",
             [user],
         )
-        return {"first": first, "last": last, "requests": requests, "forbidden": forbidden, "verbs": verbs}
+        return {"first": first, "last": last, "events": events or 0, "forbidden": forbidden or 0, "verbs": verbs}
 
     def object_history(self, resource: str, namespace: str, name: str, *, page: int, size: int) -> Page:
         """Every event on one object (an empty namespace means a cluster-scoped object), oldest first."""

@@ -5,14 +5,16 @@ open and rebuilds them only when the store changed. It also keeps a pre-aggregat
 event counts by minute, cluster, user, verb and resource (about one row per 16 events), computed once per file
 because sealed files never change. The overview reads `agg` plus the small unsealed tail, never the events.
 
-Tables and views: `sealed`, `tail_flat` (the tail's flat columns, materialised), `events` (both), `agg_all`
-(`agg` plus the tail's counts) and `alerts_t` (the store's alerts, materialised).
+Tables and views: `sealed`, `sealed_rows` (time, audit ID and the file and row of each sealed event, to fetch
+one event's JSON without decompressing its neighbours), `tail_flat` (the tail's flat columns, materialised),
+`events` (both), `agg_all` (`agg` plus the tail's counts) and `alerts_t` (the store's alerts, materialised).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -38,9 +40,17 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _parquet(files: list[Path]) -> str:
+def _parquet(files: list[Path], *, located: bool = False) -> str:
     listing = ", ".join(_literal(str(path)) for path in files)
-    return f"read_parquet([{listing}], hive_partitioning = true, hive_types = {{'date': DATE, 'cluster': VARCHAR}})"
+    extra = ", filename = true, file_row_number = true" if located else ""
+    return (
+        f"read_parquet([{listing}], hive_partitioning = true, hive_types = {{'date': DATE, 'cluster': VARCHAR}}{extra})"
+    )
+
+
+def row_of(file: str, row: int, columns: str) -> str:
+    """SQL reading `columns` of one row of one sealed file; DuckDB skips the pages before it."""
+    return f"SELECT {columns} FROM {_parquet([Path(file)], located=True)} WHERE file_row_number = {int(row)}"
 
 
 class StoreSnapshot:
@@ -51,6 +61,7 @@ class StoreSnapshot:
         self.store_dir = store.layout.root
         self.max_age = max_age
         self.generation = 0
+        self.newest: datetime | None = None
         self._db = duckdb.connect(":memory:")
         self._db.execute("SET TimeZone = 'UTC'")
         self._db.execute(
@@ -96,10 +107,18 @@ class StoreSnapshot:
                 self._sync_agg(files)
                 if files:
                     db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM {_parquet(files)}")
+                    db.execute(
+                        "CREATE OR REPLACE VIEW sealed_rows AS SELECT time, audit_id, filename, file_row_number "
+                        f"FROM {_parquet(files, located=True)}"
+                    )
                 self._files = files
             self._load_tail(tail, columns)
             if not files:
                 db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM tail_flat WHERE false")
+                db.execute(
+                    "CREATE OR REPLACE VIEW sealed_rows AS SELECT time, audit_id, '' AS filename, 0::BIGINT AS "
+                    "file_row_number FROM tail_flat WHERE false"
+                )
             db.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM sealed UNION ALL SELECT * FROM tail_flat")
             db.execute(
                 'CREATE OR REPLACE VIEW agg_all AS SELECT minute, cluster, "user", verb, resource, n, forbidden '
@@ -112,6 +131,8 @@ class StoreSnapshot:
             self._files = []
             db.execute("DELETE FROM agg")
             raise
+        newest = db.execute("SELECT max(minute) FROM agg_all").fetchone()
+        self.newest = newest[0] if newest else None
         self._key = key
         self.generation += 1
 
