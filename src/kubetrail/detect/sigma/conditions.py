@@ -23,19 +23,29 @@ from sigma.types import (
     SigmaExists,
     SigmaFieldReference,
     SigmaNull,
+    SigmaNumber,
     SigmaString,
     SigmaType,
     SpecialChars,
 )
 
 from kubetrail.detect.context import EventContext
-from kubetrail.detect.sigma.fields import DECISION_PATH, document_strings, field_getter, is_typed, path_getter
+from kubetrail.detect.sigma.fields import (
+    DECISION_PATH,
+    code_getter,
+    document_strings,
+    field_getter,
+    is_typed,
+    path_getter,
+    text_getter,
+)
 from kubetrail.detect.sigma.matchers import (
     Matcher,
     UnsupportedValue,
     any_matcher,
     as_text,
     exact_literal,
+    folded_literals,
     value_matcher,
 )
 
@@ -103,18 +113,28 @@ class ConditionCompiler:
     def _field(self, name: str, value: SigmaType | list[SigmaType]) -> Compiled:
         """A field compared with one value, or with any of several plain values."""
         first = value[0] if isinstance(value, list) else value
+        path: str | None = name
         if name == "responseStatus.code" and _is_word(first):
             self._notice(
                 f"field 'responseStatus.code' compared with the string '{first}': "
                 f"read as the authorization decision ({DECISION_PATH})"
             )
-            getter = path_getter(DECISION_PATH)
-            cost = _COST_TYPED
+            path = DECISION_PATH
+            getter = path_getter(path)
         else:
             getter, alias = field_getter(name)
             if alias is not None:
                 self._notice(f"field '{name}' is not in audit events; {alias.reason}")
-            cost = _cost(name if alias is None else alias.paths[0])
+                path = alias.paths[0] if len(alias.paths) == 1 else None
+        cost = _cost(path) if path is not None else _COST_BODY
+        code = code_getter(path) if path is not None else None
+        listed = value if isinstance(value, list) else [value]
+        if code is not None and all(type(each) is SigmaNumber and isinstance(each.number, int) for each in listed):
+            codes = frozenset(each.number for each in listed if isinstance(each, SigmaNumber)) - {0}
+            return Compiled(lambda ctx: code(ctx) in codes, cost)
+        text = text_getter(path) if path is not None else None
+        if text is not None and isinstance(value, list | SigmaString | SigmaNumber):
+            return Compiled(_text_predicate(text, value if isinstance(value, list) else [value]), cost)
         if isinstance(value, list):
             return Compiled(_any_value(getter, any_matcher(value)), cost)
         if isinstance(value, SigmaNull):
@@ -200,6 +220,20 @@ def _cost(path: str) -> int:
     if path.partition(".")[0] in ("requestObject", "responseObject"):
         return _COST_BODY
     return _COST_DOCUMENT
+
+
+def _text_predicate(text: Callable[[EventContext], str], values: list[SigmaType]) -> Predicate:
+    """A single-valued string field against values: a set look-up when they are plain case-insensitive strings."""
+    exact = folded_literals(values)
+    if exact is not None:
+        return lambda ctx: text(ctx).lower() in exact
+    matcher = any_matcher(values)
+
+    def predicate(ctx: EventContext) -> bool:
+        found = text(ctx)
+        return bool(found) and matcher(found)
+
+    return predicate
 
 
 def _any_value(getter: Callable[[EventContext], tuple[object, ...]], matcher: Matcher) -> Predicate:
