@@ -34,6 +34,7 @@ from kubetrail.detect import (
     load_ruleset,
     rule_sources,
 )
+from kubetrail.detect.allowlist import load_allowlist
 from kubetrail.errors import KubetrailError
 from kubetrail.model import Event, EventDecodeError, decode_document, read_events
 from kubetrail.model.codec import GZIP_MAGIC, iter_lines
@@ -199,6 +200,12 @@ def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priori
     help="Alert line prefix: full ISO 8601 time (Falco's container default) or time of day (UTC).",
 )
 @click.option("--outputs", "outputs_file", type=click.Path(dir_okay=False), help="Also send alerts to these outputs.")
+@click.option(
+    "--allow",
+    "allow_file",
+    type=click.Path(dir_okay=False),
+    help="Allow-list file: drop alerts for these users, groups, namespaces, images or address ranges.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notices or summary on stderr.")
 def detect_command(
     files: tuple[str, ...],
@@ -210,6 +217,7 @@ def detect_command(
     cluster: str,
     time_format: str,
     outputs_file: str | None,
+    allow_file: str | None,
     quiet: bool,
 ) -> None:
     """Run detection rules over audit log FILES and print alerts.
@@ -238,6 +246,11 @@ def detect_command(
         time_format=TimeFormat(time_format),
     )
     outputs = load_outputs(outputs_file, block=True) if outputs_file else None
+    allow = load_allowlist(allow_file) if allow_file else None
+    for unknown in (
+        allow.unknown_rules([*(r.name for r in ruleset.rules), *(s.name for s in ruleset.stateful)]) if allow else []
+    ):
+        _say(console, f"notice: {allow_file}: allow-list names rule '{unknown}', which is not loaded")
     threshold = Priority.parse(fail_on) if fail_on else None
     tally = _Tally()
     by_rule: Counter[tuple[str, Priority]] = Counter()
@@ -270,7 +283,10 @@ def detect_command(
                         continue
                     event, raw = item
                     tally.events += 1
-                    alerts = engine.detect(EventContext(event, cluster, raw))
+                    ctx = EventContext(event, cluster, raw)
+                    alerts = engine.detect(ctx)
+                    if allow is not None:
+                        alerts = allow.filter(alerts, ctx)
                     if alerts:
                         _emit(alerts, out, as_json, tally, by_rule, threshold)
                         if outputs is not None:

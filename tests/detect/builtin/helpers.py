@@ -77,7 +77,7 @@ def engine_for(directory: Path) -> Engine:
     """
     extra = directory / "rules.yaml"
     ruleset = _ruleset(extra if extra.exists() else None)
-    return Engine(ruleset, matching=Matching.ALL, detectors=ruleset.detectors())
+    return Engine(ruleset, matching=Matching.ALL)
 
 
 def fired(engine: Engine, lines: list[bytes]) -> list[str]:
