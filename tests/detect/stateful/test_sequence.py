@@ -86,3 +86,24 @@ def test_three_steps_need_the_middle_one() -> None:
     secret = {"objectRef": {"resource": "secrets", "namespace": "prod", "name": "db"}}
     assert run(StatefulDetector([spec]), [at(0, **EXEC), at(10, **BIND)]) == []
     assert run(StatefulDetector([spec]), [at(0, **EXEC), at(5, **secret), at(10, **BIND)]) == ["id-jane-10"]
+
+
+def test_a_first_step_arriving_a_few_seconds_late_still_completes_the_sequence() -> None:
+    assert run(detector(), [at(12, **BIND), at(10, **EXEC)]) == ["id-jane-10"]
+
+
+def test_a_step_later_than_the_tolerated_lateness_does_not_complete_it() -> None:
+    assert run(detector(), [at(20, **BIND), at(10, **EXEC)]) == []
+
+
+def test_a_late_event_does_not_reorder_steps_that_really_happened_backwards() -> None:
+    secret = {"objectRef": {"resource": "secrets", "namespace": "prod", "name": "db"}}
+    spec = SequenceSpec(
+        name="three",
+        match=lambda ctx: True,
+        by=("ka.user.name",),
+        steps=(is_exec, lambda ctx: _resource(ctx) == "secrets/", is_rbac_change),
+        within_s=600,
+    )
+    target = StatefulDetector([spec])
+    assert run(target, [at(10, **BIND), at(12, **EXEC), at(11, **secret)]) == []

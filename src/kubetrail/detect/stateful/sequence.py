@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from kubetrail.detect.alert import Alert
@@ -13,11 +14,14 @@ _NONE = -1
 
 
 class SequenceRunner(Runner[list[int]]):
-    """Per key, one time per step (or -1).
+    """Per key, two times per step (-1 for none): `starts` then `latest`, one list.
 
-    Ordered: `starts[i]` is the start time of the latest partial sequence that has reached step i
-    (the latest start gives the best chance to finish within the bound). Unordered: `starts[i]` is
-    when step i last matched. A completed sequence fires and the key starts over.
+    `starts[i]` is the start time of the latest partial sequence that has reached step i in arrival
+    order (the latest start gives the best chance to finish within the bound); `latest[i]` is when
+    step i last matched. An event up to the lateness older than the key's newest step completes a
+    sequence when the steps' latest times are in order and within the bound. Unordered sequences
+    only need every step's latest time within the bound. A completed sequence fires and the key
+    starts over.
     """
 
     kind = "sequence"
@@ -25,35 +29,40 @@ class SequenceRunner(Runner[list[int]]):
     def __init__(self, spec: SequenceSpec, max_keys: int, lateness_s: float) -> None:
         super().__init__(spec, spec.by, max_keys, spec.within_s + lateness_s)
         self.steps = spec.steps
-        self.last = len(spec.steps) - 1
+        self.count = len(spec.steps)
+        self.last = self.count - 1
         self.ordered = spec.ordered
         self.within_ns = int(spec.within_s * NS_PER_SECOND)
-        self.evidence = {"stateful.steps": str(len(spec.steps)), "stateful.within": format_duration(spec.within_s)}
+        self.lateness_ns = int(lateness_s * NS_PER_SECOND)
+        self.evidence = {"stateful.steps": str(self.count), "stateful.within": format_duration(spec.within_s)}
 
     @property
     def signature(self) -> str:
-        return f"{self.kind}/{len(self.steps)}/{'ordered' if self.ordered else 'any'}"
+        return f"{self.kind}/{self.count}/{'ordered' if self.ordered else 'any'}"
 
     def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         matched = [index for index, step in enumerate(self.steps) if step(ctx)]
         if not matched:
             return None
         key = self.key_of(ctx)
-        if self.ordered and matched[0] != 0 and self.store.get(key) is None:
-            return None
-        starts = self.store.touch(key, now_ns, self._fresh)
-        done = (
-            self._advance_ordered(starts, matched, now_ns)
-            if self.ordered
-            else self._advance_any(starts, matched, now_ns)
-        )
+        state = self.store.touch(key, now_ns, self._fresh)
+        latest = state[self.count :]
+        newest = max(latest)
+        for index in matched:
+            state[self.count + index] = max(state[self.count + index], now_ns)
+        if self.ordered:
+            done = self._advance_ordered(state, matched, now_ns)
+            if not done and now_ns < newest <= now_ns + self.lateness_ns:
+                done = self._in_order(state[self.count :])
+        else:
+            done = self._within(state[self.count :])
         if not done:
             return None
         self.store.discard(key)
         return self.alert(ctx, now_ns, key, dict(self.evidence))
 
     def _fresh(self) -> list[int]:
-        return [_NONE] * len(self.steps)
+        return [_NONE] * (2 * self.count)
 
     def _advance_ordered(self, starts: list[int], matched: list[int], now_ns: int) -> bool:
         oldest = now_ns - self.within_ns
@@ -69,14 +78,19 @@ class SequenceRunner(Runner[list[int]]):
             starts[index] = max(starts[index], start)
         return False
 
-    def _advance_any(self, starts: list[int], matched: list[int], now_ns: int) -> bool:
-        for index in matched:
-            starts[index] = max(starts[index], now_ns)
-        oldest = now_ns - self.within_ns
-        return all(start != _NONE and start >= oldest for start in starts)
+    def _in_order(self, latest: list[int]) -> bool:
+        if _NONE in latest or latest[-1] - latest[0] > self.within_ns:
+            return False
+        return all(earlier <= later for earlier, later in pairwise(latest))
+
+    def _within(self, latest: list[int]) -> bool:
+        return _NONE not in latest and max(latest) - min(latest) <= self.within_ns
 
     def encode(self, state: list[int]) -> Any:
         return state
 
     def decode(self, data: Any) -> list[int]:
-        return [int(value) for value in data]
+        values = [int(value) for value in data]
+        if len(values) != 2 * self.count:
+            raise ValueError(f"expected {2 * self.count} step times, found {len(values)}")
+        return values
