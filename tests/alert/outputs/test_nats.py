@@ -30,11 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def nats_url() -> Iterator[str]:
+def start_nats(port: int) -> subprocess.Popen[bytes]:
     if not os.access(NATS_SERVER, os.X_OK):
         pytest.skip("nats-server is not installed (Debian package nats-server)")
-    port = free_port()
     process = subprocess.Popen(
         [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -42,17 +40,27 @@ def nats_url() -> Iterator[str]:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return process
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail("nats-server did not start")
             time.sleep(0.05)
+
+
+def stop_nats(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def nats_url() -> Iterator[str]:
+    port = free_port()
+    process = start_nats(port)
     try:
         yield f"nats://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_nats(process)
 
 
 class Subscriber:
@@ -115,3 +123,33 @@ def test_no_server_is_an_output_error() -> None:
 def test_a_subject_with_spaces_is_refused() -> None:
     with pytest.raises(OutputError, match="subject"):
         NatsOutput("nats://127.0.0.1:4222", "kube trail")
+
+
+def test_publishing_resumes_after_the_server_restarts() -> None:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    server = start_nats(port)
+    output = NatsOutput(url, "kubetrail.alerts", timeout=1)
+    try:
+        output.send([make_alert(audit_id="before")])
+        stop_nats(server)
+        with pytest.raises(OutputError):
+            output.send([make_alert(audit_id="while-down")])
+        server = start_nats(port)
+        subscriber = Subscriber(url, "kubetrail.alerts")
+        try:
+            deadline = time.monotonic() + 15
+            while True:  # a batch may fail while the old connection is found dead; a later one gets through
+                try:
+                    output.send([make_alert(audit_id="after")])
+                    break
+                except OutputError:
+                    if time.monotonic() > deadline:
+                        raise
+            received = subscriber.wait(1)
+        finally:
+            subscriber.close()
+    finally:
+        output.close()
+        stop_nats(server)
+    assert [message["auditID"] for message in received] == ["after"]

@@ -74,9 +74,13 @@ class NatsOutput:
 
     async def _publish(self, payloads: list[bytes]) -> None:
         client = await self._connect()
+        if not client.is_connected:  # reconnecting: publishing would only fill nats-py's buffer
+            raise ConnectionError("not connected (reconnecting)")
         for payload in payloads:
             await client.publish(self.subject, payload)
         await client.flush(timeout=self.timeout)
+        if not client.is_connected:  # the flush could not reach the server: not known to be delivered
+            raise ConnectionError("the connection was lost before the server confirmed the batch")
 
     def send(self, alerts: Sequence[Alert]) -> None:
         try:
