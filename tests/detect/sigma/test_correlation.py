@@ -115,6 +115,8 @@ def test_event_count_alert_carries_priority_group_and_mitre() -> None:
     detector.detect(forbidden(0, "alice"))
     (alert,) = detector.detect(forbidden(30, "alice"))
     assert alert.priority is Priority.ERROR  # level: high
+    assert alert.message.startswith("Correlated event_count (Sigma event_count correlation: user=alice verb=get ")
+    assert alert.message.endswith("(count=2 window=5m)")
     assert alert.output_fields["user.username"] == "alice"
     assert alert.mitre == ("T1613",)
     assert "attack.discovery" in alert.tags

@@ -134,7 +134,7 @@ def compile_correlation(
     common = {
         "name": rule.title,
         "priority": level_priority(rule.level.name if rule.level else None),
-        "output": _OUTPUT % (rule.title.replace("%", "%%"), rule.type.value),
+        "output": _OUTPUT % (rule.title.replace("%", "%%"), rule.type.name.lower()),
         "desc": rule.description or "",
         "tags": tags,
         "mitre": mitre_ids(tags),
@@ -189,7 +189,7 @@ def compile_correlation(
             )
         else:
             raise SigmaRuleError(
-                f"correlation type '{kind.value}' is not supported",
+                f"correlation type '{kind.name.lower()}' is not supported",
                 source=name,
                 item=_label(rule),
                 hint="supported: event_count, value_count, temporal, temporal_ordered",
