@@ -46,12 +46,9 @@ class Rsyslog:
         raise AssertionError(f"rsyslogd wrote {self.out.read_text() if self.out.exists() else 'nothing'}")
 
 
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+def start_rsyslog(tmp_path: Path, udp: int, tcp: int, out: Path) -> subprocess.Popen[bytes]:
     if not os.access(RSYSLOGD, os.X_OK):
         pytest.skip("rsyslogd is not installed (Debian package rsyslog)")
-    udp, tcp = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    out = tmp_path / "received.log"
     config = tmp_path / "rsyslog.conf"
     config.write_text(
         f'global(workDirectory="{tmp_path}")\n'
@@ -76,15 +73,27 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
                 process.kill()
                 pytest.fail(f"rsyslogd did not start: {process.communicate()[0].decode(errors='replace')}")
             time.sleep(0.05)
+    return process
+
+
+def stop_rsyslog(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    udp, tcp = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    out = tmp_path / "received.log"
+    process = start_rsyslog(tmp_path, udp, tcp, out)
     try:
         yield Rsyslog(udp, tcp, out)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_rsyslog(process)
 
 
 def test_message_layout_follows_rfc5424() -> None:
@@ -143,3 +152,21 @@ def test_tcp_to_a_closed_port_is_an_output_error() -> None:
 def test_unknown_facility_is_refused() -> None:
     with pytest.raises(OutputError, match="facility"):
         SyslogOutput("127.0.0.1", 514, facility="local9")
+
+
+def test_tcp_reconnects_when_the_collector_restarts(tmp_path: Path) -> None:
+    udp, tcp = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    out = tmp_path / "received.log"
+    process = start_rsyslog(tmp_path, udp, tcp, out)
+    output = SyslogOutput("127.0.0.1", tcp, protocol="tcp")
+    try:
+        output.send([make_alert(audit_id="before")])
+        Rsyslog(udp, tcp, out).lines(1)
+        stop_rsyslog(process)
+        process = start_rsyslog(tmp_path, udp, tcp, out)
+        output.send([make_alert(audit_id="after")])
+        rows = Rsyslog(udp, tcp, out).lines(2)
+    finally:
+        output.close()
+        stop_rsyslog(process)
+    assert ['auditID="before"' in rows[0][7], 'auditID="after"' in rows[1][7]] == [True, True]

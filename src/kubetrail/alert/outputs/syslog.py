@@ -66,7 +66,8 @@ def frame_octet_counted(message: bytes) -> bytes:
 
 
 class SyslogOutput:
-    """Sends to host:port; a broken TCP connection is reopened once per batch before giving up."""
+    """Sends to host:port; a TCP connection the collector closed is reopened before the next batch, and a
+    broken one once per batch before giving up."""
 
     def __init__(
         self,
@@ -93,7 +94,21 @@ class SyslogOutput:
         self.timeout = timeout
         self._sock: socket.socket | None = None
 
+    def _peer_closed(self, sock: socket.socket) -> bool:
+        """True when a TCP peer has closed (a restarted collector): writing would vanish without an error."""
+        try:
+            sock.setblocking(False)
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(self.timeout)
+
     def _connect(self) -> socket.socket:
+        if self._sock is not None and self.protocol == "tcp" and self._peer_closed(self._sock):
+            self._drop()
         if self._sock is None:
             kind = socket.SOCK_DGRAM if self.protocol == "udp" else socket.SOCK_STREAM
             info = socket.getaddrinfo(*self.address, type=kind)[0]
