@@ -311,3 +311,32 @@ def test_one_event_json_without_line_numbers() -> None:
     findings, replacements = scan_text(text, "s", None)
     assert [(item.line, item.path, item.kind) for item in findings] == [(None, "requestURI", "credential-in-uri")]
     assert text[replacements[0].start : replacements[0].end] == "abcdef123"
+
+
+def test_pretty_event_list_document(tmp_path: Path) -> None:
+    """A whole-document EventList (as a webhook batch is saved): line numbers inside it, exact redaction."""
+    secret = "dG9wLXNlY3JldA=="
+    event = {
+        "kind": "Event",
+        "auditID": "e1",
+        "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/a/secrets/s",
+        "verb": "get",
+        "user": {"username": "u"},
+        "objectRef": {"resource": "secrets", "namespace": "a", "name": "s"},
+        "responseObject": {"kind": "Secret", "data": {"k": secret}},
+    }
+    document = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [{**event, "auditID": "e0"}, event]}
+    document["items"][0]["responseObject"] = {"kind": "Status"}
+    path = tmp_path / "batch.json"
+    text = json.dumps(document, indent=2)
+    path.write_text(text)
+    findings = list(scan_file(path))
+    expected_line = text[: text.index(secret)].count("\n") + 1
+    assert [(item.line, item.audit_id, item.path) for item in findings] == [
+        (expected_line, "e1", "responseObject.data.k")
+    ]
+    out = tmp_path / "out.json"
+    redact_file(path, out)
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    assert out.read_text() == text.replace(secret, REDACTED_PREFIX + digest)
