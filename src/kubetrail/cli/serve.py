@@ -55,6 +55,8 @@ def serve_command(
     once it is fsynced in the write-ahead log, 503 when it cannot be (the apiserver retries). Log files
     given with --tail are followed across rotation and checkpointed. SIGTERM or Ctrl-C drains requests,
     seals the store to Parquet and exits 0. Every option can also be set in --config (same names).
+    Detection rules (--rules; the built-in set by default) run on every acknowledged event; alerts go to the
+    store's `alerts` view and to the --outputs (stdout, file, webhook, Slack, syslog, NATS).
 
     \b
     Examples:
@@ -62,6 +64,7 @@ def serve_command(
       kubetrail serve --store ./data --listen 0.0.0.0:8443 --tls-cert server.pem --tls-key server-key.pem \\
           --client-ca apiserver-ca.pem
       kubetrail serve --store ./data --tail /var/log/kubernetes/audit/audit.log --cluster prod
+      kubetrail serve --store ./data --rules builtin --rules my-rules/ --outputs outputs.yaml
       kubetrail apiserver-config --url https://kubetrail.internal:8443/audit/prod --ca ca.pem --token …
     """
     if len(tail_clusters) > len(tails):
