@@ -111,3 +111,20 @@ def test_level_of_a_loaded_rule() -> None:
 def test_mitre_ids_come_from_technique_tags_only() -> None:
     tags = ["attack.execution", "attack.t1609", "attack.T1552.007", "cve.2021-25741", "attack.g0007", "attack.t1609"]
     assert mitre_ids(tags) == ("T1609", "T1552.007")
+
+
+def test_global_actions_share_a_detection_across_documents() -> None:
+    text = (
+        "action: global\ntitle: G\nlogsource:\n    product: kubernetes\n    service: audit\n"
+        "detection:\n    condition: s\n---\nid: 11111111-2222-4333-8444-555555555551\n"
+        "detection:\n    s:\n        verb: create\n---\nid: 11111111-2222-4333-8444-555555555552\n"
+        "detection:\n    s:\n        verb: get\n"
+    )
+    assert [rule.verbs for rule in sigma(text).rules] == [frozenset({"create"}), frozenset({"get"})]
+
+
+def test_placeholders_and_timestamp_parts_are_refused() -> None:
+    with pytest.raises(SigmaRuleError, match="placeholder"):
+        sigma(rule_text("    s:\n        verb|expand: '%verbs%'\n    condition: s\n"))
+    with pytest.raises(SigmaRuleError, match="timestamp-part"):
+        sigma(rule_text("    s:\n        stageTimestamp|minute: 5\n    condition: s\n"))

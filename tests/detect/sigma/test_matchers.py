@@ -108,6 +108,19 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
         True,
     ),
     ("    s:\n        user.username|fieldref: objectRef.name\n    condition: s", {}, False),
+    (
+        "    s:\n        user.username|fieldref|startswith: objectRef.name\n    condition: s",
+        {"objectRef": {"resource": "users", "name": "ja"}},
+        True,
+    ),
+    (
+        "    s:\n        user.username|fieldref|endswith: objectRef.name\n    condition: s",
+        {"objectRef": {"resource": "users", "name": "ja"}},
+        False,
+    ),
+    # neq negates the item
+    ("    s:\n        responseStatus.code|neq: 403\n    condition: s", {}, True),
+    ("    s:\n        responseStatus.code|neq: 201\n    condition: s", {}, False),
     # keywords search every string of the event, as substrings
     ("    keywords:\n        - trufflehog\n    condition: keywords", {"userAgent": "TruffleHog/3.0"}, True),
     ("    keywords:\n        - trufflehog\n    condition: keywords", {}, False),
@@ -132,3 +145,11 @@ def test_windash_accepts_the_slash_form_of_a_dash_option() -> None:
     assert matches(detection, userAgent="tool /insecure") is True
     assert matches(detection, userAgent="tool -insecure") is True
     assert matches(detection, userAgent="tool insecure") is False
+
+
+def test_base64offset_finds_the_value_at_any_offset_of_an_encoded_text() -> None:
+    detection = "    s:\n        requestObject.data.script|base64offset|contains: curl\n    condition: s"
+    for prefix in (b"", b"x", b"xy"):
+        encoded = base64.b64encode(prefix + b"run curl evil.sh").decode()
+        assert matches(detection, requestObject={"data": {"script": encoded}}) is True
+    assert matches(detection, requestObject={"data": {"script": base64.b64encode(b"run wget").decode()}}) is False
