@@ -326,3 +326,32 @@ def test_a_partly_duplicate_batch_detects_only_its_new_events(tmp_path: Path) ->
     detection.submit("edge", events(1), None, AppendResult(1, 0, 3))  # the same auditID in another cluster is new
     detection.close()
     assert detector.seen == 4
+
+
+def test_config_file_rules_and_outputs_are_relative_to_the_file(tmp_path: Path) -> None:
+    from kubetrail.serve.config import ServeConfigError, load_config_file
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "outputs.yaml").write_text("outputs: []\n")
+    (tmp_path / "conf" / "serve.yaml").write_text(
+        "store: data\nrules: [builtin, rules/extra.yaml]\noutputs: outputs.yaml\n"
+    )
+    config = build_config(load_config_file(tmp_path / "conf" / "serve.yaml"), {})
+    assert config.rules == ("builtin", str(tmp_path / "conf" / "rules" / "extra.yaml"))
+    assert config.outputs == tmp_path / "conf" / "outputs.yaml"
+    off = build_config({"store": str(tmp_path), "rules": []}, {})
+    assert off.rules == ()
+    with pytest.raises(ServeConfigError, match="outputs"):
+        build_config({"store": str(tmp_path), "outputs": str(tmp_path / "absent.yaml")}, {})
+
+
+def test_an_empty_rules_list_turns_detection_off(tmp_path: Path) -> None:
+    from kubetrail.serve.app import ServeApp
+
+    app = ServeApp(build_config({"store": str(tmp_path / "store"), "rules": []}, {}))
+    app.open()
+    try:
+        assert app.detection is None
+        assert "kubetrail_detection_events_total" not in app.metrics.exposition().decode()
+    finally:
+        app.close()
