@@ -144,11 +144,19 @@ def test_generate_needs_one_subject(corpus: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_since_excludes_old_events(corpus: Path) -> None:
-    log = corpus / "audit2rbac" / "demo.log"
-    result = _kubetrail("rbac", "generate", "--user", "bob", "--file", str(log), "--since", "2017-09-12T00:00:00Z")
-    assert result.returncode == 0, result.stderr
-    assert "nothing to grant" in result.stdout
+def test_window_limits_the_requests(generated_log: Path) -> None:
+    """The generated log starts at 2026-03-19T10:00Z and lasts a minute."""
+    log = str(generated_log)
+    base = ["rbac", "generate", "--user", "bob@example.com", "--file", log]
+    everything = _kubetrail(*base)
+    assert everything.returncode == 0, everything.stderr
+    assert "kind: Role" in everything.stdout
+    before = _kubetrail(*base, "--since", "2026-03-19T09:00:00Z")
+    assert before.stdout.splitlines()[2:] == everything.stdout.splitlines()[2:]
+    after = _kubetrail(*base, "--since", "2026-03-19T11:00:00Z")
+    assert "nothing to grant" in after.stdout
+    ended = _kubetrail(*base, "--until", "2026-03-19T09:00:00Z")
+    assert "nothing to grant" in ended.stdout
 
 
 def test_unused_json(corpus: Path, tmp_path: Path) -> None:
