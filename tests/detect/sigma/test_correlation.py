@@ -14,7 +14,7 @@ from kubetrail.detect import Engine
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.sigma import SigmaRuleError
 from tests.detect.helpers import context
-from tests.detect.sigma.helpers import engine
+from tests.detect.sigma.helpers import engine, sigma
 
 FORBIDDEN = """title: Forbidden request
 id: 0f000000-0000-4000-8000-000000000001
@@ -201,3 +201,19 @@ def test_a_reference_to_an_unknown_rule_is_an_error() -> None:
     with pytest.raises(SigmaRuleError) as caught:
         engine(FORBIDDEN, correlation("event_count", ["no_such_rule"], "    condition:\n        gte: 3\n"))
     assert "no_such_rule" in str(caught.value)
+
+
+def test_a_correlation_over_rules_for_other_logs_is_skipped_with_a_notice() -> None:
+    windows = (
+        "title: Win\nname: win_rule\nlogsource:\n    product: windows\n"
+        "detection:\n    s:\n        Image: x\n    condition: s\n"
+    )
+    rules = sigma(windows, correlation("event_count", ["win_rule"], "    condition:\n        gte: 3\n"))
+    assert rules.correlations == []
+    assert any("Correlated event_count" in str(notice) and "win_rule" in str(notice) for notice in rules.notices)
+
+
+def test_unknown_reference_error_names_the_correlation_file() -> None:
+    with pytest.raises(SigmaRuleError) as caught:
+        engine(FORBIDDEN, correlation("event_count", ["no_such_rule"], "    condition:\n        gte: 3\n"))
+    assert caught.value.source == "rule-1.yml"

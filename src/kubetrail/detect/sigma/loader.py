@@ -20,7 +20,7 @@ from kubetrail.detect.collector import Notice, Where
 from kubetrail.detect.rulefile import RuleSource
 from kubetrail.detect.sigma.conditions import ConditionCompiler, Predicate, required_verbs
 from kubetrail.detect.sigma.errors import SigmaRuleError
-from kubetrail.detect.sigma.fields import field_getter
+from kubetrail.detect.sigma.fields import Getter, field_getter
 from kubetrail.detect.sigma.matchers import UnsupportedValue
 from kubetrail.detect.sigma.rule import SigmaMatch, level_priority, mitre_ids
 
@@ -50,13 +50,6 @@ def _label(rule: SigmaRule | SigmaCorrelationRule) -> str:
     return f"{title} ({rule.id})" if rule.id else title
 
 
-def _location(error: SigmaError, fallback: str) -> tuple[str, int | None]:
-    source = error.source
-    if source is None:
-        return fallback, None
-    return fallback, source.line
-
-
 def _message(error: SigmaError) -> str:
     return str(error.args[0]) if error.args else type(error).__name__
 
@@ -78,11 +71,10 @@ def _unparsed_label(text: str, collection: SigmaCollection) -> str:
 def _error(
     name: str, error: SigmaError, rule: SigmaRule | SigmaCorrelationRule | None = None, *, item: str = ""
 ) -> SigmaRuleError:
-    source, line = _location(error, name)
     return SigmaRuleError(
         _message(error),
-        source=source,
-        line=line,
+        source=name,
+        line=error.source.line if error.source is not None else None,
         item=_label(rule) if rule is not None else item,
         hint="see the Sigma specification (github.com/SigmaHQ/sigma-specification) for the rule format",
     )
@@ -138,7 +130,7 @@ def compile_rule(rule: SigmaRule, name: str, compiler: ConditionCompiler) -> tup
     return (lambda ctx: any(predicate(ctx) for predicate in predicates)), required_set
 
 
-def _field_getters(rule: SigmaRule) -> tuple[tuple[str, object], ...]:
+def _field_getters(rule: SigmaRule) -> tuple[tuple[str, Getter], ...]:
     return tuple((name, field_getter(name)[0]) for name in rule.fields or ())
 
 
@@ -153,10 +145,12 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
         for rule in collection.rules:
             origin[id(rule)] = source.name
     merged = SigmaCollection.merge(collections, resolve_references=False)
-    try:
-        merged.resolve_rule_references()
-    except SigmaError as error:
-        raise _error(sources[0].name if len(sources) == 1 else "sigma rules", error) from None
+    for rule in merged.rules:
+        if isinstance(rule, SigmaCorrelationRule):
+            try:
+                rule.resolve_rule_references(merged)
+            except SigmaError as error:
+                raise _error(origin.get(id(rule), "sigma rules"), error, rule) from None
     compiled: dict[int, SigmaMatch] = {}
     skipped: set[int] = set()
     for rule in merged.rules:
@@ -196,7 +190,7 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             mitre=mitre_ids(tags),
             predicate=predicate,
             verbs=verbs,
-            fields=_field_getters(rule),  # type: ignore[arg-type]
+            fields=_field_getters(rule),
             alerts=bool(rule._output),
         )
         compiled[id(rule)] = match
