@@ -69,6 +69,7 @@ class StoreSnapshot:
             "resource VARCHAR, n BIGINT, forbidden BIGINT)"
         )
         self._files: list[Path] = []
+        self._tail_rows = -1
         self._key: tuple[object, ...] | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
@@ -103,7 +104,8 @@ class StoreSnapshot:
         columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
         db.execute("BEGIN")
         try:
-            if files != self._files:
+            sealed_changed = files != self._files
+            if sealed_changed:
                 self._sync_agg(files)
                 if files:
                     db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM {_parquet(files)}")
@@ -112,7 +114,7 @@ class StoreSnapshot:
                         f"FROM {_parquet(files, located=True)}"
                     )
                 self._files = files
-            self._load_tail(tail, columns)
+            self._load_tail(tail, columns, append=not sealed_changed and tail.num_rows >= self._tail_rows)
             if not files:
                 db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM tail_flat WHERE false")
                 db.execute(
@@ -129,6 +131,7 @@ class StoreSnapshot:
         except BaseException:
             db.execute("ROLLBACK")
             self._files = []
+            self._tail_rows = -1
             db.execute("DELETE FROM agg")
             raise
         newest = db.execute("SELECT max(minute) FROM agg_all").fetchone()
@@ -148,18 +151,24 @@ class StoreSnapshot:
                     [str(path)],
                 )
 
-    def _load_tail(self, tail: pa.Table, columns: str) -> None:
+    def _load_tail(self, tail: pa.Table, columns: str, *, append: bool) -> None:
+        """The tail's flat columns; while nothing was sealed the tail only grows, so only new rows are parsed."""
         db = self._db
         relation = "kubetrail_ui_tail"
-        if tail.num_rows:
-            flat = flatten(tail)
-            db.register(relation, flat)
+        if append and self._tail_rows >= 0:
+            if tail.num_rows > self._tail_rows:
+                db.register(relation, flatten(tail.slice(self._tail_rows)))
+                db.execute(f"INSERT INTO tail_flat SELECT {columns} FROM {relation}")
+                db.unregister(relation)
+        elif tail.num_rows:
+            db.register(relation, flatten(tail))
             db.execute(f"CREATE OR REPLACE TABLE tail_flat AS SELECT {columns} FROM {relation}")
             db.unregister(relation)
         else:
             db.register(relation, tail)
             db.execute(f"CREATE OR REPLACE TABLE tail_flat AS SELECT {columns} FROM ({flat_select(relation)}) LIMIT 0")
             db.unregister(relation)
+        self._tail_rows = tail.num_rows
 
     def _load_alerts(self) -> None:
         try:
