@@ -355,3 +355,29 @@ def test_an_empty_rules_list_turns_detection_off(tmp_path: Path) -> None:
         assert "kubetrail_detection_events_total" not in app.metrics.exposition().decode()
     finally:
         app.close()
+
+
+def test_events_recovered_from_the_wal_after_a_crash_are_detected_once(tmp_path: Path) -> None:
+    from kubetrail.serve.app import ServeApp
+    from kubetrail.serve.detection import DetectingStore, build_engine
+
+    (tmp_path / "rules.yaml").write_text(RULES)
+    store_dir = tmp_path / "store"
+    raws = [json.dumps(event).encode() for event in (exec_event(1), audit_event(2), exec_event(3), exec_event(4))]
+    store = DetectingStore.open(store_dir)
+    store.append("prod", [decode_event(raw) for raw in raws], raws)
+    # before the crash, detection had got as far as event 1 and stored its alert
+    engine = build_engine([tmp_path / "rules.yaml"])
+    AlertLog(store_dir).append(engine.detect(EventContext(decode_event(raws[0]), "prod", raws[0])))
+    store.close(seal=False)  # what a kill -9 leaves: the events only in the WAL
+
+    app = ServeApp(build_config({"store": str(store_dir), "rules": [str(tmp_path / "rules.yaml")]}, {}))
+    app.open()
+    try:
+        assert app.detection is not None
+        assert app.detection.drain(10)
+        assert app.detection.stats.replayed_events == 4
+    finally:
+        app.close()
+    ids = [row[4] for row in alert_rows(store_dir)]
+    assert sorted(ids) == sorted([exec_event(1)["auditID"], exec_event(3)["auditID"], exec_event(4)["auditID"]])

@@ -5,6 +5,8 @@ the store could lose), through a bounded queue: a slow rule set or output never 
 When more than DEFAULT_QUEUE_EVENTS events wait, a new batch is not detected; that is counted
 (`kubetrail_detection_dropped_events_total`) and logged, never silent. Stateful detectors that offer
 `save`/`load` are restored at start and checkpointed periodically and at shutdown under `<store>/checkpoints/`.
+Events the store recovers from its WAL at start (acknowledged before a crash, perhaps never detected) go
+through the stateless rules once more; only alerts the alert log does not hold yet are stored and sent.
 """
 
 from __future__ import annotations
@@ -20,23 +22,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import pyarrow as pa
+
 from kubetrail.alert.config import load_outputs
 from kubetrail.alert.outputs import Outputs
 from kubetrail.collect.metrics import Labels, Registry
 from kubetrail.detect import (
     BUILTIN,
     BUILTIN_RULES_DIR,
+    Alert,
     Detector,
     Engine,
     EventContext,
     Matching,
+    event_time_ns,
     load_ruleset,
     rule_sources,
 )
-from kubetrail.model import Event
+from kubetrail.model import Event, decode_event
 from kubetrail.serve.config import ServeConfig
 from kubetrail.store import AppendResult, Store, StoreError
-from kubetrail.store.alerts import AlertLog
+from kubetrail.store.alerts import AlertLog, recent_alert_keys
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +118,18 @@ class DetectionStats:
     dropped_events: int = 0
     failed_batches: int = 0
     unstored_alerts: int = 0
+    replayed_events: int = 0
     checkpoints: int = 0
 
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """Acknowledged events the store recovered from its WAL at start (unsealed, so perhaps never detected)."""
+
+    rows: pa.Table
 
 
 class Detection:
@@ -217,7 +231,9 @@ class Detection:
             try:
                 if item is _STOP:
                     return
-                if item is not None:
+                if isinstance(item, _Replay):
+                    self._replay(item.rows)
+                elif item is not None:
                     self._process(*item)  # type: ignore[misc]
             except Exception as error:
                 self.stats.failed_batches += 1
@@ -247,21 +263,55 @@ class Detection:
         self, cluster: str, events: list[Event], raws: list[bytes | None] | None, partly_duplicate: bool
     ) -> None:
         detect = self.detector.detect
-        alerts = []
+        alerts: list[Alert] = []
         for index, event in enumerate(events):
             if not self._fresh(cluster, event, partly_duplicate):
                 continue
             alerts.extend(detect(EventContext(event, cluster, raws[index] if raws is not None else None)))
         self.stats.events += len(events)
         if alerts:
-            self.stats.alerts += len(alerts)
-            try:
-                self.alert_log.append(alerts)
-            except StoreError as error:
-                self.stats.unstored_alerts += len(alerts)
-                log.error("%d alerts could not be stored (still sent to the outputs): %s", len(alerts), error)
-            if self.outputs is not None:
-                self.outputs.send(alerts)
+            self._deliver(alerts)
+
+    def replay(self, rows: pa.Table) -> None:
+        """Queue the store's unsealed events (ROW_SCHEMA) for the stateless rules, ahead of anything new."""
+        if rows.num_rows and isinstance(self.detector, Engine):
+            self._queue.put(_Replay(rows))
+
+    def _replay(self, rows: pa.Table) -> None:
+        """Alerts of the stateless rules for events acknowledged before a crash, minus those already stored.
+
+        Stateful rules are not replayed: their checkpoint already counts some of these events.
+        """
+        engine = self.detector
+        assert isinstance(engine, Engine)
+        stored = recent_alert_keys(self.alert_log.directory.parent)
+        fresh: list[Alert] = []
+        for line, cluster in zip(rows.column("event").to_pylist(), rows.column("cluster").to_pylist(), strict=True):
+            raw = line.encode()
+            event = decode_event(raw)
+            ctx = EventContext(event, cluster, raw)
+            self._recent[(cluster, event.auditID, event.stage)] = None
+            rules = engine.matches(ctx)
+            if not rules:
+                continue
+            time_ns = event_time_ns(event)
+            for rule in rules:
+                if (rule.name, cluster, event.auditID) not in stored:
+                    fresh.append(engine.alert(rule, ctx, time_ns))
+        self.stats.replayed_events += rows.num_rows
+        if fresh:
+            log.info("detected %d alerts in %d events recovered from the WAL", len(fresh), rows.num_rows)
+            self._deliver(fresh)
+
+    def _deliver(self, alerts: list[Alert]) -> None:
+        self.stats.alerts += len(alerts)
+        try:
+            self.alert_log.append(alerts)
+        except StoreError as error:
+            self.stats.unstored_alerts += len(alerts)
+            log.error("%d alerts could not be stored (still sent to the outputs): %s", len(alerts), error)
+        if self.outputs is not None:
+            self.outputs.send(alerts)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every queued batch was detected (for tests and shutdown)."""
@@ -315,6 +365,7 @@ def open_detection(config: ServeConfig, store: Store, metrics: Registry) -> Dete
     outputs = load_outputs(config.outputs) if config.outputs is not None else None
     detection = Detection(engine, AlertLog(config.store), outputs, checkpoint_dir=config.store / CHECKPOINT_DIR)
     _register_metrics(detection, metrics)
+    detection.replay(store.tail_rows())
     detection.start()
     store.listener = detection.submit
     return detection

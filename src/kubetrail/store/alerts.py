@@ -153,6 +153,29 @@ class AlertLog:
             self._close_file()
 
 
+class _Key(msgspec.Struct):
+    rule: str = ""
+    cluster: str | None = None
+    audit_id: str = ""
+
+
+_key_decoder = msgspec.json.Decoder(_Key)
+
+
+def recent_alert_keys(store_dir: str | Path, files: int = 2) -> set[tuple[str, str, str]]:
+    """(rule, cluster, auditID) of the alerts in the newest `files` alert files (to avoid storing one twice)."""
+    keys: set[tuple[str, str, str]] = set()
+    for path in alert_files(store_dir)[-files:]:
+        with open(path, "rb") as handle:
+            for line in handle:
+                try:
+                    key = _key_decoder.decode(line)
+                except msgspec.DecodeError:
+                    continue
+                keys.add((key.rule, key.cluster or "", key.audit_id))
+    return keys
+
+
 def alert_files(store_dir: str | Path) -> list[Path]:
     """The store's alert files, oldest first."""
     directory = Path(store_dir) / ALERTS_DIR
