@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
+
+import pytest
 
 from kubetrail.alert.outputs import Outputs, Route, TokenBucket, parse_rate
 from kubetrail.alert.outputs.base import OutputError
@@ -111,3 +114,13 @@ def test_blocking_outputs_wait_instead_of_dropping() -> None:
     assert outputs.summary() == [
         "output stuck: 5 sent, 0 below min_priority, 0 rate limited, 0 dropped (queue full), 0 failed"
     ]
+
+
+def test_losses_are_logged_not_only_counted(caplog: pytest.LogCaptureFixture) -> None:
+    outputs = Outputs([Route(Collect(), bucket=TokenBucket(parse_rate("1/h"))), Route(Broken())])
+    with caplog.at_level(logging.WARNING, logger="kubetrail.alert.outputs.fanout"):
+        outputs.send([make_alert(), make_alert()])
+        outputs.close()
+    messages = [record.getMessage() for record in caplog.records]
+    assert "output collect: rate limit reached, dropped 1 alerts" in messages
+    assert any(m.startswith("output broken: could not deliver 2 alerts") for m in messages)

@@ -95,11 +95,11 @@ class _Worker:
             self.route.output.send(alerts)
         except Exception as error:  # one output's failure must not stop the others
             stats.failed += len(alerts)
-            self._warn(f"could not deliver {len(alerts)} alerts: {error}")
+            self.warn(f"could not deliver {len(alerts)} alerts: {error}")
         else:
             stats.sent += len(alerts)
 
-    def _warn(self, text: str) -> None:
+    def warn(self, text: str) -> None:
         now = time.monotonic()
         if now - self._last_log >= _LOG_EVERY_SECONDS:
             more = f" ({self._unlogged} similar messages suppressed)" if self._unlogged else ""
@@ -114,7 +114,7 @@ class _Worker:
             self.queue.put(alerts, block=self.block)
         except queue.Full:
             self.route.stats.queue_full += len(alerts)
-            self._warn(f"queue full, dropped {len(alerts)} alerts")
+            self.warn(f"queue full, dropped {len(alerts)} alerts")
 
     def close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -152,7 +152,10 @@ class Outputs:
             return
         with self._lock:
             for worker in self._workers:
+                limited = worker.route.stats.rate_limited
                 kept = worker.route.admit(alerts)
+                if worker.route.stats.rate_limited > limited:
+                    worker.warn(f"rate limit reached, dropped {worker.route.stats.rate_limited - limited} alerts")
                 if kept:
                     worker.offer(kept)
 
