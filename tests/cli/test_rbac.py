@@ -175,3 +175,15 @@ def test_unused_json(corpus: Path, tmp_path: Path) -> None:
     assert [(row["subject"], row["namespace"], row["verb"], row["resource"]) for row in rows] == [
         ("User bob", "default", "delete", "pods")
     ]
+
+
+def test_store_and_file_give_the_same_roles(generated_log: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingested = _kubetrail("ingest", "--store", str(store), str(generated_log))
+    assert ingested.returncode == 0, ingested.stderr
+    args = ["rbac", "generate", "--serviceaccount", "kube-system/deployment-controller"]
+    from_file = _kubetrail(*args, "--file", str(generated_log))
+    from_store = _kubetrail(*args, "--store", str(store))
+    assert from_file.returncode == 0 and from_store.returncode == 0, from_store.stderr
+    assert "kind: ClusterRole" in from_file.stdout or "kind: Role" in from_file.stdout
+    assert from_store.stdout == from_file.stdout
