@@ -160,7 +160,7 @@ def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priori
     "rules",
     multiple=True,
     metavar="FILE|DIR",
-    help="Rules file or directory of *.yaml (repeatable, loaded in order); `builtin` names the built-in set.",
+    help="Falco or Sigma rules file, or a directory of them (repeatable, in order); `builtin`: the built-in set.",
 )
 @click.option(
     "--rule-matching",
@@ -223,8 +223,8 @@ def detect_command(
     """Run detection rules over audit log FILES and print alerts.
 
     FILES are audit logs as the log backend writes them (NDJSON), EventList or JSON-array
-    documents, gzip-compressed or not; `-` reads stdin. Falco's k8s_audit rule files load
-    unchanged. Exit code 1 when an alert reaches --fail-on, 2 on unusable rules.
+    documents, gzip-compressed or not; `-` reads stdin. Falco's k8s_audit rule files and Sigma
+    Kubernetes audit rules load unchanged. Exit code 1 when an alert reaches --fail-on, 2 on unusable rules.
 
     \b
     Examples:
