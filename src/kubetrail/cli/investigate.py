@@ -88,7 +88,7 @@ def _output_options(function: Callable[..., None]) -> Callable[..., None]:
 
 
 def _run(
-    build: Callable[[Source, Window], Report],
+    build: Callable[[Source, Window, bool], Report],
     options: dict[str, Any],
 ) -> None:
     files = options["files"]
@@ -96,7 +96,7 @@ def _run(
         window = window_of(options["since"], options["until"], options["cluster"], files)
         window.terms()
         with open_source(options["store_dir"], files, options["cluster"], options["input_format"]) as source:
-            report = build(source, window)
+            report = build(source, window, options["output"] in ("ndjson", "json", "yaml"))
     except QueryError as error:
         fail(error)
         return
@@ -124,7 +124,7 @@ def investigate_group() -> None:
 @_output_options
 def secrets_command(**options: Any) -> None:
     """Who read or listed secrets (get, list, watch), by user and namespace."""
-    _run(secrets, options)
+    _run(lambda source, window, events: secrets(source, window, events=events), options)
 
 
 @investigate_group.command(name="forbidden")
@@ -132,7 +132,7 @@ def secrets_command(**options: Any) -> None:
 @_output_options
 def forbidden_command(**options: Any) -> None:
     """Requests denied with 403 Forbidden, by user, verb and resource."""
-    _run(forbidden, options)
+    _run(lambda source, window, events: forbidden(source, window, events=events), options)
 
 
 @investigate_group.command(name="exec")
@@ -147,7 +147,10 @@ def forbidden_command(**options: Any) -> None:
 )
 def exec_command(subresources: tuple[str, ...], **options: Any) -> None:
     """exec, attach and port-forward into pods, by user and pod."""
-    _run(lambda source, window: exec_sessions(source, window, subresources or EXEC_SUBRESOURCES), options)
+    _run(
+        lambda source, window, events: exec_sessions(source, window, subresources or EXEC_SUBRESOURCES, events=events),
+        options,
+    )
 
 
 @investigate_group.command(name="rbac")
@@ -155,7 +158,7 @@ def exec_command(subresources: tuple[str, ...], **options: Any) -> None:
 @_output_options
 def rbac_command(**options: Any) -> None:
     """Changes (create, update, patch, delete) to roles, bindings, cluster roles and cluster role bindings."""
-    _run(rbac_changes, options)
+    _run(lambda source, window, events: rbac_changes(source, window, events=events), options)
 
 
 @investigate_group.command(name="anonymous")
@@ -163,7 +166,7 @@ def rbac_command(**options: Any) -> None:
 @_output_options
 def anonymous_command(**options: Any) -> None:
     """Requests by unauthenticated users, by source address and client."""
-    _run(anonymous, options)
+    _run(lambda source, window, events: anonymous(source, window, events=events), options)
 
 
 @investigate_group.command(name="new-identities")
@@ -171,7 +174,7 @@ def anonymous_command(**options: Any) -> None:
 @_output_options
 def new_identities_command(**options: Any) -> None:
     """Users and service accounts first seen in the window (default: the data's last 24 hours)."""
-    _run(new_identities, options)
+    _run(lambda source, window, events: new_identities(source, window), options)
 
 
 @investigate_group.command(name="timeline")
@@ -184,7 +187,7 @@ def timeline_command(identity: str, gap: str, **options: Any) -> None:
     pause = parse_duration(gap)
     if pause is None or pause <= timedelta(0):
         raise click.BadParameter(f"{gap!r} is not a duration (e.g. 30m, 2h)", param_hint="--gap")
-    _run(lambda source, window: timeline(source, identity, window, gap=pause).report, options)
+    _run(lambda source, window, events: timeline(source, identity, window, gap=pause).report, options)
 
 
 @investigate_group.command(name="object")
@@ -197,4 +200,4 @@ def object_command(reference: str, reads: bool, **options: Any) -> None:
 
     KIND is the resource (deployments, secrets, clusterroles, …); cluster-scoped objects are KIND/NAME.
     """
-    _run(lambda source, window: object_history(source, reference, window, reads=reads).report, options)
+    _run(lambda source, window, events: object_history(source, reference, window, reads=reads).report, options)

@@ -25,10 +25,11 @@ def grouped(
     text: str,
     group_by: Sequence[str],
     extra: Sequence[tuple[str, str]] = (),
+    events: bool = True,
 ) -> Report:
     """Events matching `text`, and a summary per `group_by` values: requests, denied, first and last time.
 
-    `extra` adds (name, SQL aggregate) columns to the summary.
+    `extra` adds (name, SQL aggregate) columns to the summary; `events` includes each event's JSON.
     """
     clause, params = source.where(text, window)
     keys = ", ".join(_ident(name) for name in group_by)
@@ -40,11 +41,11 @@ def grouped(
         f"FROM events WHERE {clause} GROUP BY ALL ORDER BY requests DESC, {keys}",
         params,
     )
-    events = source.select(text, window, columns=[*DETAIL_COLUMNS, "event"])
-    report = Report(title=title, filter=text, headline=[], summary=summary, events=events)
+    detail = source.select(text, window, columns=[*DETAIL_COLUMNS, "event"] if events else DETAIL_COLUMNS)
+    report = Report(title=title, filter=text, headline=[], summary=summary, events=detail)
     identities = len(set(summary.column(group_by[0]).to_pylist())) if summary.num_rows else 0
     report.headline.append(
-        f"{report.requests:,} request(s) ({events.num_rows:,} events) by {identities:,} {group_by[0]}(s)"
+        f"{report.requests:,} request(s) ({detail.num_rows:,} events) by {identities:,} {group_by[0]}(s)"
         + (f"; {sum(summary.column('denied_or_failed').to_pylist()):,} denied or failed" if summary.num_rows else "")
     )
     return report
@@ -54,7 +55,7 @@ def _in(values: Sequence[str]) -> str:
     return "(" + ",".join(values) + ")"
 
 
-def secrets(source: Source, window: Window | None = None) -> Report:
+def secrets(source: Source, window: Window | None = None, *, events: bool = True) -> Report:
     """Who read or listed secrets (get, list, watch), by user and namespace."""
     return grouped(
         source,
@@ -63,10 +64,11 @@ def secrets(source: Source, window: Window | None = None) -> Report:
         text=f"resource=secrets verb in {_in(SECRET_READ_VERBS)}",
         group_by=("user", "namespace"),
         extra=(("verbs", "list(DISTINCT verb ORDER BY verb)"), ("names", "count(DISTINCT name)")),
+        events=events,
     )
 
 
-def forbidden(source: Source, window: Window | None = None) -> Report:
+def forbidden(source: Source, window: Window | None = None, *, events: bool = True) -> Report:
     """Requests answered 403 Forbidden, by user, verb and resource."""
     return grouped(
         source,
@@ -75,11 +77,16 @@ def forbidden(source: Source, window: Window | None = None) -> Report:
         text="code=403",
         group_by=("user", "verb", "resource"),
         extra=(("namespaces", "list(DISTINCT namespace ORDER BY namespace)"),),
+        events=events,
     )
 
 
 def exec_sessions(
-    source: Source, window: Window | None = None, subresources: Sequence[str] = EXEC_SUBRESOURCES
+    source: Source,
+    window: Window | None = None,
+    subresources: Sequence[str] = EXEC_SUBRESOURCES,
+    *,
+    events: bool = True,
 ) -> Report:
     """exec / attach / portforward into pods, by user and pod."""
     return grouped(
@@ -89,10 +96,11 @@ def exec_sessions(
         text=f"resource=pods subresource in {_in(subresources)}",
         group_by=("user", "namespace", "name"),
         extra=(("kinds", "list(DISTINCT subresource ORDER BY subresource)"),),
+        events=events,
     )
 
 
-def rbac_changes(source: Source, window: Window | None = None) -> Report:
+def rbac_changes(source: Source, window: Window | None = None, *, events: bool = True) -> Report:
     """Changes to roles, role bindings, cluster roles and cluster role bindings."""
     return grouped(
         source,
@@ -106,10 +114,11 @@ def rbac_changes(source: Source, window: Window | None = None) -> Report:
                 "list(DISTINCT coalesce(namespace || '/', '') || name ORDER BY 1) FILTER (WHERE name IS NOT NULL)",
             ),
         ),
+        events=events,
     )
 
 
-def anonymous(source: Source, window: Window | None = None) -> Report:
+def anonymous(source: Source, window: Window | None = None, *, events: bool = True) -> Report:
     """Requests by unauthenticated users (system:anonymous), by source address and what they asked for."""
     return grouped(
         source,
@@ -121,4 +130,5 @@ def anonymous(source: Source, window: Window | None = None) -> Report:
             ("allowed", "count(DISTINCT audit_id) FILTER (WHERE response_code < 400)"),
             ("paths", "list(DISTINCT request_uri ORDER BY request_uri)[1:10]"),
         ),
+        events=events,
     )
