@@ -18,13 +18,13 @@ def _reference(pattern: str, text: str) -> bool:
     return fnmatch.fnmatchcase(text.lower(), pattern.lower())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_PATTERN, _TEXT)
 def test_one_pattern(pattern: str, text: str) -> None:
     assert string_matcher(SigmaString(pattern))(text) is _reference(pattern, text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(_PATTERN, min_size=1, max_size=6), _TEXT)
 def test_any_of_several_patterns(patterns: list[str], text: str) -> None:
     matcher = any_matcher([SigmaString(pattern) for pattern in patterns])
