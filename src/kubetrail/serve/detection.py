@@ -155,7 +155,7 @@ class Detection:
         self._queue: queue.Queue[object] = queue.Queue()
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._recent: dict[tuple[str, str, str], None] = {}
+        self._recent: dict[int, None] = {}
         self._thread: threading.Thread | None = None
         self._last_warning = 0.0
         self._closed = False
@@ -249,7 +249,7 @@ class Detection:
                 last_checkpoint = time.monotonic()
 
     def _fresh(self, cluster: str, event: Event, partly_duplicate: bool) -> bool:
-        key = (cluster, event.auditID, event.stage)
+        key = hash((cluster, event.auditID, event.stage))
         recent = self._recent
         if partly_duplicate and key in recent:
             return False
@@ -290,7 +290,7 @@ class Detection:
             raw = line.encode()
             event = decode_event(raw)
             ctx = EventContext(event, cluster, raw)
-            self._recent[(cluster, event.auditID, event.stage)] = None
+            self._recent[hash((cluster, event.auditID, event.stage))] = None
             rules = engine.matches(ctx)
             if not rules:
                 continue
