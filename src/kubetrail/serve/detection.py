@@ -126,6 +126,16 @@ _STOP = object()
 
 
 @dataclass(frozen=True)
+class _Batch:
+    """An acknowledged batch; `partly_duplicate` when the store skipped some of its events as already stored."""
+
+    cluster: str
+    events: list[Event]
+    raws: list[bytes | None] | None
+    partly_duplicate: bool
+
+
+@dataclass(frozen=True)
 class _Replay:
     """Acknowledged events the store recovered from its WAL at start (unsealed, so perhaps never detected)."""
 
@@ -209,10 +219,12 @@ class Detection:
             room = self._pending == 0 or self._pending + len(events) <= self.queue_events
             if room:
                 self._pending += len(events)
+            else:
+                self.stats.dropped_events += len(events)
         if room:
-            self._queue.put((cluster, list(events), list(raws) if raws is not None else None, result.duplicates > 0))
+            raw_list = list(raws) if raws is not None else None
+            self._queue.put(_Batch(cluster, list(events), raw_list, result.duplicates > 0))
         else:
-            self.stats.dropped_events += len(events)
             now = time.monotonic()
             if now - self._last_warning > 10:
                 self._last_warning = now
@@ -233,15 +245,15 @@ class Detection:
                     return
                 if isinstance(item, _Replay):
                     self._replay(item.rows)
-                elif item is not None:
-                    self._process(*item)  # type: ignore[misc]
+                elif isinstance(item, _Batch):
+                    self._process(item)
             except Exception as error:
                 self.stats.failed_batches += 1
                 log.error("detection failed on a batch: %s", error, exc_info=True)
             finally:
-                if isinstance(item, tuple):
+                if isinstance(item, _Batch):
                     with self._pending_lock:
-                        self._pending -= len(item[1])
+                        self._pending -= len(item.events)
                 if item is not None:
                     self._queue.task_done()
             if self._stateful and time.monotonic() - last_checkpoint >= self.checkpoint_every:
@@ -259,16 +271,15 @@ class Detection:
                 del recent[old]
         return True
 
-    def _process(
-        self, cluster: str, events: list[Event], raws: list[bytes | None] | None, partly_duplicate: bool
-    ) -> None:
+    def _process(self, batch: _Batch) -> None:
         detect = self.detector.detect
+        cluster, raws = batch.cluster, batch.raws
         alerts: list[Alert] = []
-        for index, event in enumerate(events):
-            if not self._fresh(cluster, event, partly_duplicate):
+        for index, event in enumerate(batch.events):
+            if not self._fresh(cluster, event, batch.partly_duplicate):
                 continue
             alerts.extend(detect(EventContext(event, cluster, raws[index] if raws is not None else None)))
-        self.stats.events += len(events)
+        self.stats.events += len(batch.events)
         if alerts:
             self._deliver(alerts)
 
