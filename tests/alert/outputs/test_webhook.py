@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -83,3 +84,12 @@ def test_safe_url_drops_credentials_path_and_query() -> None:
 def test_refuses_a_url_that_is_not_http() -> None:
     with pytest.raises(OutputError, match="http"):
         WebhookOutput("ftp://example.com/x")
+
+
+def test_the_secret_url_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG), serving(Recorder(fail_first=1), "/services/T0/B0/SECRETTOKEN") as peer:
+        output = WebhookOutput(peer.url, retries=1, backoff=0.001)
+        output.send([make_alert()])
+        output.close()
+    assert peer.attempts == 2
+    assert not [record for record in caplog.records if "SECRETTOKEN" in record.getMessage()]

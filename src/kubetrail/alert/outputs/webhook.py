@@ -7,6 +7,7 @@ do), so logs and errors name only its host.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -18,6 +19,14 @@ from kubetrail.detect.alert import Alert
 
 Encoder = Callable[[Alert], bytes]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def _quiet_http_logs() -> None:
+    """httpx logs every request's full URL at INFO; a webhook URL can be a credential, so keep those quiet."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 def falco_payload(alert: Alert) -> bytes:
@@ -50,6 +59,7 @@ class WebhookOutput:
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise OutputError("the url must start with http:// or https://", output=name)
+        _quiet_http_logs()
         self.name = name
         self.url = url
         self.encode = encode
