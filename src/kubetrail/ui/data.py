@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import duckdb
 
 from kubetrail.ui.search import filter_sql
-from kubetrail.ui.snapshot import row_of
+from kubetrail.ui.snapshot import rows_of
 
 
 class Source(Protocol):
@@ -165,26 +165,52 @@ class UIData:
             cursor.close()
 
     def _top(self, where: str, params: Sequence[object], order: str, *, page: int, size: int) -> Page:
-        """Rows `page*size …` in `order`: the top of `sealed` and of `tail_flat` each, merged.
+        """Rows `page*size …` in `order` (time, then stage time): sealed and tail rows merged.
 
-        Newest first, the last hour of data is tried first: sealed files are in time order, so DuckDB skips the
-        others; only when that hour holds too few rows is everything read."""
+        For sealed rows only the sort keys and each row's file and row number are read first; the shown columns
+        are then read for the page's rows alone. Newest first, the last hour of data is tried first (sealed files
+        are in time order, so DuckDB skips the others); only when it holds too few rows is everything read."""
         depth = (page + 1) * size + 1
         newest = self._source.newest
+        descending = order == _ORDER_DESC
         attempts: list[tuple[str, list[object]]] = []
-        if order == _ORDER_DESC and newest is not None:
+        if descending and newest is not None:
             attempts.append((f"({where}) AND time >= ?", [*params, newest - RECENT_FIRST]))
         attempts.append((where, list(params)))
-        rows: list[tuple[Any, ...]] = []
-        for clause, values in attempts:
-            branch = f"SELECT {_SELECT}, stage_time FROM {{}} WHERE {clause} ORDER BY {order} LIMIT {depth}"
-            rows = self._query(
-                f"SELECT {_SELECT} FROM (({branch.format('sealed')}) UNION ALL ({branch.format('tail_flat')})) "
-                f"ORDER BY {order} LIMIT {size + 1} OFFSET {page * size}",
-                [*values, *values],
-            )
-            if len(rows) > size:
-                break
+        direction = "DESC" if descending else "ASC"
+        keys = f"time {direction}, coalesce(stage_time, time) {direction}"
+        cursor = self._source.cursor()
+        try:
+            for clause, values in attempts:
+                sealed = cursor.execute(
+                    f"SELECT time, stage_time, filename, file_row_number FROM sealed_rows WHERE {clause} "
+                    f"ORDER BY {keys}, filename {direction}, file_row_number {direction} LIMIT {depth}",
+                    values,
+                ).fetchall()
+                tail = cursor.execute(
+                    f"SELECT time, stage_time, '~tail', row_number() OVER () AS n, {_SELECT} FROM tail_flat "
+                    f"WHERE {clause} ORDER BY {keys} LIMIT {depth}",
+                    values,
+                ).fetchall()
+                merged = sorted(
+                    [*sealed, *tail],
+                    key=lambda item: (item[0], item[1] or item[0], item[2], item[3]),
+                    reverse=descending,
+                )
+                if len(merged) > page * size + size:
+                    break
+            chosen = merged[page * size : page * size + size + 1]
+            wanted: dict[str, list[int]] = {}
+            for item in chosen:
+                if item[2] != "~tail":
+                    wanted.setdefault(item[2], []).append(item[3])
+            fetched: dict[tuple[str, int], tuple[Any, ...]] = {}
+            for file, numbers in wanted.items():
+                for fetched_row in cursor.execute(rows_of(file, numbers, _SELECT)).fetchall():
+                    fetched[(file, int(fetched_row[-1]))] = tuple(fetched_row[:-1])
+        finally:
+            cursor.close()
+        rows = [item[4:] if item[2] == "~tail" else fetched[(item[2], item[3])] for item in chosen]
         return Page(_rows(rows[:size]), page, size, len(rows) > size)
 
     # ----- events ---------------------------------------------------------------------------------------
@@ -208,9 +234,9 @@ class UIData:
                 f"SELECT filename, file_row_number FROM sealed_rows WHERE {clause} LIMIT 16", params
             ).fetchall()
             found = [
-                row
+                row[:-1]
                 for file, number in located
-                for row in cursor.execute(row_of(file, number, f"{_SELECT}, stage_time, event")).fetchall()
+                for row in cursor.execute(rows_of(file, [number], f"{_SELECT}, stage_time, event")).fetchall()
             ]
             found += cursor.execute(
                 f"SELECT {_SELECT}, stage_time, event FROM tail_flat WHERE audit_id = ? LIMIT 16", [audit_id]

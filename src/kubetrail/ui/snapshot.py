@@ -5,8 +5,8 @@ open and rebuilds them only when the store changed. It also keeps a pre-aggregat
 event counts by minute, cluster, user, verb and resource (about one row per 16 events), computed once per file
 because sealed files never change. The overview reads `agg` plus the small unsealed tail, never the events.
 
-Tables and views: `sealed`, `sealed_rows` (time, audit ID and the file and row of each sealed event, to fetch
-one event's JSON without decompressing its neighbours), `tail_flat` (the tail's flat columns, materialised),
+Tables and views: `sealed`, `sealed_rows` (`sealed` plus each event's file and row number, to read a few
+events without decompressing their neighbours), `tail_flat` (the tail's flat columns, materialised),
 `events` (both), `agg_all` (`agg` plus the tail's counts) and `alerts_t` (the store's alerts, materialised).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -48,9 +49,13 @@ def _parquet(files: list[Path], *, located: bool = False) -> str:
     )
 
 
-def row_of(file: str, row: int, columns: str) -> str:
-    """SQL reading `columns` of one row of one sealed file; DuckDB skips the pages before it."""
-    return f"SELECT {columns} FROM {_parquet([Path(file)], located=True)} WHERE file_row_number = {int(row)}"
+def rows_of(file: str, rows: Sequence[int], columns: str) -> str:
+    """SQL reading `columns` (and `file_row_number`) of some rows of one sealed file; DuckDB skips other pages."""
+    listing = ", ".join(str(int(row)) for row in rows)
+    return (
+        f"SELECT {columns}, file_row_number FROM {_parquet([Path(file)], located=True)} "
+        f"WHERE file_row_number IN ({listing})"
+    )
 
 
 class StoreSnapshot:
@@ -110,7 +115,7 @@ class StoreSnapshot:
                 if files:
                     db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM {_parquet(files)}")
                     db.execute(
-                        "CREATE OR REPLACE VIEW sealed_rows AS SELECT time, audit_id, filename, file_row_number "
+                        f"CREATE OR REPLACE VIEW sealed_rows AS SELECT {columns}, filename, file_row_number "
                         f"FROM {_parquet(files, located=True)}"
                     )
                 self._files = files
@@ -118,7 +123,7 @@ class StoreSnapshot:
             if not files:
                 db.execute(f"CREATE OR REPLACE VIEW sealed AS SELECT {columns} FROM tail_flat WHERE false")
                 db.execute(
-                    "CREATE OR REPLACE VIEW sealed_rows AS SELECT time, audit_id, '' AS filename, 0::BIGINT AS "
+                    f"CREATE OR REPLACE VIEW sealed_rows AS SELECT {columns}, '' AS filename, 0::BIGINT AS "
                     "file_row_number FROM tail_flat WHERE false"
                 )
             db.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM sealed UNION ALL SELECT * FROM tail_flat")
