@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from kubetrail.detect import Engine, load_ruleset
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.rulefile import RuleSource
 from kubetrail.detect.sigma import SigmaRuleError, is_sigma, level_priority, load_sigma, mitre_ids
+from tests.detect.helpers import context
 from tests.detect.sigma.helpers import rule_text, sigma
 
 _WINDOWS = """title: Not Kubernetes
@@ -128,3 +130,18 @@ def test_placeholders_and_timestamp_parts_are_refused() -> None:
         sigma(rule_text("    s:\n        verb|expand: '%verbs%'\n    condition: s\n"))
     with pytest.raises(SigmaRuleError, match="timestamp-part"):
         sigma(rule_text("    s:\n        stageTimestamp|minute: 5\n    condition: s\n"))
+
+
+def test_a_sigma_filter_file_narrows_the_rules_it_names() -> None:
+    created = rule_text("    s:\n        verb: create\n    condition: s\n", title="created")
+    created = created.replace("status: test\n", "status: test\nname: created_rule\n")
+    not_admins = (
+        "title: Not for admins\nid: 22222222-2222-4333-8444-555555555555\n"
+        "logsource:\n    product: kubernetes\n    service: audit\n"
+        "filter:\n    rules:\n        - created_rule\n    selection:\n        user.username: admin\n"
+        "    condition: not selection\n"
+    )
+    assert is_sigma(not_admins)
+    engine = Engine(load_ruleset([RuleSource("created.yml", created), RuleSource("filter.yml", not_admins)]))
+    assert [alert.rule for alert in engine.detect(context())] == ["created"]
+    assert engine.detect(context(user={"username": "admin"})) == []

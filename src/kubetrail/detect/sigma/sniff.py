@@ -1,7 +1,8 @@
 """Tell Sigma rule files from Falco rule files without importing pySigma (it takes a while to import).
 
-A file is a Sigma file when a YAML document in it has `detection` and `logsource` (a rule) or
-`correlation` (a correlation rule); Falco rule files are YAML lists and never look like that.
+A file is a Sigma file when a YAML document in it has `detection` and `logsource` (a rule),
+`filter` and `logsource` (a filter that narrows other rules) or `correlation` (a correlation rule);
+Falco rule files are YAML lists and never look like that.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ except AttributeError:  # pragma: no cover - PyYAML without libyaml
 
 
 def is_sigma(text: str) -> bool:
-    """True when the YAML text holds Sigma rules (a document with `detection` + `logsource`, or `correlation`)."""
-    if "detection" not in text and "correlation" not in text:
+    """True when the YAML text holds Sigma rules, filters or correlations."""
+    if "logsource" not in text and "correlation" not in text:
         return False
     try:
         documents = list(yaml.load_all(text, Loader=_Loader))
@@ -28,7 +29,9 @@ def is_sigma(text: str) -> bool:
         return False
     return any(
         isinstance(document, dict)
-        and (("detection" in document and "logsource" in document) or "correlation" in document)
+        and (
+            "correlation" in document or ("logsource" in document and ("detection" in document or "filter" in document))
+        )
         for document in documents
     )
 
