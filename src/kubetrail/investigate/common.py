@@ -11,6 +11,8 @@ SECRET_READ_VERBS = ("get", "list", "watch")
 EXEC_SUBRESOURCES = ("exec", "attach", "portforward")
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 RBAC_GROUP = "rbac.authorization.k8s.io"
+# Columns the summaries read besides DETAIL_COLUMNS.
+SUMMARY_INPUTS = ("user_agent", "request_uri")
 
 
 def _ident(name: str) -> str:
@@ -31,17 +33,18 @@ def grouped(
 
     `extra` adds (name, SQL aggregate) columns to the summary; `events` includes each event's JSON.
     """
-    clause, params = source.where(text, window)
+    wanted = [*DETAIL_COLUMNS, *(name for name in SUMMARY_INPUTS if name not in DETAIL_COLUMNS)]
+    matched = source.select(text, window, columns=[*wanted, "event"] if events else wanted)
     keys = ", ".join(_ident(name) for name in group_by)
     more = "".join(f", {sql} AS {_ident(name)}" for name, sql in extra)
-    summary = source.sql(
+    summary = source.over(
+        matched,
         f"SELECT {keys}, count(DISTINCT audit_id) AS requests, "
         "count(DISTINCT audit_id) FILTER (WHERE response_code >= 400) AS denied_or_failed"
         f"{more}, min(time) AS first, max(time) AS last "
-        f"FROM events WHERE {clause} GROUP BY ALL ORDER BY requests DESC, {keys}",
-        params,
+        f"FROM matched GROUP BY ALL ORDER BY requests DESC, {keys}",
     )
-    detail = source.select(text, window, columns=[*DETAIL_COLUMNS, "event"] if events else DETAIL_COLUMNS)
+    detail = matched.select([*DETAIL_COLUMNS, "event"] if events else list(DETAIL_COLUMNS))
     report = Report(title=title, filter=text, headline=[], summary=summary, events=detail)
     identities = len(set(summary.column(group_by[0]).to_pylist())) if summary.num_rows else 0
     report.headline.append(

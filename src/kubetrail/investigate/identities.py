@@ -32,7 +32,7 @@ def new_identities(source: Source, window: Window | None = None) -> Report:
     window = window or Window()
     cluster_clause, cluster_params = source.where("", Window(cluster=window.cluster))
     if not window.since:
-        newest = source.sql(f"SELECT max(time) AS newest FROM events WHERE {cluster_clause}", cluster_params)
+        newest = source.sql(f"SELECT max(time) AS newest FROM {source.relation} WHERE {cluster_clause}", cluster_params)
         value = newest.column("newest")[0].as_py()
         since = "1970-01-01T00:00:00Z" if value is None else (value - DEFAULT_SPAN).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         window = Window(since=since, until=window.until, cluster=window.cluster)
@@ -42,7 +42,7 @@ def new_identities(source: Source, window: Window | None = None) -> Report:
         "arg_min(verb || ' ' || coalesce(resource, request_uri, ''), time) AS first_action, "
         "list(DISTINCT source_ip ORDER BY source_ip) FILTER (WHERE source_ip IS NOT NULL) AS source_ips, "
         "arg_min(user_agent, time) AS user_agent "
-        f'FROM events WHERE "user" IS NOT NULL AND {cluster_clause} GROUP BY "user") '
+        f'FROM {source.relation} WHERE "user" IS NOT NULL AND {cluster_clause} GROUP BY "user") '
         f'WHERE {bounds_clause} ORDER BY time, "user"',
         [*cluster_params, *bounds_params],
     )

@@ -78,7 +78,8 @@ def timeline(source: Source, identity: str, window: Window | None = None, *, gap
     clause, params = source.where(text, window)
     # One row per request: its last stage (what the request ended as).
     requests = source.sql(
-        "SELECT time, verb, resource, subresource, request_uri, response_code, source_ip, user_agent FROM events "
+        "SELECT time, verb, resource, subresource, request_uri, response_code, source_ip, user_agent "
+        f"FROM {source.relation} "
         f"WHERE {clause} QUALIFY row_number() OVER (PARTITION BY audit_id ORDER BY stage_time DESC NULLS LAST) = 1 "
         "ORDER BY time, audit_id",
         params,

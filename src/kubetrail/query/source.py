@@ -88,6 +88,8 @@ class Source:
     conn: duckdb.DuckDBPyConnection
     raw_lines: bool = False
     description: str = ""
+    # The relation holding every event: `events`, or a cheaper one with the same rows (a store without a tail).
+    relation: str = "events"
 
     def where(
         self, text: str | Filter, window: Window | None = None, *, now: datetime | None = None
@@ -122,7 +124,7 @@ class Source:
         """The matching events (`limit` 0: all), oldest first by default."""
         clause, params = self.where(text, window, now=now)
         selected = ", ".join(f'"{name}"' for name in columns) if columns else "*"
-        sql = f"SELECT {selected} FROM events WHERE {clause}"
+        sql = f"SELECT {selected} FROM {self.relation} WHERE {clause}"
         if ORDERS.get(order):
             sql += f" ORDER BY {ORDERS[order]}"
         if limit:
@@ -136,6 +138,17 @@ class Source:
         except duckdb.Error as error:
             message = str(error).splitlines()[0]
             raise QueryError(f"cannot run the query: {message}", hint="see `kubetrail query --help`") from error
+
+    def over(self, table: pa.Table, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        """Run SQL over an Arrow table (already fetched rows) under the name `matched`."""
+        cursor = self.conn.cursor()
+        try:
+            cursor.register("matched", table)
+            return cursor.sql(sql, params=list(params)).to_arrow_table()
+        except duckdb.Error as error:
+            raise QueryError(f"cannot run the query: {str(error).splitlines()[0]}") from error
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         self.conn.close()
@@ -152,9 +165,10 @@ def open_store(path: str | Path) -> Source:
     store = Store.open(path, read_only=True)
     try:
         conn = store.query_connection()
+        sealed_only = store.tail_rows().num_rows == 0
     finally:
         store.close(seal=False)
-    return Source(conn, raw_lines=False, description=str(path))
+    return Source(conn, raw_lines=False, description=str(path), relation="sealed" if sealed_only else "events")
 
 
 def open_files(inputs: Sequence[str | Path], *, cluster: str | None = None, input_format: str = "auto") -> Source:
