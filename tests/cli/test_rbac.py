@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from kubetrail.cli.main import cli
 
 KUBECTL = shutil.which("kubectl")
 RBAC_V1 = "rbac.authorization.k8s.io/v1"
@@ -94,8 +97,19 @@ def generated_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _kubetrail(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kubetrail.cli.main", *args], capture_output=True, text=True)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _kubetrail(*args: str) -> Ran:
+    """Run the kubetrail command in-process (as `kubetrail ARGS…`), its exit code and both output streams."""
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def _dry_run(kubeconfig: Path, manifest: Path) -> subprocess.CompletedProcess[str]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from kubetrail.cli.main import cli
 
 SECRET_VALUE = "c3VwZXItc2VjcmV0LXZhbHVl"
 EVENTS = [
@@ -50,8 +52,19 @@ EVENTS = [
 ]
 
 
-def _kubetrail(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kubetrail.cli.main", *args], capture_output=True, text=True)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _kubetrail(*args: str) -> Ran:
+    """Run the kubetrail command in-process (as `kubetrail ARGS…`), its exit code and both output streams."""
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture

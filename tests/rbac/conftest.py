@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from kubetrail.cli.main import cli
 
 
 @pytest.fixture(scope="session")
 def generated_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rbac") / "audit.log"
     command = ["generate", "--duration", "120", "--seed", "3", "--scenario", "all", "-o", str(path)]
-    subprocess.run([sys.executable, "-m", "kubetrail.cli.main", *command], check=True, capture_output=True)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
     return path

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from kubetrail.cli.main import cli
 from kubetrail.secrets import REDACTED_PREFIX, redact_file, scan_file, scan_text
 
 PEM_BODY = "\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\nMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dV\n"
@@ -206,7 +206,8 @@ def benign_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("secrets") / "benign.log"
     policy = Path(__file__).resolve().parents[2] / "src" / "kubetrail" / "policy" / "presets" / "recommended.yaml"
     command = ["generate", "--duration", "120", "--seed", "3", "--scenario", "all", "--policy", str(policy)]
-    subprocess.run([sys.executable, "-m", "kubetrail.cli.main", *command, "-o", str(path)], check=True)
+    result = CliRunner().invoke(cli, [*command, "-o", str(path)])
+    assert result.exit_code == 0, result.output
     return path
 
 
@@ -282,7 +283,8 @@ def test_default_generated_traffic_findings_are_the_secrets_it_carries(tmp_path:
     """Without a policy the generator records Secret bodies and token reviews at RequestResponse: all findings."""
     path = tmp_path / "full.log"
     command = ["generate", "--duration", "60", "--seed", "9", "-o", str(path)]
-    subprocess.run([sys.executable, "-m", "kubetrail.cli.main", *command], check=True)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
     expected = 0
     for line in path.read_text().splitlines():
         event = json.loads(line)
