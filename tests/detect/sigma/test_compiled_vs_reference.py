@@ -101,7 +101,7 @@ def _reference(node: object, ctx: EventContext) -> bool:
     return any(matcher(value) for value in path_getter(node.field)(ctx))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_compiled_rule_agrees_with_the_reference(data: st.DataObject) -> None:
     chosen = data.draw(selections())
@@ -111,7 +111,7 @@ def test_compiled_rule_agrees_with_the_reference(data: st.DataObject) -> None:
     assert isinstance(rule, SigmaRule)
     tree = rule.detection.parsed_condition[0].parsed
     engine = Engine(load_ruleset([RuleSource("rule.yml", text)]))
-    for _ in range(5):
+    for _ in range(8):
         raw = json.dumps(data.draw(events())).encode()
         ctx = EventContext(decode_event(raw), "", raw)
         assert bool(engine.detect(ctx)) is _reference(tree, ctx), (text, raw)
