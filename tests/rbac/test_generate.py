@@ -165,3 +165,45 @@ def test_resource_names_grant_only_named_objects() -> None:
     assert generated.allows(Request("get", "", "configmaps", namespace="app", name="settings"))
     assert not generated.allows(Request("get", "", "configmaps", namespace="app", name="other"))
     assert not generated.allows(Request("get", "", "configmaps", namespace="other", name="settings"))
+
+
+def test_audit2rbac_demo_impersonator_needs_impersonate(corpus: Path) -> None:
+    """system:admin made every demo request as bob, alice or ns1:sa1: it needs `impersonate` on them."""
+    events = _events(corpus / "audit2rbac" / "demo.log")
+    observed = observe(events, frozenset({"system:admin"})).values()
+    generated = generate(Subject("User", "system:admin"), observed, GenerateOptions(resource_names=True))
+    documents = list(yaml.safe_load_all(render(generated)))
+    assert _rules(documents, "ClusterRole") == [
+        {"apiGroups": [""], "resources": ["users"], "resourceNames": ["alice", "bob"], "verbs": ["impersonate"]}
+    ]
+    assert _rules(documents, "Role", "ns1") == [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": ["sa1"], "verbs": ["impersonate"]}
+    ]
+    _check_exact(generated)
+
+
+def test_impersonated_groups_extras_and_uid_are_checked() -> None:
+    from kubetrail.model import Event, Stage, UserInfo
+    from kubetrail.rbac.observed import impersonation_requests
+
+    event = Event(
+        level="Metadata",
+        auditID="a",
+        stage=Stage.RESPONSE_COMPLETE,
+        requestURI="/api/v1/namespaces/x/pods",
+        verb="list",
+        user=UserInfo(username="admin"),
+        impersonatedUser=UserInfo(
+            username="jane",
+            uid="1234",
+            groups=["developers", "system:authenticated"],
+            extra={"scopes": ["view", "edit"]},
+        ),
+    )
+    assert impersonation_requests(event) == [
+        Request("impersonate", "", "users", name="jane"),
+        Request("impersonate", "", "groups", name="developers"),
+        Request("impersonate", "authentication.k8s.io", "userextras", "scopes", name="view"),
+        Request("impersonate", "authentication.k8s.io", "userextras", "scopes", name="edit"),
+        Request("impersonate", "authentication.k8s.io", "uids", name="1234"),
+    ]

@@ -112,19 +112,59 @@ def one_per_request(events: Iterable[Event]) -> list[Event]:
     return [item.event for item in latest.values()]
 
 
+def impersonation_requests(event: Event) -> list[Request]:
+    """The `impersonate` checks the apiserver made for the authenticated user before acting as another.
+
+    Impersonating a user needs `impersonate` on `users` (or, for a service account, `serviceaccounts` in its
+    namespace), each requested group on `groups`, each extra on `userextras/<key>` and a UID on `uids`
+    (group `authentication.k8s.io`). Groups the apiserver adds by itself (system:authenticated and the
+    service-account groups) are not checked. An event records `impersonatedUser` only when they passed.
+    """
+    target = event.impersonatedUser
+    if target is None:
+        return []
+    checks: list[Request] = []
+    automatic = {"system:authenticated"}
+    if target.username.startswith(SERVICE_ACCOUNT_PREFIX):
+        namespace, _, name = target.username[len(SERVICE_ACCOUNT_PREFIX) :].partition(":")
+        checks.append(Request("impersonate", "", "serviceaccounts", namespace=namespace, name=name))
+        automatic |= {"system:serviceaccounts", f"system:serviceaccounts:{namespace}"}
+    elif target.username:
+        checks.append(Request("impersonate", "", "users", name=target.username))
+    checks.extend(Request("impersonate", "", "groups", name=group) for group in target.groups if group not in automatic)
+    for key, values in sorted(target.extra.items()):
+        checks.extend(
+            Request("impersonate", "authentication.k8s.io", "userextras", key, name=value) for value in values
+        )
+    if target.uid:
+        checks.append(Request("impersonate", "authentication.k8s.io", "uids", name=target.uid))
+    return checks
+
+
 def observe(events: Iterable[Event], usernames: frozenset[str] | None = None) -> dict[Request, Observed]:
-    """Distinct requests (of the given users, or everyone) with their counts; 401s are left out."""
+    """Distinct requests (of the given users, or everyone) with their counts; 401s are left out.
+
+    Besides each request as its acting user made it, the impersonation checks of the authenticated user
+    count as that user's (allowed) requests.
+    """
     observed: dict[Request, Observed] = {}
+
+    def add(request: Request, allowed: bool, when: str, username: str) -> None:
+        entry = observed.get(request)
+        if entry is None:
+            entry = observed[request] = Observed(request)
+        entry.add(allowed, when, username)
+
     for event in one_per_request(events):
+        when = event.requestReceivedTimestamp or event.stageTimestamp
+        if event.impersonatedUser is not None and (usernames is None or event.user.username in usernames):
+            for check in impersonation_requests(event):
+                add(check, True, when, event.user.username)
         user = acting_user(event)
         if usernames is not None and user.username not in usernames:
             continue
         decision = decision_of(event)
         if decision is None:
             continue
-        request = request_of(event)
-        entry = observed.get(request)
-        if entry is None:
-            entry = observed[request] = Observed(request)
-        entry.add(decision == "allow", event.requestReceivedTimestamp or event.stageTimestamp, user.username)
+        add(request_of(event), decision == "allow", when, user.username)
     return observed
