@@ -294,11 +294,7 @@ class UIData:
         )
         if last is None:
             return Overview(window, 0, None, None, 0, 0.0, [], [], [], [], [], 0)
-        exact = cursor.execute(
-            "SELECT min(time), max(time) FROM ("
-            "(SELECT time FROM sealed ORDER BY time LIMIT 1) UNION ALL (SELECT time FROM sealed ORDER BY time DESC "
-            "LIMIT 1) UNION ALL (SELECT min(time) FROM tail_flat) UNION ALL (SELECT max(time) FROM tail_flat))"
-        ).fetchone()
+        exact = cursor.execute("SELECT first, last FROM bounds").fetchone()
         if exact is not None and exact[0] is not None:
             first, last = exact
         since = first if window not in WINDOWS else last - WINDOWS[window]

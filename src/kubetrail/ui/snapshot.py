@@ -7,7 +7,8 @@ because sealed files never change. The overview reads `agg` plus the small unsea
 
 Tables and views: `sealed`, `sealed_rows` (`sealed` plus each event's file and row number, to read a few
 events without decompressing their neighbours), `tail_flat` (the tail's flat columns, materialised),
-`events` (both), `agg_all` (`agg` plus the tail's counts) and `alerts_t` (the store's alerts, materialised).
+`events` (both), `agg_all` (`agg` plus the tail's counts), `bounds` (the first and last event time, from
+per-file bounds kept beside `agg`) and `alerts_t` (the store's alerts, materialised).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class StoreSnapshot:
             'CREATE TABLE agg (file VARCHAR, minute TIMESTAMPTZ, cluster VARCHAR, "user" VARCHAR, verb VARCHAR, '
             "resource VARCHAR, n BIGINT, forbidden BIGINT)"
         )
+        self._db.execute("CREATE TABLE file_times (file VARCHAR, first TIMESTAMPTZ, last TIMESTAMPTZ)")
         self._files: list[Path] = []
         self._tail_rows = -1
         self._key: tuple[object, ...] | None = None
@@ -131,6 +133,10 @@ class StoreSnapshot:
                 'CREATE OR REPLACE VIEW agg_all AS SELECT minute, cluster, "user", verb, resource, n, forbidden '
                 f"FROM agg UNION ALL SELECT {_AGG_SELECT} FROM tail_flat GROUP BY ALL"
             )
+            db.execute(
+                "CREATE OR REPLACE VIEW bounds AS SELECT min(first) AS first, max(last) AS last FROM "
+                "(SELECT first, last FROM file_times UNION ALL SELECT min(time), max(time) FROM tail_flat)"
+            )
             self._load_alerts()
             db.execute("COMMIT")
         except BaseException:
@@ -138,6 +144,7 @@ class StoreSnapshot:
             self._files = []
             self._tail_rows = -1
             db.execute("DELETE FROM agg")
+            db.execute("DELETE FROM file_times")
             raise
         newest = db.execute("SELECT max(minute) FROM agg_all").fetchone()
         self.newest = newest[0] if newest else None
@@ -149,11 +156,15 @@ class StoreSnapshot:
         wanted = {str(path) for path in files}
         for gone in known - wanted:
             self._db.execute("DELETE FROM agg WHERE file = ?", [gone])
+            self._db.execute("DELETE FROM file_times WHERE file = ?", [gone])
         for path in files:
             if str(path) not in known:
                 self._db.execute(
                     f"INSERT INTO agg SELECT ? AS file, {_AGG_SELECT} FROM {_parquet([path])} GROUP BY ALL",
                     [str(path)],
+                )
+                self._db.execute(
+                    f"INSERT INTO file_times SELECT ?, min(time), max(time) FROM {_parquet([path])}", [str(path)]
                 )
 
     def _load_tail(self, tail: pa.Table, columns: str, *, append: bool) -> None:
