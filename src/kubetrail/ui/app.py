@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -115,6 +116,9 @@ class UI:
             page = self.data.search(text, page=page_number, size=PAGE_SIZE)
         except SearchError as error:
             return self.render(request, "search.html", status=400, q=text, error=error, page=None)
+        except duckdb.Error as error:
+            failed = SearchError(str(error).splitlines()[0], hint="check the values' types against docs/query.md")
+            return self.render(request, "search.html", status=400, q=text, error=failed, page=None)
         return self.render(request, "search.html", q=text, error=None, page=page)
 
     def event(self, request: Request) -> Response:
