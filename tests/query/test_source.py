@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from kubetrail.model import decode_event
 from kubetrail.query import QueryError, parse_filter
 from kubetrail.query.source import Source, Window, line_prefilter, open_files, open_store
+from kubetrail.store import Store
 from tests.query.events import fill_store, write_ndjson
 from tests.query.test_translate import CASES, DOCUMENTS
 
@@ -84,3 +86,14 @@ def test_window_terms_are_checked() -> None:
 def test_database_errors_become_query_errors(tmp_path: Path) -> None:
     with open_files([write_ndjson(tmp_path / "audit.log", DOCUMENTS)]) as source, pytest.raises(QueryError):
         source.sql("SELECT nope FROM events")
+
+
+def test_unsealed_events_are_queried_too(tmp_path: Path) -> None:
+    raws = [json.dumps(item).encode() for item in DOCUMENTS]
+    store = Store.open(tmp_path / "store")
+    store.append("default", [decode_event(raw) for raw in raws], raws)
+    store.close(seal=False)
+    with open_store(tmp_path / "store") as source:
+        assert source.relation == "events"
+        for text, expected in CASES:
+            assert _ids(source, text) == set(expected), text
