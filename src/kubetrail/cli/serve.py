@@ -57,12 +57,14 @@ def serve_command(
     seals the store to Parquet and exits 0. Every option can also be set in --config (same names).
     Detection rules (--rules; the built-in set by default) run on every acknowledged event; alerts go to the
     store's `alerts` view and to the --outputs (stdout, file, webhook, Slack, syslog, NATS).
+    The read-only web UI is at /ui/ (or on --ui-port); beyond loopback it needs --ui-token-file or
+    --ui-users-file (docs/ui.md).
 
     \b
     Examples:
       kubetrail serve --store /var/lib/kubetrail
       kubetrail serve --store ./data --listen 0.0.0.0:8443 --tls-cert server.pem --tls-key server-key.pem \\
-          --client-ca apiserver-ca.pem
+          --client-ca apiserver-ca.pem --ui-token-file ui-tokens
       kubetrail serve --store ./data --tail /var/log/kubernetes/audit/audit.log --cluster prod
       kubetrail serve --store ./data --rules builtin --rules my-rules/ --outputs outputs.yaml
       kubetrail apiserver-config --url https://kubetrail.internal:8443/audit/prod --ca ca.pem --token …
