@@ -109,7 +109,13 @@ def load_events(
     if bool(files) == bool(store_dir):
         raise RbacError("give either --store DIR or --file LOG", hint="e.g. --file /var/log/kubernetes/audit.log")
     source = _from_store(store_dir, usernames) if store_dir else _from_files(files)
-    return [event for event in source if _in_window(event, since, until)]
+    return [event for event in source if _involves(event, usernames) and _in_window(event, since, until)]
+
+
+def _involves(event: Event, usernames: frozenset[str] | None) -> bool:
+    if usernames is None or event.user.username in usernames:
+        return True
+    return event.impersonatedUser is not None and event.impersonatedUser.username in usernames
 
 
 def _subject(user: str | None, serviceaccount: str | None) -> Subject:
