@@ -13,7 +13,9 @@ from typing import BinaryIO
 
 import orjson
 
-from kubetrail.collect.readers.base import ReaderError, open_input
+from kubetrail.collect.readers import format_of, read_file
+from kubetrail.collect.readers.base import ReaderError, head, open_input
+from kubetrail.model import encode_event
 from kubetrail.secrets.errors import SecretsError
 from kubetrail.secrets.scan import Finding, redact_text, scan_text
 
@@ -58,14 +60,49 @@ def _open(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def scan_file(path: Path) -> Iterator[Finding]:
-    """Every secret in an audit log file, in file order."""
+    """Every secret in an audit log file, in file order.
+
+    Managed-cloud exports (EKS, GKE, AKS) are read as events by their readers and each event's JSON is
+    scanned; their findings carry no line number.
+    """
+    if _export_format(path) is not None:
+        yield from _scan_export(path)
+        return
     for number, data in _open(path):
         findings, _ = scan_text(_decode(data), str(path), number)
         yield from findings
 
 
+def _export_format(path: Path) -> str | None:
+    try:
+        found = format_of(head(path))
+    except ReaderError as error:
+        raise SecretsError(error.args[0] if error.args else "cannot read", hint=error.hint) from error
+    return found if found not in (None, "k8s") else None
+
+
+def _scan_export(path: Path) -> Iterator[Finding]:
+    try:
+        for batch in read_file(path):
+            for event, raw in zip(batch.events, batch.raws, strict=True):
+                findings, _ = scan_text(_decode(raw if raw is not None else encode_event(event)), str(path), None)
+                yield from findings
+    except ReaderError as error:
+        raise SecretsError(error.args[0] if error.args else "cannot read", hint=error.hint) from error
+
+
 def redact_file(path: Path, output: Path) -> list[Finding]:
-    """Write `output` (gzip when it ends in .gz) as `path` with secrets replaced; returns what was replaced."""
+    """Write `output` (gzip when it ends in .gz) as `path` with secrets replaced; returns what was replaced.
+
+    Only native audit logs (NDJSON or JSON documents) can be redacted byte-exactly; exports are refused.
+    """
+    kind = _export_format(path)
+    if kind is not None:
+        raise SecretsError(
+            f"this is a {kind.upper()} export; only native audit logs can be redacted in place",
+            source=str(path),
+            hint="ingest it with `kubetrail ingest --redact`, or scan it with `kubetrail secrets scan`",
+        )
     found: list[Finding] = []
     try:
         handle: BinaryIO = (
