@@ -50,6 +50,7 @@ PRIORITIES = ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "I
 # grouping(cluster, user, verb, resource): a bit is set for each column aggregated away.
 _BY_CLUSTER, _BY_USER, _BY_VERB, _BY_RESOURCE, _ALL = 0b0111, 0b1011, 0b1101, 0b1110, 0b1111
 RECENT_FIRST = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 NEAR = timedelta(minutes=1)
 SESSION_GAP = timedelta(minutes=30)
 """A pause longer than this between one identity's requests starts a new session in its timeline."""
@@ -164,7 +165,9 @@ class UIData:
         finally:
             cursor.close()
 
-    def _top(self, where: str, params: Sequence[object], order: str, *, page: int, size: int) -> Page:
+    def _top(
+        self, where: str, params: Sequence[object], order: str, *, page: int, size: int, until: datetime | None = None
+    ) -> Page:
         """Rows `page*size …` in `order` (time, then stage time): sealed and tail rows merged.
 
         For sealed rows only the sort keys and each row's file and row number are read first; the shown columns
@@ -176,6 +179,8 @@ class UIData:
         attempts: list[tuple[str, list[object]]] = []
         if descending and newest is not None:
             attempts.append((f"({where}) AND time >= ?", [*params, newest - RECENT_FIRST]))
+        if until is not None:
+            where, params = f"({where}) AND time < ?", [*params, until]
         attempts.append((where, list(params)))
         direction = "DESC" if descending else "ASC"
         keys = f"time {direction}, coalesce(stage_time, time) {direction}"
@@ -248,13 +253,28 @@ class UIData:
 
     def identity(self, user: str, *, page: int, size: int) -> Page:
         """One identity's events, oldest first, with session starts marked."""
-        found = self._top('"user" = ?', [user], _ORDER_ASC, page=page, size=size)
+        depth = (page + 1) * size + 1
+        covered = self._query(
+            "SELECT minute FROM (SELECT minute, sum(sum(n)) OVER (ORDER BY minute) AS total FROM agg_all "
+            'WHERE "user" = ? GROUP BY minute) WHERE total >= ? ORDER BY minute LIMIT 1',
+            [user, depth],
+        )
+        until = covered[0][0] + MINUTE if covered else None
+        found = self._top('"user" = ?', [user], _ORDER_ASC, page=page, size=size, until=until)
         return Page(_sessions(found.rows), page, size, found.has_next)
 
     def identity_summary(self, user: str) -> dict[str, Any]:
         """First and last seen, events, refusals and the verbs used (counts from the pre-aggregation)."""
-        first, last = self._query('SELECT min(time), max(time) FROM events WHERE "user" = ?', [user])[0]
-        events, forbidden = self._query('SELECT sum(n), sum(forbidden) FROM agg_all WHERE "user" = ?', [user])[0]
+        events, forbidden, first_minute, last_minute = self._query(
+            'SELECT sum(n), sum(forbidden), min(minute), max(minute) FROM agg_all WHERE "user" = ?', [user]
+        )[0]
+        first = last = None
+        if first_minute is not None:
+            first, last = self._query(
+                'SELECT (SELECT min(time) FROM events WHERE "user" = ? AND time >= ? AND time < ?), '
+                '(SELECT max(time) FROM events WHERE "user" = ? AND time >= ? AND time < ?)',
+                [user, first_minute, first_minute + MINUTE, user, last_minute, last_minute + MINUTE],
+            )[0]
         verbs = self._query(
             'SELECT verb, sum(n) AS total FROM agg_all WHERE "user" = ? AND verb IS NOT NULL '
             "GROUP BY verb ORDER BY total DESC, verb LIMIT 12",
