@@ -150,8 +150,21 @@ def _locate(text: str, lowered: str) -> list[_Found]:
     return found
 
 
+def _bodiless_without_query(text: str) -> bool:
+    """One event with no request or response body and no query string (a Metadata-level event): nothing to find."""
+    if '"requestObject"' in text or '"responseObject"' in text:
+        return False
+    start = text.find('"requestURI":"')
+    if start < 0 or text.find('"requestURI"', start + 1) >= 0:
+        return False
+    end = text.find('"', start + 14)
+    return end >= 0 and "?" not in text[start + 14 : end]
+
+
 def scan_text(text: str, source: str, first_line: int | None = 1) -> tuple[list[Finding], list[Replacement]]:
     """The findings in a JSON text and the replacements that redact them; ([], []) for text that is not JSON."""
+    if _bodiless_without_query(text):
+        return [], []
     found = _locate(text, ascii_lower(text))
     if not found:
         return [], []
