@@ -132,10 +132,17 @@ def _subject(user: str | None, serviceaccount: str | None) -> Subject:
 
 
 _WINDOW_OPTIONS = [
+    click.argument("logs", nargs=-1, metavar="[LOG…]"),
     click.option(
         "--store", "store_dir", type=click.Path(file_okay=False, exists=True), help="Read events from a store."
     ),
-    click.option("--file", "files", multiple=True, metavar="LOG", help="Read events from an audit log (repeatable)."),
+    click.option(
+        "--file",
+        "files",
+        multiple=True,
+        metavar="LOG",
+        help="Read events from an audit log (repeatable; or give LOGs as arguments).",
+    ),
     click.option("--since", default=None, help="Window start: a duration back from now (7d, 12h) or an RFC 3339 time."),
     click.option("--until", default=None, help="Window end (same forms as --since)."),
 ]
@@ -172,6 +179,7 @@ def generate_command(
     namespace: str | None,
     resource_names: bool,
     include_denied: bool,
+    logs: tuple[str, ...],
     store_dir: str | None,
     files: tuple[str, ...],
     since: str | None,
@@ -183,7 +191,8 @@ def generate_command(
     Verbs are granted per resource and subresource as used (no expansion: `list` does not bring `watch`);
     each namespace gets a Role and RoleBinding; cluster-scoped resources, all-namespace requests and
     non-resource URLs go to a ClusterRole and ClusterRoleBinding. Objects are named `kubetrail:<user>`.
-    The subject is the impersonated user of a request when there is one.
+    The subject of a request is the impersonated user when there is one; a user who impersonates others
+    is granted `impersonate` on them.
 
     \b
     Examples:
@@ -194,7 +203,7 @@ def generate_command(
     now = datetime.now(UTC)
     start, end = parse_when(since, now, "--since"), parse_when(until, now, "--until")
     usernames = frozenset({subject.username})
-    events = load_events(files, store_dir, start, end, usernames)
+    events = load_events(files + logs, store_dir, start, end, usernames)
     options = GenerateOptions(resource_names=resource_names, include_denied=include_denied, namespace=namespace)
     generated = generate(subject, observe(events, usernames).values(), options)
     window = f"{start or 'the beginning'} to {end or 'the end'}"
@@ -246,6 +255,7 @@ def load_rbac(paths: tuple[str, ...]) -> RbacSet:
 def unused_command(
     rbac_paths: tuple[str, ...],
     subjects: tuple[str, ...],
+    logs: tuple[str, ...],
     store_dir: str | None,
     files: tuple[str, ...],
     since: str | None,
@@ -265,7 +275,8 @@ def unused_command(
     """
     rbac = load_rbac(rbac_paths)
     now = datetime.now(UTC)
-    events = load_events(files, store_dir, parse_when(since, now, "--since"), parse_when(until, now, "--until"), None)
+    window = parse_when(since, now, "--since"), parse_when(until, now, "--until")
+    events = load_events(files + logs, store_dir, *window, None)
     report = find_unused(rbac, observe(events).values(), identities_of(events))
     wanted = {_subject_label(text) for text in subjects}
     unused = [item for item in report.unused if not wanted or item.subject in wanted]
