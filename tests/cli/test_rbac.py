@@ -201,3 +201,19 @@ def test_store_and_file_give_the_same_roles(generated_log: Path, tmp_path: Path)
     assert from_file.returncode == 0 and from_store.returncode == 0, from_store.stderr
     assert "kind: ClusterRole" in from_file.stdout or "kind: Role" in from_file.stdout
     assert from_store.stdout == from_file.stdout
+
+
+def test_unused_subject_filter(corpus: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "rbac.yaml"
+    manifest.write_text(
+        "kind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\nmetadata: {name: r}\n"
+        "rules:\n- {apiGroups: [''], resources: [nodes], verbs: [get]}\n---\n"
+        "kind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\nmetadata: {name: b}\n"
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: r}\n"
+        "subjects:\n- {kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}\n"
+        "- {kind: ServiceAccount, name: sa1, namespace: ns1}\n"
+    )
+    log = str(corpus / "audit2rbac" / "demo.log")
+    result = _kubetrail("rbac", "unused", "--rbac", str(manifest), log, "--subject", "ns1/sa1", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["subject"] for line in result.stdout.splitlines()] == ["ServiceAccount ns1/sa1"]
