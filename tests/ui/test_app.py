@@ -139,3 +139,17 @@ def test_alerts_page_lists_the_alerts_detection_stored(ui_server: UIServer) -> N
         for priority in re.findall(r'<tr class="alert-row[^"]*">\s*<td>.*?</td>\s*<td>(.*?)</td>', only_error, re.S)
     )
     assert rules
+
+
+def test_identity_pages_continue_in_order(ui_server: UIServer) -> None:
+    counts: dict[str, int] = {}
+    for event in ui_server.events:
+        name = event["user"].get("username")
+        if name:
+            counts[name] = counts.get(name, 0) + 1
+    user = max(counts, key=lambda name: counts[name])
+    assert counts[user] > 100
+    expected = sorted(shown_time(event) for event in ui_server.events if event["user"].get("username") == user)
+    second = get(ui_server, "/ui/identity", user=user, page="1")
+    assert [when for _, when in rows(second.text)] == expected[50:100]
+    assert f'<dd id="identity-events">{len(expected):,}</dd>' in second.text
