@@ -97,3 +97,21 @@ def test_unsealed_events_are_queried_too(tmp_path: Path) -> None:
         assert source.relation == "events"
         for text, expected in CASES:
             assert _ids(source, text) == set(expected), text
+
+
+def test_lines_that_are_not_json_objects_are_left_out(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "audit.log", DOCUMENTS)
+    path.write_text(path.read_text() + "not json at all\n\n[1, 2]\n")
+    with open_files([path]) as source:
+        assert _ids(source, "") == set("abcdef")
+        assert _ids(source, "not resource=secrets") == set("cdef")
+
+
+def test_invalid_utf8_is_replaced_as_the_store_does(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "audit.log", DOCUMENTS)
+    broken = json.dumps({**DOCUMENTS[0], "auditID": "z", "requestURI": "/x-MARK"}).encode().replace(b"MARK", b"\xff")
+    path.write_bytes(path.read_bytes() + broken + b"\n")
+    with open_files([path]) as source:
+        table = source.select("id=z", columns=["request_uri"])
+        assert table.column("request_uri").to_pylist() == ["/x-\ufffd"]
+        assert _ids(source, "resource=secrets") == {"a", "b", "z"}

@@ -15,37 +15,42 @@ import duckdb
 import pyarrow as pa
 
 from kubetrail.collect.readers import expand_inputs, read_file
-from kubetrail.collect.readers.base import GZIP_MAGIC, head
+from kubetrail.collect.readers.base import GZIP_MAGIC, head, open_input
 from kubetrail.collect.readers.detect import format_of
 from kubetrail.store.columns import COLUMN_NAMES, ROW_SCHEMA, build_rows, flat_select
 
 _DECODED_RELATION = "kubetrail_decoded_rows"
+_LINES_RELATION = "kubetrail_lines"
 _MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
+def _x(path: str) -> str:
+    return f"try(json_extract_string(event, '{path}'))"
+
+
 def _s(path: str) -> str:
-    return f"NULLIF(json_extract_string(event, '{path}'), '')"
+    return f"NULLIF({_x(path)}, '')"
 
 
 def _list(path: str) -> str:
-    return f"CASE WHEN json_array_length(event, '{path}') > 0 THEN json_extract_string(event, '{path}[*]') END"
+    return f"CASE WHEN try(json_array_length(event, '{path}')) > 0 THEN {_x(path + '[*]')} END"
 
 
 def _time(path: str) -> str:
-    return f"TRY_CAST(json_extract_string(event, '{path}') AS TIMESTAMPTZ)"
+    return f"TRY_CAST({_x(path)} AS TIMESTAMPTZ)"
 
 
 # Each column as the store derives it (columns.flat_select), one JSON path at a time.
 _LINE_COLUMNS: dict[str, str] = {
     "time": f"COALESCE({_time('$.requestReceivedTimestamp')}, {_time('$.stageTimestamp')})",
     "stage_time": _time("$.stageTimestamp"),
-    "stage": "json_extract_string(event, '$.stage')",
-    "level": "json_extract_string(event, '$.level')",
+    "stage": _x("$.stage"),
+    "level": _x("$.level"),
     "verb": _s("$.verb"),
     "user": _s("$.user.username"),
     "groups": _list("$.user.groups"),
     "impersonated_user": _s("$.impersonatedUser.username"),
-    "source_ip": "json_extract_string(event, '$.sourceIPs[0]')",
+    "source_ip": _x("$.sourceIPs[0]"),
     "source_ips": _list("$.sourceIPs"),
     "user_agent": _s("$.userAgent"),
     "resource": _s("$.objectRef.resource"),
@@ -54,11 +59,11 @@ _LINE_COLUMNS: dict[str, str] = {
     "name": _s("$.objectRef.name"),
     "api_group": _s("$.objectRef.apiGroup"),
     "api_version": _s("$.objectRef.apiVersion"),
-    "response_code": "NULLIF(TRY_CAST(json_extract(event, '$.responseStatus.code') AS INTEGER), 0)",
-    "authz_decision": "json_extract_string(event, '$.annotations.\"authorization.k8s.io/decision\"')",
-    "authz_reason": "json_extract_string(event, '$.annotations.\"authorization.k8s.io/reason\"')",
+    "response_code": "NULLIF(TRY_CAST(try(json_extract(event, '$.responseStatus.code')) AS INTEGER), 0)",
+    "authz_decision": _x('$.annotations."authorization.k8s.io/decision"'),
+    "authz_reason": _x('$.annotations."authorization.k8s.io/reason"'),
     "request_uri": _s("$.requestURI"),
-    "audit_id": "json_extract_string(event, '$.auditID')",
+    "audit_id": _x("$.auditID"),
     "event": "event",
     "dedup_key": "CAST(NULL AS BIGINT)",
 }
@@ -77,16 +82,29 @@ def is_plain_ndjson(path: Path) -> bool:
     return b'"auditID"' in first_line and b'"EventList"' not in first_line[:200]
 
 
-def _lines_select(paths: Sequence[Path], compression: str, cluster: str) -> str:
+def _csv_lines(paths: Sequence[Path], compression: str) -> str:
+    """DuckDB reading each line of the files as one VARCHAR `event` (no JSON line contains a raw 0x01)."""
     listing = ", ".join(_literal(str(path)) for path in paths)
-    reader = (
+    return (
         f"read_csv([{listing}], columns = {{'event': 'VARCHAR'}}, delim = '\\x01', quote = '', escape = '', "
         f"header = false, auto_detect = false, compression = '{compression}', max_line_size = {_MAX_LINE_BYTES})"
     )
+
+
+def _python_lines(paths: Sequence[Path]) -> pa.Table:
+    """The files' lines as an `event` column, invalid UTF-8 replaced by U+FFFD (as the store keeps it)."""
+    lines: list[str] = []
+    for path in paths:
+        with open_input(path) as source:
+            lines.extend(line.decode("utf-8", errors="replace") for line in source.stream)
+    return pa.table({"event": pa.array(lines, pa.string())})
+
+
+def _lines_select(reader: str, cluster: str) -> str:
     columns = [f'{_LINE_COLUMNS[name]} AS "{name}"' for name in COLUMN_NAMES if name in _LINE_COLUMNS]
     return (
         f"SELECT {', '.join(columns)}, CAST(NULL AS DATE) AS date, {_literal(cluster)} AS cluster "
-        f"FROM (SELECT event FROM {reader} WHERE event IS NOT NULL AND trim(event) <> '')"
+        f"FROM (SELECT event FROM {reader} WHERE try(json_type(event)) = 'OBJECT')"
     )
 
 
@@ -107,10 +125,13 @@ def connect_files(
     cluster: str | None = None,
     input_format: str = "auto",
     threads: int | None = None,
+    python_lines: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection whose `events` view reads FILEs (files, directories, globs) in place.
 
-    `cluster` labels the events (default: an export's own cluster, else `default`).
+    `cluster` labels the events (default: an export's own cluster, else `default`). Lines that are not JSON
+    objects are left out. `python_lines` reads NDJSON lines in Python instead of DuckDB's reader (slower; what
+    a file with invalid UTF-8 needs: the invalid bytes become U+FFFD, as when ingesting).
     """
     paths = expand_inputs([str(item) for item in inputs])
     fast: dict[str, list[Path]] = {"gzip": [], "none": []}
@@ -126,11 +147,16 @@ def connect_files(
     if threads is not None:
         conn.execute(f"SET threads = {int(threads)}")
     names = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
-    parts = [
-        f"SELECT {names} FROM ({_lines_select(group, compression, cluster or 'default')})"
-        for compression, group in fast.items()
-        if group
-    ]
+    label = cluster or "default"
+    if python_lines:
+        conn.register(_LINES_RELATION, _python_lines([*fast["gzip"], *fast["none"]]))
+        parts = [f"SELECT {names} FROM ({_lines_select(_LINES_RELATION, label)})"]
+    else:
+        parts = [
+            f"SELECT {names} FROM ({_lines_select(_csv_lines(group, compression), label)})"
+            for compression, group in fast.items()
+            if group
+        ]
     if slow:
         conn.register(_DECODED_RELATION, _decoded_rows(slow, cluster, input_format))
         parts.append(f"SELECT {names} FROM ({flat_select(_DECODED_RELATION)})")

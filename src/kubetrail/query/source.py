@@ -7,7 +7,7 @@ also adds a cheap substring test implied by the filter, so most lines are never 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +90,8 @@ class Source:
     description: str = ""
     # The relation holding every event: `events`, or a cheaper one with the same rows (a store without a tail).
     relation: str = "events"
+    # Builds a connection reading lines in Python, for files DuckDB refuses to read as text (invalid UTF-8).
+    reopen: Callable[[], duckdb.DuckDBPyConnection] | None = None
 
     def where(
         self, text: str | Filter, window: Window | None = None, *, now: datetime | None = None
@@ -134,7 +136,14 @@ class Source:
     def sql(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         """Run SQL over the `events` view; DuckDB's errors become QueryErrors."""
         try:
-            return self.conn.sql(sql, params=list(params)).to_arrow_table()
+            try:
+                return self.conn.sql(sql, params=list(params)).to_arrow_table()
+            except duckdb.InvalidInputException as error:
+                if self.reopen is None or "csv" not in str(error).lower():
+                    raise
+                self.conn.close()
+                self.conn, self.reopen = self.reopen(), None
+                return self.conn.sql(sql, params=list(params)).to_arrow_table()
         except duckdb.Error as error:
             message = str(error).splitlines()[0]
             raise QueryError(f"cannot run the query: {message}", hint="see `kubetrail query --help`") from error
@@ -177,4 +186,5 @@ def open_files(inputs: Sequence[str | Path], *, cluster: str | None = None, inpu
         connect_files(inputs, cluster=cluster, input_format=input_format),
         raw_lines=True,
         description=", ".join(str(item) for item in inputs),
+        reopen=lambda: connect_files(inputs, cluster=cluster, input_format=input_format, python_lines=True),
     )
