@@ -153,3 +153,23 @@ def test_identity_pages_continue_in_order(ui_server: UIServer) -> None:
     second = get(ui_server, "/ui/identity", user=user, page="1")
     assert [when for _, when in rows(second.text)] == expected[50:100]
     assert f'<dd id="identity-events">{len(expected):,}</dd>' in second.text
+
+
+def test_overview_bars_link_to_what_they_count(ui_server: UIServer) -> None:
+    page = get(ui_server, "/ui/", window="all").text
+    links = [html.unescape(link) for link in re.findall(r'<a href="(/ui/search\?q=resource[^"]+)">', page)]
+    assert links
+    counts: dict[str, int] = {}
+    for event in ui_server.events:
+        resource = (event.get("objectRef") or {}).get("resource")
+        if resource:
+            counts[resource] = counts.get(resource, 0) + 1
+    top = max(counts, key=lambda name: counts[name])
+    assert links[0] == f"/ui/search?q=resource%3D{top}"
+    expected = sorted(
+        (shown_time(event) for event in ui_server.events if (event.get("objectRef") or {}).get("resource") == top),
+        reverse=True,
+    )
+    assert [when for _, when in rows(httpx.get(f"{ui_server.url}{links[0]}", timeout=30).text)] == expected[:50]
+    users = re.findall(r'<a href="(/ui/identity\?user=[^"]+)">', page)
+    assert len(users) == 10

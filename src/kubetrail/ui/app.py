@@ -64,6 +64,13 @@ def _mitre_url(technique: str) -> str:
     return "https://attack.mitre.org/techniques/" + technique.replace(".", "/") + "/"
 
 
+def _quoted(value: str) -> str:
+    """A filter value, quoted when it holds characters the filter language treats specially."""
+    if re.fullmatch(r"[\w.:@/-]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(str(_HERE / "templates")),
@@ -72,6 +79,10 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["time"] = _time
+    environment.globals.update(
+        identity_link=lambda user: _url("/identity", user=user),
+        search_link=lambda field: lambda value: _url("/search", q=f"{field}={_quoted(value)}"),
+    )
     environment.globals.update(
         mitre_url=_mitre_url, url=_url, charts=charts, priorities=PRIORITIES, windows=(*WINDOWS, "all")
     )

@@ -6,7 +6,7 @@ styles. Each bar carries a `<title>`, which browsers show as a tooltip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from markupsafe import Markup, escape
@@ -28,8 +28,15 @@ def _number(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def bars(items: Sequence[tuple[str, int]], *, width: int = 360, label_width: int = 150, row: int = 18) -> Markup:
-    """Horizontal bars, one per (label, count), longest first as given."""
+def bars(
+    items: Sequence[tuple[str, int]],
+    *,
+    link: Callable[[str], str] | None = None,
+    width: int = 360,
+    label_width: int = 150,
+    row: int = 18,
+) -> Markup:
+    """Horizontal bars, one per (label, count), longest first as given; `link(label)` makes each a link."""
     if not items:
         return Markup('<p class="empty">nothing in this window</p>')
     peak = max(count for _, count in items) or 1
@@ -42,12 +49,13 @@ def bars(items: Sequence[tuple[str, int]], *, width: int = 360, label_width: int
         y = position * row
         length = max(1.0, bar_space * count / peak)
         shown = label if len(label) <= 22 else label[:21] + "…"
-        parts.append(
+        bar = (
             f"<g><title>{escape(label)}: {count:,}</title>"
             f'<text x="{label_width - 6}" y="{y + row - 5}" text-anchor="end">{escape(shown)}</text>'
             f'<rect x="{label_width}" y="{y + 3}" width="{_number(length)}" height="{row - 6}" fill="#3f7fbf"/>'
             f'<text x="{_number(label_width + length + 4)}" y="{y + row - 5}">{count:,}</text></g>'
         )
+        parts.append(f'<a href="{escape(link(label))}">{bar}</a>' if link is not None else bar)
     parts.append("</svg>")
     return Markup("".join(parts))
 
