@@ -162,3 +162,50 @@ def test_needs_a_store_or_files() -> None:
     result = CliRunner(env={"KUBETRAIL_STORE": None}).invoke(cli, ["query", "code=403"])
     assert result.exit_code != 0
     assert "--store" in result.output
+
+
+def _jq(program: str, log: Path) -> list[object]:
+    output = subprocess.run(["jq", "-c", program, str(log)], check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in output.splitlines()]
+
+
+def test_object_history_names_who_created_it(log: Path) -> None:
+    creates = _jq(
+        'select(.objectRef.resource=="clusterrolebindings" and .verb=="create" and .stage=="ResponseComplete" '
+        "and .responseStatus.code<400) | [.objectRef.name, .user.username]",
+        log,
+    )
+    assert creates
+    name, user = creates[0]  # type: ignore[misc]
+    report = json.loads(
+        _run(["investigate", "object", f"clusterrolebindings/{name}", "--file", str(log), "-o", "json"])
+    )
+    first = report["summary"][0]
+    assert (first["verb"], first["user"]) == ("create", user)
+    assert f"created by {user}" in report["headline"]
+    assert all(event["event"]["objectRef"]["name"] == name for event in report["events"])
+
+
+def test_timeline_counts_the_identity_requests(log: Path) -> None:
+    requests = {item for item in _jq('select(.user.username=="system:serviceaccount:ci:default") | .auditID', log)}
+    assert requests
+    report = json.loads(_run(["investigate", "timeline", "--user", "sa:ci/default", "--file", str(log), "-o", "json"]))
+    assert sum(session["requests"] for session in report["summary"]) == len(requests)
+    table = _run(["investigate", "timeline", "--user", "sa:ci/default", "--file", str(log)])
+    assert f"{len(requests)} request(s) in" in table
+
+
+def test_anonymous_by_source_address(log: Path) -> None:
+    addresses = {item for item in _jq('select(.user.username=="system:anonymous") | .sourceIPs[0]', log)}
+    report = json.loads(_run(["investigate", "anonymous", "--file", str(log), "-o", "json"]))
+    assert {row["source_ip"] for row in report["summary"]} == addresses
+
+
+def test_new_identities_over_less_than_a_day_of_data_is_everyone(log: Path) -> None:
+    users = {item for item in _jq(".user.username // empty", log)}
+    report = json.loads(_run(["investigate", "new-identities", "--file", str(log), "-o", "json"]))
+    assert {row["user"] for row in report["summary"]} == users
+    later = json.loads(
+        _run(["investigate", "new-identities", "--file", str(log), "-o", "json", "--since", "2026-03-19T10:03:00Z"])
+    )
+    assert {row["user"] for row in later["summary"]} < users
