@@ -158,8 +158,17 @@ class UI:
             elif len(parts) == 2:
                 resource, namespace, name = parts[0], "", parts[1]
         if not resource or not name:
+            recent = [] if ref else self.data.recent_objects()
             return self.render(
-                request, "object.html", status=400 if ref else 200, ref=ref, page=None, resource="", ns="", name=""
+                request,
+                "object.html",
+                status=400 if ref else 200,
+                ref=ref,
+                page=None,
+                resource="",
+                ns="",
+                name="",
+                recent=recent,
             )
         page = self.data.object_history(resource, namespace, name, page=_int(request, "page"), size=PAGE_SIZE)
         return self.render(request, "object.html", ref=ref, page=page, resource=resource, ns=namespace, name=name)

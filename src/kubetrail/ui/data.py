@@ -158,6 +158,11 @@ class UIData:
         self._cache: dict[str, tuple[int, Overview]] = {}
         self._lock = threading.Lock()
 
+    def _newest(self) -> datetime | None:
+        """The newest event's minute in a fresh snapshot."""
+        self._source.cursor().close()
+        return self._source.newest
+
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         cursor = self._source.cursor()
         try:
@@ -174,7 +179,7 @@ class UIData:
         are then read for the page's rows alone. Newest first, the last hour of data is tried first (sealed files
         are in time order, so DuckDB skips the others); only when it holds too few rows is everything read."""
         depth = (page + 1) * size + 1
-        newest = self._source.newest
+        newest = self._newest()
         descending = order == _ORDER_DESC
         attempts: list[tuple[str, list[object]]] = []
         if descending and newest is not None:
@@ -287,6 +292,21 @@ class UIData:
         namespace_clause = "namespace IS NULL" if not namespace else "namespace = ?"
         params: list[object] = [resource, name, *([namespace] if namespace else [])]
         return self._top(f"resource = ? AND name = ? AND {namespace_clause}", params, _ORDER_ASC, page=page, size=size)
+
+    def recent_objects(self, limit: int = 25) -> list[tuple[str, str | None, str, datetime, str | None]]:
+        """Objects created, changed or deleted in the last hour of data, latest first (leases and events, which
+        controllers rewrite every few seconds, left out): (resource, namespace, name, time, verb)."""
+        newest = self._newest()
+        if newest is None:
+            return []
+        rows = self._query(
+            "SELECT resource, namespace, name, max(time) AS last, arg_max(verb, time) FROM events "
+            "WHERE time >= ? AND verb IN ('create', 'update', 'patch', 'delete') AND name IS NOT NULL "
+            "AND subresource IS NULL AND resource NOT IN ('leases', 'events') "
+            f"GROUP BY resource, namespace, name ORDER BY last DESC LIMIT {int(limit)}",
+            [newest - RECENT_FIRST],
+        )
+        return [(str(row[0]), row[1], str(row[2]), row[3], row[4]) for row in rows]
 
     # ----- overview -------------------------------------------------------------------------------------
 
