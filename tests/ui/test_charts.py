@@ -23,7 +23,7 @@ def test_bar_labels_are_escaped_and_lengths_proportional() -> None:
 def test_stacked_columns_stack_series_within_the_peak() -> None:
     start = datetime(2026, 3, 19, 10, tzinfo=UTC)
     buckets = [start, start + timedelta(minutes=1)]
-    root = ElementTree.fromstring(str(stacked_columns(buckets, {"Error": [2, 0], "Warning": [2, 1]}, height=118)))
+    root = ElementTree.fromstring(str(stacked_columns(buckets, {"Error": [2, 0], "Warning": [2, 1]}, height=132)))
     heights = [float(rect.get("height", "0")) for rect in root.iter(f"{SVG}rect")]
     assert heights == [50.0, 50.0, 25.0]
     assert re.search(r"max 4", ElementTree.tostring(root, encoding="unicode"))

@@ -22,6 +22,8 @@ PRIORITY_COLOURS = {
     "Debug": "#9e9e9e",
 }
 _DEFAULT_COLOUR = "#607d8b"
+_TOP = 14
+"""Room above the columns for the peak label."""
 
 
 def _number(value: float) -> str:
@@ -74,14 +76,14 @@ def stacked_columns(
     names = [name for name in colours if name in series] + sorted(name for name in series if name not in colours)
     totals = [sum(series[name][index] for name in names) for index in range(len(buckets))]
     peak = max(totals) or 1
-    plot = height - 18
+    plot = height - 18 - _TOP
     step = width / len(buckets)
     parts = [
         f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         'xmlns="http://www.w3.org/2000/svg">'
     ]
     for index, bucket in enumerate(buckets):
-        base = float(plot)
+        base = float(_TOP + plot)
         for name in names:
             count = series[name][index]
             if not count:
@@ -102,7 +104,8 @@ def stacked_columns(
 
 
 def legend(names: Sequence[str], colours: Mapping[str, str] = PRIORITY_COLOURS) -> Markup:
-    """Coloured squares with the series names."""
+    """Coloured squares with the series names, in the colours' order (most severe priority first)."""
+    names = [name for name in colours if name in names] + sorted(name for name in names if name not in colours)
     items = [
         f'<span class="legend-item"><svg width="10" height="10"><rect width="10" height="10" '
         f'fill="{colours.get(name, _DEFAULT_COLOUR)}"/></svg> {escape(name)}</span>'

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
@@ -337,7 +337,7 @@ class UIData:
         exact = cursor.execute("SELECT first, last FROM bounds").fetchone()
         if exact is not None and exact[0] is not None:
             first, last = exact
-        since = first if window not in WINDOWS else last - WINDOWS[window]
+        since = first if window not in WINDOWS else max(first, last - WINDOWS[window])
         groups = cursor.execute(
             'SELECT grouping(cluster, "user", verb, resource) AS g, coalesce(cluster, "user", verb, resource), '
             "sum(n), sum(forbidden) FROM agg_all WHERE minute >= time_bucket(INTERVAL 1 MINUTE, ?::TIMESTAMPTZ) "
@@ -350,13 +350,16 @@ class UIData:
             counts = [(str(row[1]), int(row[2])) for row in groups if row[0] == grouping and row[1] is not None]
             return sorted(counts, key=lambda item: (-item[1], item[0]))[:limit]
 
-        per_minute = [
-            (bucket, int(count))
-            for bucket, count in cursor.execute(
-                "SELECT minute, sum(n) FROM agg_all WHERE minute >= ? GROUP BY minute ORDER BY minute",
-                [last - timedelta(hours=1)],
+        hour_ago = last - timedelta(hours=1)
+        counted = dict(
+            cursor.execute(
+                "SELECT minute, sum(n) FROM agg_all WHERE minute >= time_bucket(INTERVAL 1 MINUTE, ?::TIMESTAMPTZ) "
+                "GROUP BY minute",
+                [hour_ago],
             ).fetchall()
-        ]
+        )
+        start = last.replace(second=0, microsecond=0) - timedelta(hours=1)
+        per_minute = [(start + MINUTE * index, int(counted.get(start + MINUTE * index, 0))) for index in range(61)]
         last_minute = per_minute[-2][1] if len(per_minute) >= 2 else (per_minute[-1][1] if per_minute else 0)
         buckets, series = self._alert_series(cursor, since, last)
         return Overview(
@@ -382,17 +385,20 @@ class UIData:
         self, cursor: duckdb.DuckDBPyConnection, since: datetime, last: datetime
     ) -> tuple[list[datetime], dict[str, list[int]]]:
         span = max((last - since).total_seconds(), 60.0)
-        bucket_seconds = max(60, int(span / 48) // 60 * 60)
+        step = max(60, int(span / 48) // 60 * 60)
         rows = cursor.execute(
-            f"SELECT time_bucket(INTERVAL {bucket_seconds} SECOND, time) AS b, priority, count(*) FROM alerts_t "
-            "WHERE time >= ?::TIMESTAMPTZ::TIMESTAMP GROUP BY b, priority ORDER BY b",
+            f"SELECT (epoch(time) // {step})::BIGINT AS b, priority, count(*) FROM alerts_t "
+            "WHERE time >= ?::TIMESTAMPTZ::TIMESTAMP GROUP BY b, priority",
             [since],
         ).fetchall()
-        buckets = sorted({row[0] for row in rows})
-        index = {bucket: position for position, bucket in enumerate(buckets)}
+        first_bucket, last_bucket = int(since.timestamp()) // step, int(last.timestamp()) // step
+        buckets = [datetime.fromtimestamp(number * step, UTC) for number in range(first_bucket, last_bucket + 1)]
         series: dict[str, list[int]] = {}
+        if not rows:
+            return [], {}
         for bucket, priority, count in rows:
-            series.setdefault(str(priority), [0] * len(buckets))[index[bucket]] += int(count)
+            position = min(max(int(bucket) - first_bucket, 0), len(buckets) - 1)
+            series.setdefault(str(priority), [0] * len(buckets))[position] += int(count)
         return buckets, series
 
     def alerts(self, *, priority: str, rule: str, page: int, size: int) -> AlertPage:
