@@ -115,3 +115,21 @@ def test_the_cluster_names_the_alert() -> None:
     assert alert.cluster == "prod"
     assert json.loads(alert.to_falco_json())["cluster"] == "prod"
     assert alert.message == "prod"
+
+
+def test_falco_json_alert_carries_the_rules_attack_ids_only_when_it_has_some() -> None:
+    text = rule("ka.verb = create", output="made %ka.target.name").replace(
+        "source: k8s_audit", "source: k8s_audit\n  mitre: [T1609, T1611]\n  threat_matrix: [MS-TA9010]"
+    )
+    document = json.loads(Engine(ruleset(text)).evaluate(make_event())[0].to_falco_json())
+    assert list(document) == sorted(document)
+    assert document["mitre"] == ["T1609", "T1611"]
+    assert document["threat_matrix"] == ["MS-TA9010"]
+    assert document["tags"] == []
+    assert document["output"].endswith("Warning made web")
+    only_mitre = rule("ka.verb = create").replace("source: k8s_audit", "source: k8s_audit\n  mitre: [T1609]")
+    document = json.loads(Engine(ruleset(only_mitre)).evaluate(make_event())[0].to_falco_json())
+    assert document["mitre"] == ["T1609"]
+    assert "threat_matrix" not in document
+    plain = json.loads(Engine(ruleset(rule("ka.verb = create"))).evaluate(make_event())[0].to_falco_json())
+    assert "mitre" not in plain and "threat_matrix" not in plain

@@ -38,7 +38,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
         return iso_time(self.time_ns)
 
     def to_falco_json(self) -> bytes:
-        """The alert as one line of Falco's JSON output (plus `auditID` and `cluster`)."""
+        """The alert as one line of Falco's JSON output (plus `auditID`, `cluster`, `mitre`, `threat_matrix`)."""
         return falco_json(
             output=self.output,
             output_fields=self.output_fields,
@@ -52,4 +52,6 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
             audit_id=self.audit_id,
             cluster=self.cluster,
             time_format=self.time_format,
+            mitre=self.mitre,
+            threat_matrix=self.threat_matrix,
         )

@@ -2,7 +2,7 @@
 
 A missing value prints as `<NA>`; a list prints as `(a,b)`. The JSON alert has Falco's keys
 (`hostname output output_fields priority rule source tags time`) plus `auditID` and `cluster`,
-all sorted as Falco's JSON library writes them.
+and `mitre` / `threat_matrix` when the rule names any, all sorted as Falco's JSON library writes them.
 """
 
 from __future__ import annotations
@@ -188,8 +188,10 @@ def falco_json(
     audit_id: str,
     cluster: str | None,
     time_format: TimeFormat = TimeFormat.ISO8601,
+    mitre: tuple[str, ...] = (),
+    threat_matrix: tuple[str, ...] = (),
 ) -> bytes:
-    """One alert in Falco's JSON format, with kubetrail's `auditID` and `cluster` keys."""
+    """One alert in Falco's JSON format, with kubetrail's `auditID` and `cluster` keys (and ATT&CK ids if any)."""
     fields: dict[str, Any] = dict(output_fields)
     fields[time_format.field] = time_ns
     document = {
@@ -204,4 +206,8 @@ def falco_json(
         "tags": list(tags),
         "time": time_iso,
     }
+    if mitre:
+        document["mitre"] = list(mitre)
+    if threat_matrix:
+        document["threat_matrix"] = list(threat_matrix)
     return _json_encoder.encode(document)
