@@ -173,3 +173,12 @@ def test_overview_bars_link_to_what_they_count(ui_server: UIServer) -> None:
     assert [when for _, when in rows(httpx.get(f"{ui_server.url}{links[0]}", timeout=30).text)] == expected[:50]
     users = re.findall(r'<a href="(/ui/identity\?user=[^"]+)">', page)
     assert len(users) == 10
+
+
+def test_a_hostile_user_name_round_trips_through_the_search_link(ui_server: UIServer) -> None:
+    identity = get(ui_server, "/ui/identity", user=XSS_USER).text
+    link = re.search(r'<a id="identity-search" href="([^"]+)">', identity)
+    assert link is not None
+    found = httpx.get(f"{ui_server.url}{html.unescape(link.group(1))}", timeout=30)
+    assert found.status_code == 200
+    assert [audit_id for audit_id, _ in rows(found.text)] == [XSS_AUDIT_ID]
