@@ -30,11 +30,13 @@ from kubetrail.detect import (
     EventContext,
     Matching,
     Priority,
+    StatefulDetector,
     TimeFormat,
     load_ruleset,
     rule_sources,
 )
 from kubetrail.detect.allowlist import load_allowlist
+from kubetrail.detect.stateful.spec import DEFAULT_MAX_KEYS
 from kubetrail.errors import KubetrailError
 from kubetrail.model import Event, EventDecodeError, decode_document, read_events
 from kubetrail.model.codec import GZIP_MAGIC, iter_lines
@@ -138,10 +140,21 @@ def _say(console: Console, text: str) -> None:
     console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 
-def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priority]], elapsed: float) -> None:
+def _summary(
+    console: Console,
+    tally: _Tally,
+    by_rule: Counter[tuple[str, Priority]],
+    elapsed: float,
+    stateful: list[StatefulDetector],
+) -> None:
     rate = tally.events / elapsed if elapsed > 0 else 0.0
     counts = f"{tally.events} events, {tally.malformed} malformed, {tally.alerts} alerts"
     _say(console, f"{counts} in {elapsed:.2f}s ({rate:,.0f} events/s)")
+    if stateful:
+        rules = [item for detector in stateful for item in detector.stats().values()]
+        keys = sum(item.keys for item in rules)
+        evictions = sum(item.evictions for item in rules)
+        _say(console, f"stateful rules: {len(rules)}, {keys} keys held, {evictions} keys evicted by the key limit")
     if not by_rule:
         return
     table = Table(title="Alerts by rule", title_justify="left")
@@ -206,6 +219,13 @@ def _summary(console: Console, tally: _Tally, by_rule: Counter[tuple[str, Priori
     type=click.Path(dir_okay=False),
     help="Allow-list file: drop alerts for these users, groups, namespaces, images or address ranges.",
 )
+@click.option(
+    "--max-keys",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_KEYS,
+    show_default=True,
+    help="Keys each stateful rule keeps at most (a rule's own max_keys wins); the least recent are evicted.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notices or summary on stderr.")
 def detect_command(
     files: tuple[str, ...],
@@ -218,6 +238,7 @@ def detect_command(
     time_format: str,
     outputs_file: str | None,
     allow_file: str | None,
+    max_keys: int,
     quiet: bool,
 ) -> None:
     """Run detection rules over audit log FILES and print alerts.
@@ -238,12 +259,17 @@ def detect_command(
     ruleset = load_ruleset(rule_sources(_rule_specs(rules)))
     for notice in ruleset.notices:
         _say(console, f"notice: {notice}")
+    hostname = socket.gethostname()
+    stateful = ruleset.detectors(
+        Priority.parse(min_priority), max_keys=max_keys, hostname=hostname, time_format=TimeFormat(time_format)
+    )
     engine = Engine(
         ruleset,
         matching=Matching(rule_matching),
-        hostname=socket.gethostname(),
+        hostname=hostname,
         min_priority=Priority.parse(min_priority),
         time_format=TimeFormat(time_format),
+        detectors=stateful,
     )
     outputs = load_outputs(outputs_file, block=True) if outputs_file else None
     allow = load_allowlist(allow_file) if allow_file else None
@@ -305,7 +331,7 @@ def detect_command(
         outputs.close()
         for line in outputs.summary():
             _say(console, line)
-    _summary(console, tally, by_rule, time.perf_counter() - started)
+    _summary(console, tally, by_rule, time.perf_counter() - started, stateful)
     if tally.failing:
         sys.exit(1)
 
