@@ -130,3 +130,26 @@ def builtin_rules() -> dict[str, dict[str, object]]:
             if isinstance(item, dict) and "rule" in item:
                 rules[str(item["rule"])] = item
     return rules
+
+
+def test_login_form_lets_a_token_holder_in(page: object, tmp_path: Path) -> None:
+    from tests.serve.helpers import serving
+
+    token = "9c1d2e4b5a69788796a5b4c3d2e1f0aa"
+    tokens = tmp_path / "ui-tokens"
+    tokens.write_text(f"{token},oncall\n")
+    arguments = ("--store", str(tmp_path / "store"), "--listen", "127.0.0.1:0", "--ui-token-file", str(tokens))
+    with serving(*arguments) as process:
+        p = page
+        answer = p.goto(f"{process.url}/ui/alerts")  # type: ignore[attr-defined]
+        assert answer.status == 401
+        p.fill("input[name=token]", "not-the-token-at-all")  # type: ignore[attr-defined]
+        p.click("form.login button")  # type: ignore[attr-defined]
+        assert p.locator("p.error").inner_text() == "not accepted"  # type: ignore[attr-defined]
+        p.fill("input[name=token]", token)  # type: ignore[attr-defined]
+        p.click("form.login button")  # type: ignore[attr-defined]
+        p.wait_for_url(f"{process.url}/ui/alerts")  # type: ignore[attr-defined]
+        screenshot(p, tmp_path, "after-login")
+        assert p.locator("h1").inner_text() == "Alerts"  # type: ignore[attr-defined]
+        p.click("#nav-search")  # type: ignore[attr-defined]
+        assert p.locator("h1").inner_text() == "Search"  # type: ignore[attr-defined]
