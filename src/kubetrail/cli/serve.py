@@ -41,6 +41,8 @@ from kubetrail.serve.server import run
 @click.option("--max-event-size", metavar="SIZE", help="Largest single event  [default: 256KiB]")
 @click.option("--rules", multiple=True, metavar="FILE|DIR", help="Detection rules (repeatable)  [default: builtin]")
 @click.option("--outputs", type=click.Path(dir_okay=False), help="Alert outputs file (docs/outputs.md).")
+@click.option("--max-keys", type=click.IntRange(min=1), help="Keys each stateful rule keeps  [default: 100000]")
+@click.option("--redact", is_flag=True, default=None, help="Replace secret values in events before storing them.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
 def serve_command(
     config_file: str | None,

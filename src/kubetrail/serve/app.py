@@ -67,6 +67,8 @@ class ServeApp:
         self.store = DetectingStore.open(
             config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops))
         )
+        if isinstance(self.store, DetectingStore):
+            self.store.redact = config.redact
         try:
             self.detection = open_detection(config, self.store, self.metrics)
             self.receiver = Receiver(

@@ -20,13 +20,15 @@ Example (`kubetrail serve --config serve.yaml`; relative paths are relative to t
     max-event-size: 256KiB
     rules: [builtin, extra-rules/]   # detection rules (default: the built-in set); [] turns detection off
     outputs: outputs.yaml            # where alerts go besides the store (docs/outputs.md)
+    detection: {max_keys: 100000}    # keys each stateful rule keeps at most (or `max-keys:` / --max-keys)
+    redact: true                     # replace secret values in events before they are stored
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,11 @@ KEYS = (
     "log-level",
     "rules",
     "outputs",
+    "detection",
+    "max-keys",
+    "redact",
 )
+_DETECTION_KEYS = ("max_keys",)
 
 
 class ServeConfigError(KubetrailError):
@@ -117,6 +123,8 @@ class ServeConfig:
     log_level: str = "info"
     rules: tuple[str, ...] | None = None
     outputs: Path | None = None
+    max_keys: int | None = None  # None: the stateful detector's default
+    redact: bool = False
 
     @property
     def tls(self) -> bool:
@@ -288,9 +296,35 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
         log_level=str(values.get("log-level", "info")).lower(),
         rules=None if values.get("rules") is None else tuple(str(rule) for rule in values["rules"]),
         outputs=_path(values.get("outputs")),
+        max_keys=_max_keys(values, where),
+        redact=bool(values.get("redact", False)),
     )
     _check(config, source)
     return config
+
+
+def _max_keys(values: Mapping[str, Any], where: Callable[[str], str]) -> int | None:
+    """`max-keys` (flag or file) wins over the file's `detection: {max_keys: N}`."""
+    detection = values.get("detection") or {}
+    if not isinstance(detection, dict) or not set(detection) <= set(_DETECTION_KEYS):
+        raise ServeConfigError(
+            "must be a mapping of detection settings",
+            file=where("detection"),
+            field="detection",
+            hint="e.g. {max_keys: 100000}",
+        )
+    field, value = (
+        ("max-keys", values["max-keys"])
+        if values.get("max-keys") is not None
+        else ("detection.max_keys", detection.get("max_keys"))
+    )
+    if value is None:
+        return None
+    if isinstance(value, bool) or not str(value).isdigit() or int(str(value)) < 1:
+        raise ServeConfigError(
+            f"{value!r} is not a whole number of keys (at least 1)", file=where(field.split(".")[0]), field=field
+        )
+    return int(str(value))
 
 
 def _positive_float(value: object, field: str, file: str) -> float:

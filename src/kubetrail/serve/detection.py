@@ -7,10 +7,13 @@ When more than DEFAULT_QUEUE_EVENTS events wait, a new batch is not detected; th
 `save`/`load` are restored at start and checkpointed periodically and at shutdown under `<store>/checkpoints/`.
 Events the store recovers from its WAL at start (acknowledged before a crash, perhaps never detected) go
 through the stateless rules once more; only alerts the alert log does not hold yet are stored and sent.
+With `redact: true` the store replaces secret values in each batch before it is written (so neither the store
+nor the rules ever see them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import queue
@@ -39,7 +42,9 @@ from kubetrail.detect import (
     load_ruleset,
     rule_sources,
 )
+from kubetrail.detect.stateful.spec import DEFAULT_MAX_KEYS
 from kubetrail.model import Event, decode_event
+from kubetrail.secrets.batch import redact_events
 from kubetrail.serve.config import ServeConfig
 from kubetrail.store import AppendResult, Store, StoreError
 from kubetrail.store.alerts import AlertLog, recent_alert_keys
@@ -66,9 +71,24 @@ class Checkpointable(Protocol):
 
 
 class DetectingStore(Store):
-    """A store that tells a listener about every batch it made durable (duplicates excluded when all are)."""
+    """A store that tells a listener about every batch it made durable (duplicates excluded when all are).
+
+    With `redact` set, secret values in each batch are replaced before it is written (`redacted` counts them).
+    """
 
     listener: Listener | None = None
+    redact: bool = False
+    redacted: int = 0
+
+    def _redacted(
+        self, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None
+    ) -> tuple[Sequence[Event], Sequence[bytes | None] | None]:
+        if not self.redact or not events:
+            return events, raw_lines
+        copies = list(events)
+        raws: list[bytes | None] = list(raw_lines) if raw_lines is not None else [None] * len(copies)
+        self.redacted += redact_events(copies, raws)
+        return copies, raws
 
     def _notify(
         self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None] | None, result: AppendResult
@@ -80,6 +100,7 @@ class DetectingStore(Store):
     def append(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
     ) -> AppendResult:
+        events, raw_lines = self._redacted(events, raw_lines)
         result = super().append(cluster, events, raw_lines)
         self._notify(cluster, events, raw_lines, result)
         return result
@@ -87,6 +108,8 @@ class DetectingStore(Store):
     async def append_async(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
     ) -> AppendResult:
+        if self.redact:
+            events, raw_lines = await asyncio.to_thread(self._redacted, events, raw_lines)
         result = await super().append_async(cluster, events, raw_lines)
         self._notify(cluster, events, raw_lines, result)
         return result
@@ -99,14 +122,18 @@ def default_rule_specs() -> list[str]:
     return []
 
 
-def build_engine(specs: Iterable[str | Path], *, hostname: str | None = None) -> Engine:
-    """Load rules as `kubetrail detect` does (every matching rule alerts), with any stateful detectors."""
+def build_engine(specs: Iterable[str | Path], *, hostname: str | None = None, max_keys: int | None = None) -> Engine:
+    """Load rules as `kubetrail detect` does (every matching rule alerts), with any stateful detectors.
+
+    `max_keys` bounds the keys each stateful rule keeps (a rule's own `max_keys` wins; None: the default).
+    """
     ruleset = load_ruleset(rule_sources(specs))
     for notice in ruleset.notices:
         log.info("rules: %s", notice)
-    found = getattr(ruleset, "detectors", None)  # the stateful rules' detector, when the rule set has any
-    extra: tuple[Detector, ...] = tuple((found() if callable(found) else found) or ())
-    return Engine(ruleset, matching=Matching.ALL, hostname=hostname or socket.gethostname(), detectors=extra)
+    host = hostname or socket.gethostname()
+    limit = DEFAULT_MAX_KEYS if max_keys is None else max_keys
+    extra: tuple[Detector, ...] = tuple(ruleset.detectors(hostname=host, max_keys=limit))
+    return Engine(ruleset, matching=Matching.ALL, hostname=host, detectors=extra)
 
 
 @dataclass
@@ -372,7 +399,7 @@ def open_detection(config: ServeConfig, store: Store, metrics: Registry) -> Dete
         return None
     if not isinstance(store, DetectingStore):
         raise TypeError("detection needs a store opened with DetectingStore.open")
-    engine = build_engine(specs)
+    engine = build_engine(specs, max_keys=config.max_keys)
     outputs = load_outputs(config.outputs) if config.outputs is not None else None
     detection = Detection(engine, AlertLog(config.store), outputs, checkpoint_dir=config.store / CHECKPOINT_DIR)
     _register_metrics(detection, metrics)
@@ -392,6 +419,12 @@ def _register_metrics(detection: Detection, metrics: Registry) -> None:
         ("kubetrail_detection_unstored_alerts_total", "unstored_alerts", "Alerts the alert log could not store."),
     ):
         metrics.gauge(name, text, read=functools.partial(_stat, stats, attribute), kind="counter")
+    metrics.gauge(
+        "kubetrail_detection_state_evictions_total",
+        "Stateful rule keys evicted by the key limit (max_keys).",
+        read=functools.partial(_evictions, detection.detector),
+        kind="counter",
+    )
     outputs = detection.outputs
     if outputs is None:
         return
@@ -410,6 +443,11 @@ def _register_metrics(detection: Detection, metrics: Registry) -> None:
         read=per_output,
         kind="counter",
     )
+
+
+def _evictions(detector: Detector) -> Iterable[tuple[Labels, float]]:
+    total = sum(getattr(part, "evictions", 0) for part in _stateful_parts(detector) if not isinstance(part, Engine))
+    return [((), float(total))]
 
 
 def _stat(stats: DetectionStats, attribute: str) -> Iterable[tuple[Labels, float]]:
