@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.policy", "policy_group"),
     ("kubetrail.cli.query", "query_command"),
     ("kubetrail.cli.rbac", "rbac_group"),
+    ("kubetrail.cli.report", "report_group"),
     ("kubetrail.cli.request_info", "request_info_command"),
     ("kubetrail.cli.secrets", "secrets_group"),
     ("kubetrail.cli.serve", "serve_command"),
