@@ -76,7 +76,9 @@ def line_prefilter(filter: Filter) -> tuple[str, list[object]]:
                 params.extend([text, rf":\s*{text}\s*[,}}\]]"])
         else:
             tests = ["contains(event, ?)" for _ in texts]
-            params.extend(f'"{text}"' for text in texts)  # a JSON string, quotes included
+            # the value and its closing quote: a needle starting with `"` (in every JSON line a thousand times)
+            # makes the substring search several times slower
+            params.extend(f'{text}"' for text in texts)
         clauses.append("(" + " OR ".join(tests) + ")")
     return (" AND ".join(clauses) if clauses else "true"), params
 
