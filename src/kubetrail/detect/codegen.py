@@ -22,6 +22,8 @@ INLINE_FIELDS: dict[str, str] = {
     "ka.user.name": "(e.user.username or None)",
     "ka.useragent": "(e.userAgent or None)",
     "ka.auditid": "(e.auditID or None)",
+    "jevt.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
+    "json.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
 }
 INLINE_ANNOTATIONS = {
     "ka.auth.decision": "authorization.k8s.io/decision",

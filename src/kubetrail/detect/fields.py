@@ -17,6 +17,7 @@ from typing import Any
 from kubetrail.detect.context import MISSING, EventContext
 from kubetrail.detect.jsonpath import (
     as_text,
+    child,
     pointer_keys,
     texts_skip_missing,
     texts_strict,
@@ -697,6 +698,14 @@ def _pointer_maker(arg: str | None) -> Accessor:
     keys = pointer_keys(arg or "")
     if keys == ("stage",):
         return lambda ctx: ctx.event.stage
+    if len(keys) == 2 and keys[0] == "sourceIPs":
+        index = keys[1]  # the decoded list is the JSON array: no need to parse the whole event
+
+        def compute_address(ctx: EventContext) -> Value:
+            value = child(ctx.event.sourceIPs, index)
+            return None if value is MISSING else as_text(value)
+
+        return compute_address
     if keys[0] in ("requestObject", "responseObject"):
         rest = keys[1:]
         side = keys[0]
