@@ -81,3 +81,19 @@ def test_a_bad_period_is_one_line_error(store: tuple[Path, Expected]) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("error: --since: 'last tuesday' is neither a duration nor a time")
     assert "Traceback" not in done.stderr
+
+
+def test_each_cis_control_takes_only_its_own_apiserver_finding(store: tuple[Path, Expected], tmp_path: Path) -> None:
+    flags = tmp_path / "apiserver.flags"
+    flags.write_text(
+        "kube-apiserver --audit-log-path=/var/log/audit.log --audit-log-maxage=30 --audit-log-maxbackup=3 "
+        "--audit-log-maxsize=100\n"
+    )
+    done = kubetrail(
+        "report", "compliance", "--framework", "cis", "--store", str(store[0]), "--since", "2026-03-18",
+        "--until", "2026-03-20", "--retention-days", "2", "--apiserver", str(flags), "-o", "json", check=False,
+    )  # fmt: skip
+    controls = {item["id"]: item for item in json.loads(done.stdout)["controls"]}
+    assert controls["CIS 1.2.18"]["status"] == "fail"
+    assert controls["CIS 1.2.17"]["status"] == controls["CIS 1.2.19"]["status"] == "pass"
+    assert not any("1.2.18" in reason for reason in controls["CIS 1.2.17"]["reasons"])

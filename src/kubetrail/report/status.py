@@ -59,9 +59,9 @@ def _worst(results: list[Result]) -> Status:
     return max((result.status for result in results), key=_RANK.__getitem__, default=Status.NOT_EVIDENCED)
 
 
-def _apiserver(evidence: Evidence, theme: Theme) -> list[str]:
+def _apiserver(evidence: Evidence, theme: Theme, only: str | None = None) -> list[str]:
     """Reasons against `theme` from the apiserver check (failed findings of the controls that bear on it)."""
-    wanted = CHECKS_BY_THEME.get(theme, ())
+    wanted = (only,) if only else CHECKS_BY_THEME.get(theme, ())
     return [
         f"{finding.control}: {finding.detail}"
         for finding in evidence.apiserver or []
@@ -69,8 +69,8 @@ def _apiserver(evidence: Evidence, theme: Theme) -> list[str]:
     ]
 
 
-def _with_config(evidence: Evidence, theme: Theme, result: Result) -> Result:
-    failures = _apiserver(evidence, theme)
+def _with_config(evidence: Evidence, theme: Theme, result: Result, only: str | None = None) -> Result:
+    failures = _apiserver(evidence, theme, only)
     if failures:
         return Result(Status.FAIL, [*failures, *(result.reasons if result.status is Status.FAIL else [])])
     if evidence.apiserver is not None and theme in CHECKS_BY_THEME and result.status is Status.PASS:
@@ -164,8 +164,12 @@ def assess(framework: Framework, evidence: Evidence, *, required_days: int | Non
     }
     assessment = Assessment(framework=framework, required_days=required)
     assessment.themes = {theme: _with_config(evidence, theme, result) for theme, result in plain.items()}
+    checked = {control for controls in CHECKS_BY_THEME.values() for control in controls}
     for control in framework.controls:
-        results = [assessment.themes[theme] for theme in control.themes]
+        if control.id in checked:  # a CIS control `check apiserver` tests: its own finding, not its neighbours'
+            results = [_with_config(evidence, theme, plain[theme], control.id) for theme in control.themes]
+        else:
+            results = [assessment.themes[theme] for theme in control.themes]
         status = _worst(results)
         reasons = [
             f"{theme.value}: {reason}"
