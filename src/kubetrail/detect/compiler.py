@@ -387,6 +387,8 @@ class _Compiler:
             cost += 1
         if check.op == "exists" and spec.always:
             return _constant(True)
+        if not values and (check.op == "intersects" or (check.op == "in" and not spec.is_list)):
+            return _constant(False)  # nothing is in an empty list (an allow/deny list the user has not filled)
         value = field_source(self.namespace, ref.text, get)
         if ref.name in RAWTIME_FIELDS and check.op in ("=", "=="):
             source = f"{self.namespace.name(predicate)}(ctx)"
