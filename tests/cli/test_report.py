@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from tests.report.helpers import Expected, expected_from, generate, ingest, kubetrail
+from kubetrail.cli.main import cli
+from tests.report.helpers import Expected, expected_from, generate, ingest
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def kubetrail(*arguments: str, check: bool = True) -> Done:
+    """The command run in-process (the store was built by real `generate` and `ingest` processes)."""
+    result = CliRunner().invoke(cli, list(arguments), catch_exceptions=False)
+    done = Done(result.exit_code, result.stdout, result.stderr)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
 
 
 @pytest.fixture(scope="module")

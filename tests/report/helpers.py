@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import PROJECT_ROOT
+from click.testing import CliRunner
+
+from kubetrail.cli.main import cli
 
 SECRET_READS = {"get", "list", "watch"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 EXEC = {"exec", "attach", "portforward"}
 
 
-def kubetrail(*arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "kubetrail.cli.main", *arguments],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+def kubetrail(*arguments: str) -> None:
+    """Run a kubetrail command in-process, as the command line would, and require success."""
+    result = CliRunner().invoke(cli, list(arguments), catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
 
 
 def generate(path: Path, *, start: str, seconds: int, rate: float, scenarios: bool = True) -> Path:
