@@ -116,3 +116,20 @@ def test_each_cis_control_takes_only_its_own_apiserver_finding(store: tuple[Path
     assert controls["CIS 1.2.18"]["status"] == "fail"
     assert controls["CIS 1.2.17"]["status"] == controls["CIS 1.2.19"]["status"] == "pass"
     assert not any("1.2.18" in reason for reason in controls["CIS 1.2.17"]["reasons"])
+
+
+def test_each_section_query_reruns_with_kubetrail_query(store: tuple[Path, Expected]) -> None:
+    window = ["--since", "2026-03-18", "--until", "2026-03-20"]
+    doc = json.loads(
+        kubetrail(
+            "report", "compliance", "--framework", "soc2", "--store", str(store[0]), *window, "-o", "json",
+            check=False,
+        ).stdout
+    )  # fmt: skip
+    for section in ("secret_access", "rbac_changes", "exec_sessions"):
+        query = doc["evidence"][section]["query"]
+        listed = kubetrail(
+            "query", "--store", str(store[0]), query, *window, "--fields", "id", "--limit", "0", "-o", "csv"
+        )
+        ids = set(listed.stdout.splitlines()[1:])
+        assert len(ids) == doc["evidence"][section]["requests"] > 0, section

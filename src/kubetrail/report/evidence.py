@@ -14,6 +14,7 @@ import duckdb
 
 from kubetrail.check import Finding as CheckFinding
 from kubetrail.investigate.common import EXEC_SUBRESOURCES, RBAC_GROUP, SECRET_READ_VERBS, WRITE_VERBS
+from kubetrail.query import parse_filter, to_sql
 from kubetrail.store import VerifyReport
 
 # At most this many individual requests are listed per section (the counts always cover all of them).
@@ -22,16 +23,14 @@ MAX_ITEMS = 500
 _REQUEST = "coalesce(audit_id, CAST(dedup_key AS VARCHAR))"
 
 
-def _quoted(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join("'" + value + "'" for value in values) + ")"
-
-
 SECRET_FILTER = f"resource=secrets verb in ({','.join(SECRET_READ_VERBS)})"
-SECRET_SQL = f"resource = 'secrets' AND verb IN {_quoted(SECRET_READ_VERBS)}"
 RBAC_FILTER = f"apigroup={RBAC_GROUP} verb in ({','.join(WRITE_VERBS)})"
-RBAC_SQL = f"api_group = '{RBAC_GROUP}' AND verb IN {_quoted(WRITE_VERBS)}"
 EXEC_FILTER = f"resource=pods subresource in ({','.join(EXEC_SUBRESOURCES)})"
-EXEC_SQL = f"resource = 'pods' AND subresource IN {_quoted(EXEC_SUBRESOURCES)}"
+
+
+def _clause(text: str) -> tuple[str, list[Any]]:
+    """The filter as `kubetrail query` runs it, so the report and a re-run of its query agree."""
+    return to_sql(parse_filter(text))
 
 
 @dataclass(frozen=True)
@@ -131,25 +130,27 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[
     return conn.execute(sql, params).fetchall()
 
 
-def _per_day(conn: duckdb.DuckDBPyConnection, where: str, period: Period) -> list[tuple[date, int]]:
+def _per_day(conn: duckdb.DuckDBPyConnection, text: str | None, period: Period) -> list[tuple[date, int]]:
+    where, params = _clause(text) if text else ("true", [])
     found = dict(
         _rows(
             conn,
             f"SELECT CAST(time AS DATE) AS day, count(DISTINCT {_REQUEST}) FROM events "
             f"WHERE time >= ? AND time < ? AND ({where}) GROUP BY day",
-            [period.since, period.until],
+            [period.since, period.until, *params],
         )
     )
     return [(day, int(found.get(day, 0))) for day in period.days()]
 
 
-def _requests(conn: duckdb.DuckDBPyConnection, where: str, period: Period) -> tuple[int, list[Request]]:
+def _requests(conn: duckdb.DuckDBPyConnection, text: str, period: Period) -> tuple[int, list[Request]]:
+    where, params = _clause(text)
     rows = _rows(
         conn,
         f"SELECT min(time) AS first, any_value(user), any_value(verb), any_value(resource), any_value(subresource), "
         f"any_value(namespace), any_value(name), max(response_code), {_REQUEST} AS request FROM events "
         f"WHERE time >= ? AND time < ? AND ({where}) GROUP BY request ORDER BY first, request",
-        [period.since, period.until],
+        [period.since, period.until, *params],
     )
     items = [
         Request(
@@ -202,16 +203,17 @@ def collect_evidence(
         conn, f"SELECT count(*), count(DISTINCT {_REQUEST}) FROM events WHERE time >= ? AND time < ?", window
     )[0]
     evidence.events, evidence.requests = int(total[0]), int(total[1])
-    evidence.events_per_day = _per_day(conn, "true", period)
-    evidence.secret_reads_per_day = _per_day(conn, SECRET_SQL, period)
+    evidence.events_per_day = _per_day(conn, None, period)
+    evidence.secret_reads_per_day = _per_day(conn, SECRET_FILTER, period)
+    secret_where, secret_params = _clause(SECRET_FILTER)
     evidence.secret_access = [
         SecretAccess(user or "", namespace or "", int(requests), list(verbs), int(names))
         for user, namespace, requests, verbs, names in _rows(
             conn,
             f"SELECT user, namespace, count(DISTINCT {_REQUEST}) AS requests, list(DISTINCT verb ORDER BY verb), "
-            f"count(DISTINCT name) FROM events WHERE time >= ? AND time < ? AND ({SECRET_SQL}) "
+            f"count(DISTINCT name) FROM events WHERE time >= ? AND time < ? AND ({secret_where}) "
             "GROUP BY ALL ORDER BY requests DESC, user, namespace",
-            window,
+            [*window, *secret_params],
         )
     ]
     evidence.secret_reads = sum(item.requests for item in evidence.secret_access)
@@ -223,8 +225,8 @@ def collect_evidence(
             window,
         )[0][0]
     )
-    evidence.rbac_change_count, evidence.rbac_changes = _requests(conn, RBAC_SQL, period)
-    evidence.exec_count, evidence.exec_sessions = _requests(conn, EXEC_SQL, period)
+    evidence.rbac_change_count, evidence.rbac_changes = _requests(conn, RBAC_FILTER, period)
+    evidence.exec_count, evidence.exec_sessions = _requests(conn, EXEC_FILTER, period)
     missing = _rows(
         conn,
         "SELECT count(*) FILTER (WHERE user IS NULL), count(*) FILTER (WHERE source_ip IS NULL), "
