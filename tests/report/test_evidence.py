@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from kubetrail.detect.alert import Alert
+from kubetrail.detect.priority import Priority
 from kubetrail.report.evidence import Evidence, Period, collect_evidence
 from kubetrail.store import Store, verify_store
+from kubetrail.store.alerts import AlertLog
 from tests.report.helpers import Expected
 
 PERIOD = Period(datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 3, 25, tzinfo=UTC))
@@ -85,3 +89,39 @@ def test_a_period_outside_the_data_finds_nothing(five_days: tuple[Path, Expected
     assert evidence.requests == 0 and evidence.secret_access == [] and evidence.rbac_change_count == 0
     assert evidence.period_gap_days == []  # days outside the store's history are retention's business
     assert evidence.retention[0].days_covered == 5
+
+
+def _alert(rule: str, priority: Priority, when: datetime) -> Alert:
+    return Alert(
+        rule=rule,
+        priority=priority,
+        source="k8s_audit",
+        time_ns=int(when.timestamp()) * 1_000_000_000,
+        message=f"{rule} fired",
+        output_fields={},
+        tags=(),
+        audit_id="a-1",
+        cluster="prod",
+    )
+
+
+def test_alerts_in_the_period_by_rule(five_days: tuple[Path, Expected], tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(five_days[0], store)
+    AlertLog(store).append(
+        [
+            _alert("Exec into pod", Priority.NOTICE, datetime(2026, 3, 16, 10, tzinfo=UTC)),
+            _alert("Exec into pod", Priority.NOTICE, datetime(2026, 3, 17, 10, tzinfo=UTC)),
+            _alert("Secret harvesting", Priority.CRITICAL, datetime(2026, 3, 18, 10, tzinfo=UTC)),
+            _alert("Secret harvesting", Priority.CRITICAL, datetime(2026, 4, 2, 10, tzinfo=UTC)),  # after the period
+        ]
+    )
+    alerts = evidence_for(store).alerts
+    assert [(item.rule, item.priority, item.count) for item in alerts] == [
+        ("Secret harvesting", "Critical", 1),
+        ("Exec into pod", "Notice", 2),
+    ]
+
+
+def test_no_alerts_in_a_store_without_any(measured: tuple[Evidence, Expected]) -> None:
+    assert measured[0].alerts == []

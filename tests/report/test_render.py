@@ -98,6 +98,7 @@ def test_json_schema_is_stable() -> None:
         "secret_access",
         "rbac_changes",
         "exec_sessions",
+        "alerts",
         "retention",
         "integrity",
         "apiserver",

@@ -7,7 +7,7 @@ Each section keeps the `kubetrail query` filter that reproduces it, so an assess
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -72,6 +72,15 @@ class Request:
 
 
 @dataclass(frozen=True)
+class AlertCount:
+    """Detection alerts of one rule in the period (evidence that the activity is monitored, not only logged)."""
+
+    rule: str
+    priority: str
+    count: int
+
+
+@dataclass(frozen=True)
 class ClusterRetention:
     """The history one cluster's events span in the whole store, and the days in it without any event."""
 
@@ -110,6 +119,7 @@ class Evidence:
     exec_count: int = 0
     exec_sessions: list[Request] = field(default_factory=list)
     missing_fields: dict[str, int] = field(default_factory=dict)
+    alerts: list[AlertCount] = field(default_factory=list)
     retention: list[ClusterRetention] = field(default_factory=list)
     integrity: Integrity | None = None
     apiserver: list[CheckFinding] | None = None
@@ -188,6 +198,21 @@ def _retention(conn: duckdb.DuckDBPyConnection) -> list[ClusterRetention]:
     return result
 
 
+def _alerts(conn: duckdb.DuckDBPyConnection, period: Period) -> list[AlertCount]:
+    """Alerts per rule in the period, most severe first (none when the store has no `alerts` view)."""
+    tables = {str(row[0]) for row in _rows(conn, "SELECT view_name FROM duckdb_views() WHERE NOT internal", [])}
+    if "alerts" not in tables:
+        return []
+    naive = [period.since.astimezone(UTC).replace(tzinfo=None), period.until.astimezone(UTC).replace(tzinfo=None)]
+    rows = _rows(
+        conn,
+        "SELECT rule, any_value(priority), min(priority_rank) AS rank, count(*) AS alerts FROM alerts "
+        "WHERE time >= ? AND time < ? GROUP BY rule ORDER BY rank, alerts DESC, rule",
+        naive,
+    )
+    return [AlertCount(str(rule), str(priority or ""), int(count)) for rule, priority, _, count in rows]
+
+
 def collect_evidence(
     conn: duckdb.DuckDBPyConnection,
     period: Period,
@@ -238,6 +263,7 @@ def collect_evidence(
         zip(("user", "source_ip", "response_code", "request_uri"), map(int, missing), strict=True)
     )
     evidence.retention = _retention(conn)
+    evidence.alerts = _alerts(conn, period)
     if verify is not None:
         evidence.integrity = Integrity(
             ok=verify.ok,

@@ -177,6 +177,16 @@ def render_html(doc: dict[str, Any]) -> str:
         "<h2>Exec, attach and port-forward</h2>",
         _requests(evidence["exec_sessions"]),
     ]
+    alerts = evidence["alerts"]
+    parts += ["<h2>Detection alerts</h2>", f"<p>{alerts['total']:,} alert(s) in the period.</p>"]
+    if alerts["by_rule"]:
+        parts.append(
+            _table(
+                ["rule", "priority", "alerts"],
+                [[_e(item["rule"]), _e(item["priority"]), f"{item['count']:,}"] for item in alerts["by_rule"]],
+                numeric=(2,),
+            )
+        )
     retention = evidence["retention"]
     parts += [
         "<h2>Retention</h2>",

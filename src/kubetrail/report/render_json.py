@@ -89,6 +89,12 @@ def document(assessment: Assessment, evidence: Evidence, *, store: str, generate
                 "requests": evidence.exec_count,
                 "items": [_request(item) for item in evidence.exec_sessions],
             },
+            "alerts": {
+                "total": sum(item.count for item in evidence.alerts),
+                "by_rule": [
+                    {"rule": item.rule, "priority": item.priority, "count": item.count} for item in evidence.alerts
+                ],
+            },
             "retention": {
                 "required_days": assessment.required_days,
                 "basis": framework.retention_basis,

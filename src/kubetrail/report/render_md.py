@@ -88,6 +88,13 @@ def render_md(doc: dict[str, Any]) -> str:
     )
     lines += ["", "## RBAC changes", "", *_requests(evidence["rbac_changes"])]
     lines += ["", "## Exec sessions", "", *_requests(evidence["exec_sessions"])]
+    alerts = evidence["alerts"]
+    lines += ["", "## Detection alerts", "", f"{alerts['total']:,} alert(s) in the period.", ""]
+    if alerts["by_rule"]:
+        lines += _table(
+            ["rule", "priority", "alerts"],
+            [[item["rule"], item["priority"], item["count"]] for item in alerts["by_rule"]],
+        )
     retention = evidence["retention"]
     lines += ["", "## Retention", "", f"{retention['required_days']} days required: {_cell(retention['basis'])}.", ""]
     lines += _table(
