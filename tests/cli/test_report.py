@@ -133,3 +133,9 @@ def test_each_section_query_reruns_with_kubetrail_query(store: tuple[Path, Expec
         )
         ids = set(listed.stdout.splitlines()[1:])
         assert len(ids) == doc["evidence"][section]["requests"] > 0, section
+
+
+def test_a_directory_that_is_no_store_is_refused(tmp_path: Path) -> None:
+    done = kubetrail("report", "compliance", "--framework", "cis", "--store", str(tmp_path), check=False)
+    assert done.returncode == 2 and "is not a kubetrail store" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written into it

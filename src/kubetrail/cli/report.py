@@ -25,6 +25,7 @@ from kubetrail.report import (
     render_md,
 )
 from kubetrail.store import Store, verify_store
+from kubetrail.store.layout import Layout
 
 
 def resolve_time(text: str, now: datetime, option: str) -> datetime:
@@ -114,6 +115,11 @@ def compliance_command(
     if manifest:
         config = read_config(manifest)
         findings = check_apiserver(config, manifest_dir=Path(manifest).resolve().parent)
+    layout = Layout(Path(store_dir))
+    if not layout.manifest.exists() and not layout.wal_dir.is_dir():
+        raise ReportError(
+            f"{store_dir} is not a kubetrail store", field="--store", hint="pass the directory `kubetrail ingest` wrote"
+        )
     integrity = verify_store(store_dir)
     store = Store.open(store_dir, read_only=True)
     try:
