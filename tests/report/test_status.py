@@ -12,7 +12,7 @@ import pytest
 from kubetrail.check import check_apiserver, parse_config
 from kubetrail.report import FRAMEWORKS, Period, Status, Theme, assess
 from kubetrail.store import verify_store
-from tests.report.helpers import Expected, generate, ingest
+from tests.report.helpers import Expected, generate, ingest, kubetrail
 from tests.report.test_evidence import evidence_for
 
 
@@ -113,3 +113,23 @@ def test_apiserver_settings_fail_their_controls(five_days: tuple[Path, Expected]
     access = assessment.themes[Theme.ACCESS_LOGGING]
     assert access.status is Status.FAIL  # no --audit-policy-file: CIS 3.2.1
     assert any(reason.startswith("CIS 3.2.1") for reason in access.reasons)
+
+
+def test_secrets_at_metadata_level_pass_secret_access(tmp_path: Path) -> None:
+    """Under a policy that records secrets at Metadata (as CIS 3.2.2 advises), reads are evidenced, values absent."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
+        '  - level: Metadata\n    resources:\n      - group: ""\n        resources: [secrets]\n'
+        "  - level: Request\n"
+    )
+    log = tmp_path / "audit.log"
+    kubetrail(
+        "generate", "--start", "2026-03-15T10:00:00Z", "--duration", "1800", "--rate", "2",
+        "--scenario", "secret-harvesting", "--policy", str(policy), "-o", str(log),
+    )  # fmt: skip
+    evidence = evidence_for(ingest(tmp_path / "store", log))
+    assert evidence.secret_reads > 0 and evidence.secret_bodies_recorded == 0
+    result = assess(FRAMEWORKS["pci-dss"], evidence).themes[Theme.SECRET_ACCESS]
+    assert result.status is Status.PASS
+    assert result.reasons == [f"{evidence.secret_reads:,} secret reads recorded in the period, listed for review"]
