@@ -9,6 +9,7 @@ import click
 # (module, attribute) of every top-level command, in the order `kubetrail --help` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.apiserver_config", "apiserver_config_command"),
+    ("kubetrail.cli.check", "check_group"),
     ("kubetrail.cli.demo", "demo_command"),
     ("kubetrail.cli.detect", "detect_command"),
     ("kubetrail.cli.generate", "generate_command"),
