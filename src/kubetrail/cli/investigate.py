@@ -174,7 +174,7 @@ def anonymous_command(**options: Any) -> None:
 @_output_options
 def new_identities_command(**options: Any) -> None:
     """Users and service accounts first seen in the window (default: the data's last 24 hours)."""
-    _run(lambda source, window, events: new_identities(source, window), options)
+    _run(lambda source, window, events: new_identities(source, window, events=events), options)
 
 
 @investigate_group.command(name="timeline")

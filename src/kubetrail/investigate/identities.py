@@ -24,7 +24,7 @@ def kind_of(user: str) -> str:
     return "user"
 
 
-def new_identities(source: Source, window: Window | None = None) -> Report:
+def new_identities(source: Source, window: Window | None = None, *, events: bool = True) -> Report:
     """Identities first seen in the window; everything before it is the baseline.
 
     Without --since the window is the last 24 hours of the data (counted back from its newest event).
@@ -50,11 +50,12 @@ def new_identities(source: Source, window: Window | None = None) -> Report:
     for row in rows:
         row["kind"] = kind_of(row["user"])
     users = [row["user"] for row in rows]
-    quoted = ",".join('"' + user.replace("\\", "\\\\").replace('"', '\\"') + '"' for user in users)
-    events = source.select(
-        f"user in ({quoted})" if users else 'id="" id!=""',
-        Window(since=window.since, until=window.until, cluster=window.cluster),
-        columns=[*DETAIL_COLUMNS, "event"],
+    clause, params = source.where("", Window(since=window.since, until=window.until, cluster=window.cluster))
+    columns = ", ".join(f'"{name}"' for name in [*DETAIL_COLUMNS, *(["event"] if events else [])])
+    detail = source.sql(
+        f'SELECT {columns} FROM {source.relation} WHERE {clause} AND list_contains(?::VARCHAR[], "user") '
+        "ORDER BY time, stage_time, audit_id",
+        [*params, users],
     )
     summary = pa.Table.from_pylist(
         [
@@ -76,5 +77,5 @@ def new_identities(source: Source, window: Window | None = None) -> Report:
         + (f" ({', '.join(kinds)})" if kinds else "")
     ]
     return Report(
-        title="New identities", filter=f"since={window.since}", headline=headline, summary=summary, events=events
+        title="New identities", filter=f"since={window.since}", headline=headline, summary=summary, events=detail
     )

@@ -79,6 +79,8 @@ class _Translator:
             return self.ip(column, node)
         if kind is FieldKind.JSON:
             return self.json(node)
+        if op == "in" and kind is FieldKind.TEXT and all(value.text for value in node.values):
+            return f"({column} IN ({', '.join(self.param(value.text) for value in node.values)}))"
         if op == "in":
             return "(" + " OR ".join(self.scalar(column, "=", value, node) for value in node.values) + ")"
         return self.scalar(column, op, node.values[0], node)
