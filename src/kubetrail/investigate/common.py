@@ -114,7 +114,8 @@ def rbac_changes(source: Source, window: Window | None = None, *, events: bool =
         extra=(
             (
                 "objects",
-                "list(DISTINCT coalesce(namespace || '/', '') || name ORDER BY 1) FILTER (WHERE name IS NOT NULL)",
+                "list(DISTINCT coalesce(namespace || '/', '') || name ORDER BY coalesce(namespace || '/', '') || name) "
+                "FILTER (WHERE name IS NOT NULL)",
             ),
         ),
         events=events,
