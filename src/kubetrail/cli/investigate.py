@@ -67,7 +67,10 @@ def _render(report: Report, output: str, limit: int | None) -> None:
     if report.summary.num_rows:
         print_table(report.summary, sys.stdout)
         click.echo()
-    detail = events.drop_columns([name for name in ("event",) if name in events.column_names])
+    hidden = ["event", "audit_id", "level"]
+    if "cluster" in events.column_names and len(set(events.column("cluster").to_pylist())) <= 1:
+        hidden.append("cluster")
+    detail = events.drop_columns([name for name in hidden if name in events.column_names])
     if detail.num_rows:
         shown = detail if not count else detail.slice(0, count)
         print_table(shown, sys.stdout, title=f"Events ({shown.num_rows:,} of {detail.num_rows:,}, oldest first)")
