@@ -209,3 +209,17 @@ def test_new_identities_over_less_than_a_day_of_data_is_everyone(log: Path) -> N
         _run(["investigate", "new-identities", "--file", str(log), "-o", "json", "--since", "2026-03-19T10:03:00Z"])
     )
     assert {row["user"] for row in later["summary"]} < users
+
+
+def test_sql_with_its_own_common_table_expressions(log: Path, expected: dict[str, set[Key]]) -> None:
+    sql = "WITH stages AS (SELECT DISTINCT audit_id, stage FROM matched) SELECT count(*) AS n FROM stages"
+    output = _run(["query", "code=403", "--file", str(log), "-o", "json", "--sql", sql])
+    assert json.loads(output) == [{"n": len(expected["forbidden"])}]
+
+
+def test_ndjson_with_fields_prints_those_fields(log: Path) -> None:
+    output = _run(["query", "code=403", "--file", str(log), "-o", "ndjson", "--fields", "id,stage", "--limit", "0"])
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert {(row["audit_id"], row["stage"]) for row in rows} == _keys(
+        _run(["query", "code=403", "--file", str(log), "-o", "ndjson", "--limit", "0"])
+    )
