@@ -283,3 +283,21 @@ def test_a_segment_deleted_behind_the_stores_back_does_not_stop_it(tmp_path: Pat
     with Store.open(tmp_path / "s") as store:
         assert store.append("prod", make_events(0, 10, day="2026-03-18")[:5]).accepted == 5
         assert len(_ids(store)) == 10
+
+
+def test_a_reopened_store_never_reuses_a_sealed_wal_segment_id(tmp_path: Path) -> None:
+    from kubetrail.emit.generator import GeneratorConfig, generate
+
+    events = list(generate(GeneratorConfig(seed=2, nodes=1, rate=5.0, duration=10.0)))
+    half = len(events) // 2
+    with Store.open(tmp_path / "s") as store:
+        store.append("prod", events[:half])
+    # closing sealed every WAL segment; the next writer's events must stay visible to read-only openers
+    writer = Store.open(tmp_path / "s", StoreOptions(background_seal=False))
+    try:
+        writer.append("prod", events[half:])
+        with Store.open(tmp_path / "s", read_only=True) as reader:
+            count = reader.query_connection().execute("select count(*) from events").fetchone()
+        assert count == (len(events),)
+    finally:
+        writer.close()

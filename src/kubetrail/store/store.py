@@ -207,10 +207,11 @@ class Store:
             self._state = self._manifest.state
             self._finish_interrupted_steps()
             self._visible = {relative: self.layout.absolute(relative) for relative in self._state.live}
-        next_id = 1
+        # never reuse the id of a segment already sealed (its file may be gone): readers skip sealed ids
+        next_id = max(self._state.sealed_wal, default=0) + 1
         for segment_id, path in self.layout.wal_segments():
             self._replay(segment_id, path, repair=True)
-            next_id = segment_id + 1
+            next_id = max(next_id, segment_id + 1)
         self._wal = WalWriter(
             self.layout, next_segment_id=next_id, file_ops=self.options.file_ops, on_failure=self._on_wal_failure
         )
