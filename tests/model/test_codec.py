@@ -463,3 +463,16 @@ def test_pretty_printed_document_larger_than_a_read() -> None:
     with pytest.raises(EventDecodeError) as caught:
         decode_events(broken)
     assert caught.value.line == broken[: broken.index(b": create")].count(b"\n") + 1
+
+
+def test_invalid_utf8_is_a_decode_error_naming_the_line() -> None:
+    from kubetrail.model import EventDecodeError, decode_document, decode_event
+
+    line = (
+        b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a",'
+        b'"stage":"ResponseComplete","requestURI":"/x\xff","verb":"get","user":{"username":"u"}}'
+    )
+    for decode in (decode_event, decode_document):
+        with pytest.raises(EventDecodeError) as caught:
+            decode(line, source="audit.log", line=7)
+        assert caught.value.line == 7 and "UTF-8" in caught.value.message

@@ -64,6 +64,9 @@ def _check_version(event: Event, source: str, line: int | None) -> Event:
 
 
 def _describe(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        bad = error.object[error.start : error.start + 1].hex()
+        return f"not valid UTF-8: a string holds the byte 0x{bad} (JSON text must be UTF-8)"
     text = str(error)
     if text.startswith("Invalid value 'Event") or "at `$.kind`" in text:
         return f"{text} (expected kind Event or EventList)"
@@ -84,7 +87,7 @@ def decode_document(data: bytes, *, source: str = "<input>", line: int | None = 
     """Decode one JSON document that is an Event or an EventList (an object without `kind` is an Event)."""
     try:
         document = _document_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
         if str(error) == _MISSING_KIND:
             return [decode_event(data, source=source, line=line)]
         raise EventDecodeError(_describe(error), source=source, line=_line_of_error(data, error, line)) from None
@@ -103,7 +106,7 @@ def decode_event(data: bytes, *, source: str = "<input>", line: int | None = Non
     """Decode exactly one Event."""
     try:
         event = _event_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
         raise EventDecodeError(_describe(error), source=source, line=_line_of_error(data, error, line)) from None
     return _check_version(event, source, line)
 
@@ -144,8 +147,8 @@ def encode_ndjson(events: Iterable[Event]) -> bytes:
 def _decode_array(data: bytes, source: str) -> list[Event]:
     try:
         items = _array_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise EventDecodeError(str(error), source=source) from None
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise EventDecodeError(_describe(error), source=source) from None
     events: list[Event] = []
     for index, item in enumerate(items):
         try:
@@ -240,7 +243,7 @@ def _decode_lines(number: int, lines: list[bytes], source: str) -> Iterator[Even
     for offset, line in enumerate(lines):
         try:
             event = decode(line)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             if not _is_blank(line):
                 yield from decode_document(line, source=source, line=number + offset)
             continue
@@ -267,7 +270,7 @@ def _decode_ndjson(stream: BinaryIO, number: int, pending: bytes, source: str) -
         count = block.count(b"\n") + 1
         try:
             events = decode(b"[" + block.replace(b"\n", b",") + b"]")
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             events = None
         if events is None or len(events) != count or set(map(_api_version, events)) != _ONLY_V1:
             yield from _decode_lines(number, block.split(b"\n"), source)
