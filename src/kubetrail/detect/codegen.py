@@ -22,6 +22,13 @@ INLINE_FIELDS: dict[str, str] = {
     "ka.user.name": "(e.user.username or None)",
     "ka.useragent": "(e.userAgent or None)",
     "ka.auditid": "(e.auditID or None)",
+    "ka.target.name": "((e.objectRef.name or None) if e.objectRef is not None else None)",
+    "ka.target.namespace": "((e.objectRef.namespace or None) if e.objectRef is not None else None)",
+    "ka.target.resource": "((e.objectRef.resource or None) if e.objectRef is not None else None)",
+    "ka.target.subresource": "((e.objectRef.subresource or None) if e.objectRef is not None else None)",
+    "ka.response.code": (
+        "(str(e.responseStatus.code) if e.responseStatus is not None and e.responseStatus.code else None)"
+    ),
     "jevt.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
     "json.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
 }
