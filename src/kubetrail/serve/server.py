@@ -79,6 +79,8 @@ def bind(config: ServeConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: no 40 ms delayed-ACK stall on kept-alive requests
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((config.host, config.port))
     except OSError as error:
@@ -136,6 +138,8 @@ async def _serve(app: ServeApp, sock: socket.socket, echo: Callable[[str], None]
     url = dataclasses.replace(config, port=port).url
     echo(f"kubetrail serve: listening on {url} (store {config.store})")
     echo(f"  POST audit events to {url}/audit/<cluster> or {url}/k8s-audit; metrics at {url}/metrics")
+    if config.ui and config.ui_port is None:
+        echo(f"  web UI at {url}/ui/")
     for tailer in app.tailers:
         echo(f"  tailing {tailer.path}")
     app.start_background()
