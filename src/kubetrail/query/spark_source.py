@@ -100,7 +100,9 @@ class SparkSource:
             more, more_args = to_spark_sql(parse_filter(term), now=now, prefix=prefix)
             clauses.append(more)
             args.update(more_args)
-        return " AND ".join(f"({item})" for item in clauses), args
+        # `WHERE (true)` alone trips Spark 4's analyzer over a view with a window; leave trivial clauses out.
+        kept = [item for item in clauses if item != "true"]
+        return (" AND ".join(f"({item})" for item in kept) if kept else "true"), args
 
     def select(
         self,
