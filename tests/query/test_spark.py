@@ -198,3 +198,38 @@ def test_json_pointers_become_jsonpath() -> None:
     assert pointer_to_jsonpath("/it's") is None
     with pytest.raises(QueryError):
         to_spark_sql(parse_filter("event./a]b=1"))
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["resource=secrets or code>=400", "-o", "csv", "--limit", "0", "--desc"],
+        ["ns=prod", "--since", "2026-03-19T11:00:00Z", "-o", "json", "--fields", "time,user,verb,name,groups"],
+        ["", "--sql", "SELECT verb, count(*) AS n FROM matched GROUP BY verb ORDER BY n DESC, verb", "-o", "csv"],
+    ],
+)
+def test_the_query_command_prints_the_same_with_either_engine(spark: Any, store: Path, arguments: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from kubetrail.cli.main import cli
+
+    outputs = []
+    for engine in ("duckdb", "spark"):
+        result = CliRunner().invoke(cli, ["query", "--engine", engine, "--store", str(store), *arguments])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].strip()
+    assert spark.sparkContext._jsc is not None  # the command left the running session alone
+
+
+def test_spark_does_not_read_log_files_in_place(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kubetrail.cli.main import cli
+
+    log = tmp_path / "audit.log"
+    log.write_text(json.dumps(DOCUMENTS[0]) + "\n")
+    result = CliRunner().invoke(cli, ["query", "--engine", "spark", "--file", str(log), "verb=get"])
+    assert result.exit_code == 2
+    assert "--engine spark reads a --store or a --lake" in result.output

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import click
 
+from kubetrail.cli.query_engines import ENGINES, open_engine
 from kubetrail.collect.readers import FORMATS as INPUT_FORMATS
 from kubetrail.query import QueryError, parse_filter
 from kubetrail.query.fields import FieldKind, lookup
@@ -104,6 +105,16 @@ def fail(error: QueryError) -> None:
 @click.option("--fields", help="Columns to print, comma-separated (e.g. time,user,verb,ns,name,code,event).")
 @click.option("--sql", help="Run this SQL instead; `events` is every event, `matched` those EXPR selects.")
 @click.option("--desc/--asc", "descending", default=False, help="Newest first (default: oldest first).")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="duckdb",
+    show_default=True,
+    help="spark: pyspark, kubetrail[spark].",
+)
+@click.option(
+    "--lake", type=click.Path(file_okay=False), help="Read a lake of worker stores (kubetrail worker --lake)."
+)
 def query_command(
     expression: tuple[str, ...],
     store_dir: str | None,
@@ -117,6 +128,8 @@ def query_command(
     fields: str | None,
     sql: str | None,
     descending: bool,
+    engine: str,
+    lake: str | None,
 ) -> None:
     """Print the events EXPR selects, from the store or (with --file) straight from log files.
 
@@ -141,7 +154,9 @@ def query_command(
         parsed = parse_filter(text)
         window = window_of(since, until, cluster, files)
         window.terms()
-        with open_source(store_dir, files, cluster, input_format) as source:
+        with open_engine(
+            engine, lake=lake, store_dir=store_dir, files=files, cluster=cluster, input_format=input_format
+        ) as source:
             if sql:
                 clause, params = source.where(parsed, window)
                 prefix = f"WITH matched AS (SELECT * FROM events WHERE {clause})"

@@ -74,6 +74,15 @@ def spark_session(master: str = "local[*]", app_name: str = "kubetrail") -> Any:
     return session
 
 
+def active_spark_session() -> Any | None:
+    """The Spark session already running in this process, if any (so callers leave it running)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
 def _to_arrow(frame: Any) -> pa.Table:
     if hasattr(frame, "toArrow"):
         return frame.toArrow()
