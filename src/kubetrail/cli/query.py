@@ -147,6 +147,7 @@ def query_command(
       kubetrail query --store ./store 'user=jane@example.com ns=prod code>=400 name~web-*'
       kubetrail query --store ./store 'ip=10.0.0.0/8 not group=system:nodes' --fields time,user,ip,uri
       kubetrail query --store ./store 'code=403' --sql 'SELECT user, count(*) n FROM matched GROUP BY 1 ORDER BY n DESC'
+      kubetrail query --lake /lake --engine spark 'resource=secrets verb=get' --since 1d
     """
     text = " ".join(expression)
     columns = column_names(fields)
