@@ -242,3 +242,24 @@ def test_the_flag_check_catches_an_unknown_flag() -> None:
     assert text is not None
     assert re.search(r"(?<![\w-])--listen(?![\w-])", text)
     assert not re.search(r"(?<![\w-])--tls(?![\w-])", text)  # --tls-cert exists, --tls does not
+
+
+def test_nats_accepts_its_configuration(tmp_path: Path) -> None:
+    """nats-server itself checks the file (`-t`), as each pod would load it with its own server name."""
+    server = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    )
+    if server is None:
+        pytest.skip("nats-server is not installed")
+    (config,) = [i for _, i in all_objects() if i["kind"] == "ConfigMap" and i["metadata"]["name"] == "nats-config"]
+    path = tmp_path / "nats.conf"
+    path.write_text(config["data"]["nats.conf"])
+    checked = subprocess.run(
+        [server, "-c", str(path), "-t"], env={"SERVER_NAME": "nats-0"}, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stderr
+    path.write_text(config["data"]["nats.conf"].replace("max_file_store", "max_file_stor"))
+    broken = subprocess.run(
+        [server, "-c", str(path), "-t"], env={"SERVER_NAME": "nats-0"}, capture_output=True, text=True, timeout=30
+    )
+    assert broken.returncode != 0  # the check is real: an unknown field fails it
