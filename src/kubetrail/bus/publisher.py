@@ -1,0 +1,88 @@
+"""The receiver's side of the bus: one EventList message per accepted batch, acknowledged by JetStream.
+
+The HTTP 200 to the API server is sent only after JetStream's publish ack, which with replicated
+streams means a quorum of servers has the batch on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js.client import JetStreamContext
+from nats.js.errors import Error as JetStreamError
+
+from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError, batch_message_id
+from kubetrail.bus.connection import connect
+from kubetrail.bus.streams import ensure_streams
+from kubetrail.model import Event
+
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Published:
+    """What JetStream answered for one batch."""
+
+    events: int
+    duplicate: bool
+    sequence: int
+
+
+def event_list_body(
+    events: Sequence[Event], raw_lines: Sequence[bytes | None] | None, encoder: msgspec.json.Encoder
+) -> bytes:
+    """An EventList holding the events, each as the JSON it arrived as when known (unknown fields survive)."""
+    items: list[bytes] = []
+    for index, event in enumerate(events):
+        raw = raw_lines[index] if raw_lines is not None else None
+        items.append(raw.strip() if raw else encoder.encode(event))
+    return b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[' + b",".join(items) + b"]}"
+
+
+class BusPublisher:
+    """Publishes batches of one cluster's events to the events stream."""
+
+    def __init__(self, config: BusConfig) -> None:
+        self.config = config
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._encoder = msgspec.json.Encoder()
+
+    async def connect(self) -> None:
+        """Connect (reconnecting forever in the background) and make sure the streams exist."""
+        self._nc = await connect(self.config, "kubetrail-receiver")
+        self._js = self._nc.jetstream()
+        await ensure_streams(self._js, self.config)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def publish(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
+    ) -> Published:
+        """Publish one batch and wait for JetStream's ack; raises BusError when it was not stored."""
+        if self._js is None:
+            raise BusError("the bus publisher is not connected")
+        body = event_list_body(events, raw_lines, self._encoder)
+        headers = {
+            MSG_ID_HEADER: batch_message_id(cluster, ((event.auditID, str(event.stage)) for event in events)),
+            CLUSTER_HEADER: cluster,
+        }
+        try:
+            ack = await self._js.publish(
+                self.config.subject(cluster), body, timeout=PUBLISH_TIMEOUT_SECONDS, headers=headers
+            )
+        except (NatsError, JetStreamError, TimeoutError) as error:
+            raise BusError(f"JetStream did not acknowledge the batch: {error or type(error).__name__}") from error
+        return Published(len(events), bool(ack.duplicate), ack.seq)
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc = None
+            self._js = None
