@@ -83,6 +83,6 @@ class BusPublisher:
 
     async def close(self) -> None:
         if self._nc is not None:
-            await self._nc.drain()
+            await self._nc.close()
             self._nc = None
             self._js = None

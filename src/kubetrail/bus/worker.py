@@ -116,7 +116,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 messages = await subscription.fetch(FETCH_BATCHES, timeout=FETCH_TIMEOUT_SECONDS)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
                 continue
             except (NatsError, JetStreamError) as error:
                 log.warning("fetch failed, retrying: %s", error)
@@ -186,7 +186,7 @@ class Worker:
         """Drain the connection, then seal and close this worker's store."""
         if self._nc is not None:
             with contextlib.suppress(NatsError):
-                await self._nc.drain()
+                await self._nc.close()
             self._nc = None
         self.alert_log.close()
         await asyncio.to_thread(self.store.close)

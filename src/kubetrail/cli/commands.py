@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("kubetrail.cli.secrets", "secrets_group"),
     ("kubetrail.cli.serve", "serve_command"),
     ("kubetrail.cli.verify", "verify_command"),
+    ("kubetrail.cli.worker", "worker_command"),
 ]
 
 

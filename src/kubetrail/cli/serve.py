@@ -13,6 +13,8 @@ from kubetrail.serve.server import run
 @click.command(name="serve")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of these options.")
 @click.option("--store", type=click.Path(file_okay=False), help="Store directory (created if missing).")
+@click.option("--bus", metavar="URL[,URL…]", help="Publish to NATS JetStream instead of a local store (scale-out).")
+@click.option("--bus-replicas", type=click.IntRange(1, 5), help="JetStream stream replicas  [default: 1]")
 @click.option("--listen", metavar="HOST:PORT", help=f"Address to listen on  [default: {DEFAULT_LISTEN}]")
 @click.option("--cluster", help="Cluster of /k8s-audit and of tailed files  [default: default]")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM).")
@@ -89,6 +91,9 @@ def serve_command(
         options["client-cert-clusters"] = {subject: cluster for subject, _, cluster in pairs}
     config = build_config(file_values, options)
     summary = run(config, click.echo)
+    if config.bus is not None:
+        click.echo(f"kubetrail serve: stopped; {summary.sealed_rows:,} events published to the bus")
+        return
     click.echo(
         f"kubetrail serve: stopped; {summary.sealed_rows:,} events in {summary.sealed_files} sealed files"
         + (f", {summary.tail_lines:,} lines tailed" if config.tails else "")

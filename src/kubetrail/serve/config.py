@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
 KEYS = (
     "store",
+    "bus",
+    "bus-replicas",
     "listen",
     "cluster",
     "tls-cert",
@@ -108,6 +111,8 @@ class ServeConfig:
     client_ca: Path | None = None
     client_cert_clusters: Mapping[str, str] = field(default_factory=dict)
     token_file: Path | None = None
+    bus: str | None = None
+    bus_replicas: int = 1
     ui: bool = True
     ui_port: int | None = None
     ui_token_file: Path | None = None
@@ -246,8 +251,17 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
     def where(key: str) -> str:
         return source if key in file_values and key not in flags else ""
 
+    bus = None if values.get("bus") is None else str(values["bus"])
     if values.get("store") is None:
-        raise ServeConfigError("no store directory", field="store", hint="pass --store DIR (or `store:` in --config)")
+        if bus is None:
+            raise ServeConfigError(
+                "no store directory", field="store", hint="pass --store DIR (or `store:` in --config)"
+            )
+        values["store"] = tempfile.mkdtemp(prefix="kubetrail-receiver-")  # only refused items are kept here
+    if bus is not None and values.get("tail"):
+        raise ServeConfigError(
+            "a receiver on the bus does not tail files", field="tail", hint="run `serve --tail` next to the log instead"
+        )
     host, port = parse_listen(values.get("listen", DEFAULT_LISTEN), file=where("listen"))
     cluster = _cluster(values.get("cluster", "default"), file=where("cluster"), field="cluster")
     tails: list[TailSpec] = []
@@ -298,6 +312,8 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
         outputs=_path(values.get("outputs")),
         max_keys=_max_keys(values, where),
         redact=bool(values.get("redact", False)),
+        bus=bus,
+        bus_replicas=int(values.get("bus-replicas", 1)),
     )
     _check(config, source)
     return config

@@ -74,6 +74,15 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+def make_app(config: ServeConfig, *, file_ops: FileOps | None = None) -> Any:
+    """The single-process app (store, detection, UI), or with `--bus` a stateless receiver publishing to NATS."""
+    if config.bus is not None:
+        from kubetrail.bus.front import BusFrontApp
+
+        return BusFrontApp(config)
+    return ServeApp(config, file_ops=file_ops)
+
+
 def bind(config: ServeConfig) -> socket.socket:
     """The listening socket, bound before anything else starts so that a taken port is a clear error."""
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
@@ -136,9 +145,10 @@ async def _serve(app: ServeApp, sock: socket.socket, echo: Callable[[str], None]
         return
     port = sock.getsockname()[1]
     url = dataclasses.replace(config, port=port).url
-    echo(f"kubetrail serve: listening on {url} (store {config.store})")
+    target = f"bus {config.bus}" if config.bus is not None else f"store {config.store}"
+    echo(f"kubetrail serve: listening on {url} ({target})")
     echo(f"  POST audit events to {url}/audit/<cluster> or {url}/k8s-audit; metrics at {url}/metrics")
-    if config.ui and config.ui_port is None:
+    if config.ui and config.ui_port is None and config.bus is None:
         echo(f"  web UI at {url}/ui/")
     for tailer in app.tailers:
         echo(f"  tailing {tailer.path}")
@@ -154,7 +164,7 @@ def run(config: ServeConfig, echo: Callable[[str], None]) -> ShutdownSummary:
     if not is_loopback(config.host) and not (config.tls and config.authenticated):
         log.warning("listening on %s without TLS and authentication: anyone who can reach it can write", config.host)
     sock = bind(config)
-    app = ServeApp(config)
+    app = make_app(config)
     try:
         app.open()
     except BaseException:
@@ -179,7 +189,7 @@ class BackgroundServer:
 
     def __init__(self, config: ServeConfig, *, file_ops: FileOps | None = None) -> None:
         self.config = config
-        self.app = ServeApp(config, file_ops=file_ops)
+        self.app = make_app(config, file_ops=file_ops)
         self.url = ""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -225,4 +235,5 @@ class BackgroundServer:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        return self.app.close()
+        summary: ShutdownSummary = self.app.close()
+        return summary
