@@ -159,9 +159,13 @@ class Worker:
         self.stats.events += result.accepted
         self.stats.duplicates += result.duplicates
         self.stats.clusters[cluster] = self.stats.clusters.get(cluster, 0) + result.accepted
-        if self.engine is not None and events:
-            await self._detect(cluster, events, raws)
-        await message.ack_sync()
+        try:
+            if self.engine is not None and events:
+                await self._detect(cluster, events, raws)
+            await message.ack_sync()
+        except (NatsError, JetStreamError, TimeoutError) as error:
+            # not acknowledged: JetStream redelivers the batch; the lake and the alert ids absorb the repeat
+            log.warning("batch stored but not acknowledged (%s); it will be redelivered", error or type(error).__name__)
 
     async def _detect(self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None]) -> None:
         assert self._js is not None

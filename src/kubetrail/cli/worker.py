@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import socket
 from pathlib import Path
@@ -33,12 +34,21 @@ async def _run(worker: Worker) -> None:
 @click.option("--id", "worker_id", default=None, help="This worker's name in the lake  [default: the host name]")
 @click.option("--bus-replicas", type=click.IntRange(1, 5), default=1, show_default=True, help="Stream replicas.")
 @click.option(
+    "--ack-wait",
+    type=click.FloatRange(min=0.5),
+    default=30.0,
+    show_default=True,
+    help="Seconds before an unacknowledged batch goes to another worker.",
+)
+@click.option(
     "--rules",
     multiple=True,
     metavar="FILE|DIR",
     help="Detection rules (default: the built-in set; `--rules none` turns detection off).",
 )
-def worker_command(bus_url: str, lake: str, worker_id: str | None, bus_replicas: int, rules: tuple[str, ...]) -> None:
+def worker_command(
+    bus_url: str, lake: str, worker_id: str | None, bus_replicas: int, ack_wait: float, rules: tuple[str, ...]
+) -> None:
     """Consume audit batches from NATS JetStream into this worker's part of the lake, detecting as they pass.
 
     Workers share one durable pull consumer, so each batch is handled by one of them. A batch is
@@ -54,7 +64,7 @@ def worker_command(bus_url: str, lake: str, worker_id: str | None, bus_replicas:
     """
     from kubetrail.serve.detection import build_engine, default_rule_specs
 
-    config = parse_bus_url(bus_url, replicas=bus_replicas)
+    config = dataclasses.replace(parse_bus_url(bus_url, replicas=bus_replicas), ack_wait_seconds=ack_wait)
     specs = [] if rules == ("none",) else (list(rules) or default_rule_specs())
     engine = build_engine(specs) if specs else None
     worker = Worker(config, Path(lake), worker_id or socket.gethostname(), engine=engine)
