@@ -9,10 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kubetrail.cli.demo import describe_rule, human_bytes, policy_report, render_report
+from kubetrail.cli.demo import policy_report, render_report
 from kubetrail.emit.generator import SCENARIOS, GeneratorConfig
 from kubetrail.model import PolicyRule
 from kubetrail.model.policy import GroupResources
+from kubetrail.policy.describe import describe_rule, human_bytes
 from kubetrail.policy.evaluate import compile_policy
 from kubetrail.policy.presets import load_preset
 from kubetrail.store import Store

@@ -10,10 +10,10 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from kubetrail.cli.demo import human_bytes
 from kubetrail.cli.policy_inputs import InputTally, active_rules, recorded_events, report_skipped
 from kubetrail.cli.policy_simulate import coverage_record, load_checked
 from kubetrail.coverage import CoverageAnalyzer, CoverageReport
+from kubetrail.policy.describe import human_bytes
 from kubetrail.policy.diff import CallerKey, PolicyDiff
 from kubetrail.policy.simulate import SimulationReport, Simulator
 

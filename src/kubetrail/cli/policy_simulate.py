@@ -15,11 +15,12 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from kubetrail.cli.demo import describe_rule, human_bytes, render_report
+from kubetrail.cli.demo import render_report
 from kubetrail.cli.policy_inputs import InputTally, active_rules, recorded_events, report_skipped
 from kubetrail.coverage import Cause, CoverageAnalyzer, CoverageReport, RuleCoverage
 from kubetrail.model.event import Level, Stage
 from kubetrail.model.policy import Policy
+from kubetrail.policy.describe import describe_rule, human_bytes
 from kubetrail.policy.evaluate import CompiledPolicy, compile_policy
 from kubetrail.policy.load import LoadedPolicy, load_policy
 from kubetrail.policy.simulate import SimulationReport, Simulator

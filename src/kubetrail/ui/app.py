@@ -23,9 +23,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kubetrail.policy.describe import human_bytes
+from kubetrail.policy.presets import PRESETS
 from kubetrail.ui import charts
 from kubetrail.ui.auth import COOKIE, SESSION_SECONDS, UIAuth
 from kubetrail.ui.data import PRIORITIES, WINDOWS, Row, UIData
+from kubetrail.ui.policy_view import SAMPLE_EVENTS, simulate_sample
 from kubetrail.ui.search import SearchError
 
 PREFIX = "/ui"
@@ -79,6 +82,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["time"] = _time
+    environment.filters["bytes"] = human_bytes
     environment.globals.update(
         identity_link=lambda user: _url("/identity", user=user),
         search_link=lambda field: lambda value: _url("/search", q=f"{field}={_quoted(value)}"),
@@ -172,6 +176,15 @@ class UI:
             )
         page = self.data.object_history(resource, namespace, name, page=_int(request, "page"), size=PAGE_SIZE)
         return self.render(request, "object.html", ref=ref, page=page, resource=resource, ns=namespace, name=name)
+
+    def policy(self, request: Request) -> Response:
+        preset = request.query_params.get("preset", "recommended")
+        if preset not in PRESETS:
+            return self.render(
+                request, "error.html", status=400, message=f"no such preset; choose from {', '.join(PRESETS)}"
+            )
+        view = simulate_sample(preset, self.data.recent_event_json(SAMPLE_EVENTS))
+        return self.render(request, "policy.html", view=view, presets=PRESETS, sample=SAMPLE_EVENTS)
 
     def alerts(self, request: Request) -> Response:
         priority = request.query_params.get("priority", "")
@@ -290,6 +303,7 @@ def build_ui(data: UIData, auth: UIAuth | None = None) -> ASGIApp:
         Route("/identity", ui.identity),
         Route("/object", ui.object),
         Route("/alerts", ui.alerts),
+        Route("/policy", ui.policy),
         Route("/alert", ui.alert),
         Route("/login", ui.login_form, methods=["GET"]),
         Route("/login", ui.login, methods=["POST"]),

@@ -256,6 +256,13 @@ class UIData:
         found.sort(key=lambda values: (values[-2] is None, values[-2] or values[0], values[0]))
         return [(Row(*values[:-2]), json.dumps(json.loads(values[-1]), indent=2)) for values in found]
 
+    def recent_event_json(self, limit: int) -> list[str]:
+        """The full JSON of the `limit` most recent events, oldest first (for the policy simulation page)."""
+        rows = self._query(
+            "SELECT event FROM (SELECT event, time FROM events ORDER BY time DESC LIMIT ?) ORDER BY time", [limit]
+        )
+        return [str(row[0]) for row in rows]
+
     def identity(self, user: str, *, page: int, size: int) -> Page:
         """One identity's events, oldest first, with session starts marked."""
         depth = (page + 1) * size + 1
