@@ -122,8 +122,8 @@ class Worker:
                 log.warning("fetch failed, retrying: %s", error)
                 await asyncio.sleep(0.5)
                 continue
-            for message in messages:
-                await self._handle(message)
+            # concurrent appends share one WAL fsync (the store's group commit)
+            await asyncio.gather(*(self._handle(message) for message in messages))
 
     def _decode(self, message: Msg) -> tuple[str, list[Event], list[bytes | None]]:
         headers = message.headers or {}
