@@ -17,7 +17,7 @@ FIRST_CONNECT_SECONDS = 10.0
 
 
 async def _log_error(error: Exception) -> None:
-    log.warning("NATS: %s", error or type(error).__name__)
+    log.warning("NATS: %s", str(error) or type(error).__name__)
 
 
 async def connect(config: BusConfig, name: str) -> Client:
@@ -36,6 +36,6 @@ async def connect(config: BusConfig, name: str) -> Client:
         )
     except (OSError, NatsError, TimeoutError) as error:
         raise BusError(
-            f"cannot reach NATS at {', '.join(config.servers)}: {error or type(error).__name__}",
+            f"cannot reach NATS at {', '.join(config.servers)}: {str(error) or 'no answer within 10 s'}",
             hint="start nats-server with JetStream (-js) or fix --bus",
         ) from error

@@ -78,7 +78,7 @@ class BusPublisher:
                 self.config.subject(cluster), body, timeout=PUBLISH_TIMEOUT_SECONDS, headers=headers
             )
         except (NatsError, JetStreamError, TimeoutError) as error:
-            raise BusError(f"JetStream did not acknowledge the batch: {error or type(error).__name__}") from error
+            raise BusError(f"JetStream did not acknowledge the batch: {str(error) or type(error).__name__}") from error
         return Published(len(events), bool(ack.duplicate), ack.seq)
 
     async def close(self) -> None:

@@ -36,7 +36,7 @@ async def ensure_streams(js: JetStreamContext, config: BusConfig, *, wait_second
             return
         except (JetStreamError, NatsTimeoutError, TimeoutError) as error:
             if asyncio.get_running_loop().time() > deadline:
-                raise BusError(f"JetStream refused the streams: {error or type(error).__name__}") from error
+                raise BusError(f"JetStream refused the streams: {str(error) or type(error).__name__}") from error
             await asyncio.sleep(0.5)
 
 

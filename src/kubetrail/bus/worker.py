@@ -165,7 +165,9 @@ class Worker:
             await message.ack_sync()
         except (NatsError, JetStreamError, TimeoutError) as error:
             # not acknowledged: JetStream redelivers the batch; the lake and the alert ids absorb the repeat
-            log.warning("batch stored but not acknowledged (%s); it will be redelivered", error or type(error).__name__)
+            log.warning(
+                "batch stored but not acknowledged (%s); it will be redelivered", str(error) or type(error).__name__
+            )
 
     async def _detect(self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None]) -> None:
         assert self._js is not None
