@@ -46,12 +46,19 @@ def _alerts(urls: list[str]) -> list[dict[str, object]]:
     async def read() -> list[dict[str, object]]:
         connection = await nats.connect(servers=urls)
         try:
-            js = connection.jetstream()
-            subscription = await js.pull_subscribe("kubetrail.alerts.>", stream="KUBETRAIL_ALERTS")
+            js = connection.jetstream(timeout=15)
+            for attempt in range(10):  # the cluster may still be moving leaders after the killed node
+                try:
+                    subscription = await js.pull_subscribe("kubetrail.alerts.>", stream="KUBETRAIL_ALERTS")
+                    break
+                except (nats.errors.TimeoutError, TimeoutError):
+                    if attempt == 9:
+                        raise
+                    await asyncio.sleep(1)
             found: list[dict[str, object]] = []
             while True:
                 try:
-                    messages = await subscription.fetch(500, timeout=2)
+                    messages = await subscription.fetch(500, timeout=5)
                 except (nats.errors.TimeoutError, TimeoutError):
                     return found
                 for message in messages:
