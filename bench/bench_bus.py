@@ -81,6 +81,7 @@ def _pending(bus: str) -> int:
     import asyncio
 
     import nats
+    from nats.js.errors import NotFoundError
 
     from kubetrail.bus.config import DEFAULT_CONSUMER, DEFAULT_STREAM
 
@@ -89,6 +90,8 @@ def _pending(bus: str) -> int:
         try:
             info = await connection.jetstream().consumer_info(DEFAULT_STREAM, DEFAULT_CONSUMER)
             return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        except NotFoundError:
+            return 1  # no worker has created the consumer yet
         finally:
             await connection.close()
 
