@@ -257,11 +257,19 @@ class UIData:
         return [(Row(*values[:-2]), json.dumps(json.loads(values[-1]), indent=2)) for values in found]
 
     def recent_event_json(self, limit: int) -> list[str]:
-        """The full JSON of the `limit` most recent events, oldest first (for the policy simulation page)."""
-        rows = self._query(
-            "SELECT event FROM (SELECT event, time FROM events ORDER BY time DESC LIMIT ?) ORDER BY time", [limit]
-        )
-        return [str(row[0]) for row in rows]
+        """The full JSON of the `limit` most recent events, oldest first (for the policy simulation page).
+
+        Looked for in a growing window back from the newest event, so Parquet statistics skip old row groups.
+        """
+        rows: list[tuple[Any, ...]] = []
+        for minutes in (5, 60, 24 * 60, None):
+            window = (
+                "" if minutes is None else f"WHERE time >= (SELECT max(time) FROM events) - INTERVAL {minutes} MINUTE"
+            )
+            rows = self._query(f"SELECT event, time FROM events {window} ORDER BY time DESC LIMIT ?", [limit])
+            if len(rows) >= limit:
+                break
+        return [str(row[0]) for row in reversed(rows)]
 
     def identity(self, user: str, *, page: int, size: int) -> Page:
         """One identity's events, oldest first, with session starts marked."""
