@@ -51,6 +51,14 @@ def test_demo_feeds_serve_and_every_written_event_lands_in_the_store(tmp_path: P
     assert rows == (written, 1)
     verified = run("verify", "--store", str(store))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # the attack scenarios reach serve's detection: exec into a pod is among the alerts it stored
+    assert "What detection raised" in result.stdout and "Exec" in result.stdout
+
+
+def test_demo_without_attacks_raises_no_alert(tmp_path: Path) -> None:
+    result = run("demo", "--duration", "60", "--rate", "20", "--no-attacks", "--store", str(tmp_path / "s"), "--exit")
+    assert result.returncode == 0, result.stderr
+    assert "detection: no alerts" in result.stdout
 
 
 def test_demo_without_serve_prints_only_the_policy_table() -> None:

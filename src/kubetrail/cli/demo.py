@@ -101,11 +101,25 @@ def _report_live(result: LiveResult, console: Console) -> None:
     )
 
 
+def _report_alerts(result: LiveResult, console: Console) -> None:
+    if not result.alerts:
+        console.print("detection: no alerts")
+        return
+    table = Table(title="What detection raised (built-in rules)", title_justify="left")
+    table.add_column("rule", overflow="fold")
+    table.add_column("priority", no_wrap=True)
+    table.add_column("alerts", justify="right", no_wrap=True)
+    for rule, priority, count in result.alerts:
+        table.add_row(rule, priority, f"{count:,}")
+    console.print(table)
+
+
 def _next_steps(store: Path, url: str, console: Console, *, serving: bool) -> None:
     console.print(f"store: [bold]{store}[/] (Parquet + write-ahead log, tamper-evident manifest)")
     console.print(f"  kubetrail verify --store {store}")
+    console.print(f"  kubetrail investigate exec --store {store}")
     if serving:
-        console.print(f"serving [bold]{url}[/] until Ctrl-C (POST audit events to {url}/audit/CLUSTER)")
+        console.print(f"serving [bold]{url}/ui/[/] (web UI) until Ctrl-C; POST audit events to {url}/audit/CLUSTER")
 
 
 @click.command(name="demo")
@@ -191,6 +205,7 @@ def demo_command(
         console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
         render_report(result.report, compiled, console, span_seconds=config.duration)
         _report_live(result, console)
+        _report_alerts(result, console)
         _next_steps(store, url, console, serving=serving)
         if serving:
             wait_for_interrupt()

@@ -42,7 +42,8 @@ class LiveResult:
     failed: int = 0
     seconds: float = 0.0
     sealed_rows: int = 0
-    notes: list[str] = field(default_factory=list)
+    alerts: list[tuple[str, str, int]] = field(default_factory=list)
+    """(rule, priority, count) of what serve's detection raised, most frequent first."""
 
     @property
     def events_per_second(self) -> float:
@@ -114,7 +115,19 @@ class LiveDemo:
             webhook.shutdown()
         result.seconds = time.monotonic() - began
         result.report = simulator.report()
+        result.alerts = self._alerts()
         return result
+
+    def _alerts(self) -> list[tuple[str, str, int]]:
+        """The alerts serve's detection stored for the replay (after it caught up with the stream)."""
+        app = self.server.app
+        if app.detection is None or app.store is None:
+            return []
+        app.detection.drain(timeout=60)
+        rows = app.store.query_connection().execute(
+            "SELECT rule, priority, count(*) AS n FROM alerts GROUP BY rule, priority ORDER BY n DESC, rule"
+        )
+        return [(str(rule), str(priority), int(count)) for rule, priority, count in rows.fetchall()]
 
     def stop(self) -> int:
         """Drain, seal and close the store; returns the rows sealed to Parquet."""
