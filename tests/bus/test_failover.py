@@ -85,9 +85,12 @@ def test_killing_a_nats_node_and_a_worker_loses_and_repeats_nothing(tmp_path: Pa
         for port in ports:
             _wait_http(port)
 
+        worker_logs: dict[str, Path] = {}
+
         def worker(name: str) -> subprocess.Popen[bytes]:
             args = [*KUBETRAIL, "worker", "--bus", bus, "--bus-replicas", "3", "--lake", str(lake), "--id", name]
-            started = _start([*args, "--ack-wait", "3"], tmp_path / f"{name}-{time.monotonic_ns()}.log")
+            worker_logs[name] = tmp_path / f"{name}-{time.monotonic_ns()}.log"
+            started = _start([*args, "--ack-wait", "3"], worker_logs[name])
             processes.append(started)
             return started
 
@@ -131,7 +134,7 @@ def test_killing_a_nats_node_and_a_worker_loses_and_repeats_nothing(tmp_path: Pa
         assert set(stored) == expected
         for name, process in workers.items():
             process.send_signal(signal.SIGTERM)
-            assert process.wait(60) == 0, name
+            assert process.wait(60) == 0, worker_logs[name].read_text()[-3000:]
         alerts = _alerts([node.url for node in nodes[:2]])
         keys = Counter((alert["rule"], alert["cluster"], alert["auditID"], alert["time"]) for alert in alerts)
         assert alerts and max(keys.values()) == 1

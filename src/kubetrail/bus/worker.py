@@ -28,7 +28,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
-from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig
+from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError
 from kubetrail.bus.connection import connect
 from kubetrail.bus.lake import worker_store_dir
 from kubetrail.bus.streams import ensure_streams
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCHES = 16
 FETCH_TIMEOUT_SECONDS = 1.0
+SUBSCRIBE_WAIT_SECONDS = 60.0
 
 
 class _EventList(msgspec.Struct):
@@ -110,9 +111,7 @@ class Worker:
             ack_wait=self.config.ack_wait_seconds,
             max_ack_pending=FETCH_BATCHES * 64,
         )
-        subscription = await self._js.pull_subscribe(
-            f"{self.config.subject_prefix}.>", durable=self.config.consumer, stream=self.config.stream, config=consumer
-        )
+        subscription = await self._subscribe(consumer)
         while not self._stop.is_set():
             try:
                 messages = await subscription.fetch(FETCH_BATCHES, timeout=FETCH_TIMEOUT_SECONDS)
@@ -124,6 +123,28 @@ class Worker:
                 continue
             # concurrent appends share one WAL fsync (the store's group commit)
             await asyncio.gather(*(self._handle(message) for message in messages))
+
+    async def _subscribe(self, consumer: ConsumerConfig) -> JetStreamContext.PullSubscription:
+        """Bind to the shared durable consumer; a cluster still moving the consumer's leader (a node just died)
+        times out for a moment, so this retries for `SUBSCRIBE_WAIT_SECONDS`."""
+        assert self._js is not None
+        deadline = asyncio.get_running_loop().time() + SUBSCRIBE_WAIT_SECONDS
+        while True:
+            try:
+                return await self._js.pull_subscribe(
+                    f"{self.config.subject_prefix}.>",
+                    durable=self.config.consumer,
+                    stream=self.config.stream,
+                    config=consumer,
+                )
+            except (NatsError, JetStreamError, TimeoutError) as error:
+                if self._stop.is_set() or asyncio.get_running_loop().time() > deadline:
+                    raise BusError(
+                        f"cannot join the consumer {self.config.consumer!r}: {str(error) or type(error).__name__}",
+                        hint="check that the NATS cluster has a JetStream quorum",
+                    ) from error
+                log.warning("joining the consumer failed, retrying: %s", str(error) or type(error).__name__)
+                await asyncio.sleep(0.5)
 
     def _decode(self, message: Msg) -> tuple[str, list[Event], list[bytes | None]]:
         headers = message.headers or {}
