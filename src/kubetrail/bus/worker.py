@@ -88,6 +88,8 @@ class Worker:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._stop = asyncio.Event()
+        self.joined = False
+        """Whether `run` has bound to the shared durable consumer (it stays bound across reconnects)."""
         self._decoder = msgspec.json.Decoder(_EventList)
         self._encoder = msgspec.json.Encoder()
 
@@ -99,6 +101,11 @@ class Worker:
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run`."""
         self._stop.set()
+
+    @property
+    def ready(self) -> bool:
+        """Connected to NATS and bound to the consumer, so batches can reach this worker now."""
+        return self.joined and self._nc is not None and self._nc.is_connected and not self._stop.is_set()
 
     async def run(self) -> None:
         """Pull, store, detect, publish alerts, acknowledge — until `stop()`."""
@@ -112,6 +119,7 @@ class Worker:
             max_ack_pending=FETCH_BATCHES * 64,
         )
         subscription = await self._subscribe(consumer)
+        self.joined = True
         while not self._stop.is_set():
             try:
                 messages = await subscription.fetch(FETCH_BATCHES, timeout=FETCH_TIMEOUT_SECONDS)
