@@ -11,20 +11,28 @@ from pathlib import Path
 import click
 
 from kubetrail.bus import parse_bus_url
+from kubetrail.bus.health import DEFAULT_HEALTH_LISTEN, HealthServer, parse_health_listen
 from kubetrail.bus.worker import Worker
 
 
-async def _run(worker: Worker) -> None:
+async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
+    health: HealthServer | None = None
     try:
+        if health_listen is not None:
+            health = HealthServer(worker, *health_listen)
+            await health.start()
+            click.echo(f"kubetrail worker {worker.worker_id}: health at {health.url}/healthz, /readyz and /metrics")
         await worker.connect()
         click.echo(
             f"kubetrail worker {worker.worker_id}: consuming {worker.config.stream} into {worker.store.layout.root}"
         )
         await worker.run()
     finally:
+        if health is not None:
+            await health.stop()
         await worker.close()
 
 
@@ -46,8 +54,21 @@ async def _run(worker: Worker) -> None:
     metavar="FILE|DIR",
     help="Detection rules (default: the built-in set; `--rules none` turns detection off).",
 )
+@click.option(
+    "--health-listen",
+    default=DEFAULT_HEALTH_LISTEN,
+    metavar="HOST:PORT|off",
+    help="Where to serve /healthz, /readyz and /metrics  [default: a free loopback port, printed at start; "
+    "a pod passes 0.0.0.0:8081 for the kubelet's probes]",
+)
 def worker_command(
-    bus_url: str, lake: str, worker_id: str | None, bus_replicas: int, ack_wait: float, rules: tuple[str, ...]
+    bus_url: str,
+    lake: str,
+    worker_id: str | None,
+    bus_replicas: int,
+    ack_wait: float,
+    rules: tuple[str, ...],
+    health_listen: str,
 ) -> None:
     """Consume audit batches from NATS JetStream into this worker's part of the lake, detecting as they pass.
 
@@ -55,7 +76,9 @@ def worker_command(
     acknowledged to JetStream after its fsync into this worker's write-ahead log; a killed worker's
     unacknowledged batches go to the others. Alerts are published to the alerts stream with one
     message id per (rule, cluster, auditID, stage), so a redelivered batch does not alert twice.
-    SIGTERM finishes the batch in hand and seals the store.
+    SIGTERM finishes the batch in hand and seals the store. `--health-listen` serves /healthz (the
+    event loop answers), /readyz (200 once connected to NATS and bound to the consumer, else 503 with
+    the reason) and /metrics (Prometheus text).
 
     \b
     Examples:
@@ -65,10 +88,11 @@ def worker_command(
     from kubetrail.serve.detection import build_engine, default_rule_specs
 
     config = dataclasses.replace(parse_bus_url(bus_url, replicas=bus_replicas), ack_wait_seconds=ack_wait)
+    health = parse_health_listen(health_listen)
     specs = [] if rules == ("none",) else (list(rules) or default_rule_specs())
     engine = build_engine(specs) if specs else None
     worker = Worker(config, Path(lake), worker_id or socket.gethostname(), engine=engine)
-    asyncio.run(_run(worker))
+    asyncio.run(_run(worker, health))
     stats = worker.stats
     click.echo(
         f"kubetrail worker {worker.worker_id}: stopped; {stats.events:,} events stored "
