@@ -235,6 +235,10 @@ def test_the_cluster_label_is_a_field() -> None:
         {"user": {}, "userAgent": REMOVE, "annotations": REMOVE},
         {"annotations": {"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": ""}},
         {"stage": "RequestReceived", "verb": "get"},
+        {"impersonatedUser": {"username": "admin", "groups": ["system:masters"]}},
+        {"impersonatedUser": {}, "sourceIPs": [], "user": {"username": "jane", "groups": []}},
+        {"responseStatus": {"code": 0}},
+        {"responseStatus": {"metadata": {}}, "user": {"username": "jane", "groups": ["a", "b"]}},
     ],
 )
 def test_inline_field_reads_equal_the_accessors(changes: dict[str, Any]) -> None:

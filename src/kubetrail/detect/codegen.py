@@ -8,9 +8,13 @@ rule file is ever placed in the generated source: values travel only through the
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from kubetrail.detect.operators import Predicate
+
+T = TypeVar("T")
 
 # Field reads that are plain attribute accesses on the event; each must equal the field's accessor.
 INLINE_FIELDS: dict[str, str] = {
@@ -20,6 +24,9 @@ INLINE_FIELDS: dict[str, str] = {
     "ka.verb": "(e.verb or None)",
     "ka.uri": "e.requestURI",
     "ka.user.name": "(e.user.username or None)",
+    "ka.user.groups": "(e.user.groups or None)",
+    "ka.impuser.name": ("((e.impersonatedUser.username or None) if e.impersonatedUser is not None else None)"),
+    "ka.sourceips": "(e.sourceIPs or None)",
     "ka.useragent": "(e.userAgent or None)",
     "ka.auditid": "(e.auditID or None)",
     "ka.target.name": "((e.objectRef.name or None) if e.objectRef is not None else None)",
@@ -32,12 +39,22 @@ INLINE_FIELDS: dict[str, str] = {
     "jevt.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
     "json.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
 }
+# The response code as the integer the event holds (0 is "no code", as for the string form).
+RESPONSE_CODE_INT = "(e.responseStatus.code if e.responseStatus is not None else None)"
+_LIST_INLINE = {"ka.user.groups", "ka.sourceips"}
 INLINE_ANNOTATIONS = {
     "ka.auth.decision": "authorization.k8s.io/decision",
     "ka.auth.reason": "authorization.k8s.io/reason",
 }
 _ORDERINGS = {"<", "<=", ">", ">="}
 _MAX_SOURCE = 200_000
+# Inline reads worth computing once per event when several rules of one bucket use them (longest first, so
+# that an expression containing another is replaced whole).
+_HOISTABLE = sorted(
+    {text for text in (*INLINE_FIELDS.values(), RESPONSE_CODE_INT) if text.startswith("(")}, key=len, reverse=True
+)
+# The source and names of each generated function, so that a bucket's functions can be fused into one.
+_GENERATED: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 class Namespace:
@@ -87,6 +104,10 @@ def check_source(
         if op == "intersects":
             return f"((_v := {value}) is not None and not {members}.isdisjoint(_v))"
         return f"{namespace.name(fallback)}(ctx)"
+    if value == INLINE_FIELDS["ka.response.code"] and op in ("=", "==", "in", "intersects"):
+        codes = _integer_codes(values)
+        if codes is not None:  # the same test on the integer, without formatting it
+            return f"({RESPONSE_CODE_INT} in {namespace.name(codes)})"
     if op in ("in", "intersects"):
         return f"({value} in {namespace.name(frozenset(values))})"
     if op in ("=", "=="):
@@ -99,6 +120,17 @@ def check_source(
     if op in ("startswith", "endswith"):
         return f"((_v := {value}) is not None and _v.{op}({namespace.name(values[0])}))"
     return f"{namespace.name(fallback)}(ctx)"
+
+
+def _integer_codes(values: list[str]) -> frozenset[int] | None:
+    """The codes `values` name when each is written as Go formats an integer; None when one is not."""
+    codes: set[int] = set()
+    for value in values:
+        if not value.isascii() or not value.isdigit() or (value.startswith("0") and value != "0"):
+            return None
+        if value != "0":  # a zero code reads as missing, which equals nothing
+            codes.add(int(value))
+    return frozenset(codes)
 
 
 def build_function(namespace: Namespace, source: str, fallback: Predicate) -> Predicate:
@@ -114,4 +146,87 @@ def build_function(namespace: Namespace, source: str, fallback: Predicate) -> Pr
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return fallback
     function: Predicate = scope["_rule"]
+    _GENERATED[function] = (source, namespace.values)
     return function
+
+
+def build_key_function(fields: Sequence[str]) -> Callable[[Any], tuple[object, ...]] | None:
+    """`ctx -> (value, ...)` of fields that are all read inline (lists as tuples); None when one is not."""
+    parts: list[str] = []
+    for name in fields:
+        inline = INLINE_FIELDS.get(name)
+        if inline is None:
+            return None
+        parts.append(f"_tuple_or_none({inline})" if name in _LIST_INLINE else inline)
+    text = f"def _key(ctx):\n    e = ctx.event\n    return ({', '.join(parts)},)\n"
+    scope: dict[str, Any] = {"_tuple_or_none": _tuple_or_none}
+    exec(compile(text, "<kubetrail key>", "exec"), scope)
+    function: Callable[[Any], tuple[object, ...]] = scope["_key"]
+    return function
+
+
+def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values is not None else None
+
+
+def fuse(predicates: Sequence[tuple[Predicate, T]], *, first: bool = False) -> Callable[[Any], list[T]]:
+    """One function testing every predicate on an event: it returns the items whose predicate holds, in order
+    (only the first such item when `first`).
+
+    Generated predicates of one namespace are inlined, and the event fields several of them read are read once;
+    any other predicate is called. Equivalent to `[item for predicate, item in predicates if predicate(ctx)]`
+    (and to its first element), with one call per event instead of one per predicate.
+    """
+    scope: dict[str, Any] = {}
+    shared: dict[str, Any] | None = None
+    tests: list[str] = []
+    for index, (predicate, item) in enumerate(predicates):
+        scope[f"_i{index}"] = item
+        generated = _GENERATED.get(predicate)
+        if generated is not None and (shared is None or generated[1] is shared):
+            shared = generated[1]
+            tests.append(generated[0])
+        else:
+            scope[f"_p{index}"] = predicate
+            tests.append(f"_p{index}(ctx)")
+    body = "\n".join(_hoist(tests))
+    found = "return [_i{0}]" if first else "m.append(_i{0})"
+    lines = [f"    if {test}:\n        {found.format(index)}" for index, test in enumerate(tests)]
+    text = f"def _fused(ctx):\n    e = ctx.event\n{body}    m = []\n" + "\n".join(lines) + "\n    return m\n"
+    if len(text) > _MAX_SOURCE * 4:
+        return _unfused(predicates, first)
+    namespace = dict(shared or {})
+    namespace.update(scope)
+    try:
+        exec(compile(text, "<kubetrail rules>", "exec"), namespace)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return _unfused(predicates, first)
+    function: Callable[[Any], list[T]] = namespace["_fused"]
+    return function
+
+
+def _hoist(tests: list[str]) -> list[str]:
+    """Replace, in place, each inline field read used more than once by a local computed at the start."""
+    assignments: list[str] = []
+    for index, expression in enumerate(_HOISTABLE):
+        if sum(test.count(expression) for test in tests) < 2:
+            continue
+        local = f"_f{index}"
+        for position, test in enumerate(tests):
+            tests[position] = test.replace(expression, local)
+        assignments.append(f"    {local} = {expression}\n")
+    return assignments
+
+
+def _unfused(predicates: Sequence[tuple[Predicate, T]], first: bool) -> Callable[[Any], list[T]]:
+    pairs = tuple(predicates)
+    if first:
+
+        def first_match(ctx: Any) -> list[T]:
+            for predicate, item in pairs:
+                if predicate(ctx):
+                    return [item]
+            return []
+
+        return first_match
+    return lambda ctx: [item for predicate, item in pairs if predicate(ctx)]

@@ -1,17 +1,19 @@
 """Match events against a compiled rule set: Falco's `first` (one alert per event) or `all` matching.
 
 Rules are bucketed by the (stage, verb, resource, subresource) values they require, so an event is only tried
-against rules that can match it; the bucket keeps rule-file order, so `first` stays Falco's first.
+against rules that can match it; the bucket keeps rule-file order, so `first` stays Falco's first. A bucket's
+rules run as one generated function (`codegen.fuse`), shared by every bucket with the same rules.
 Other detectors (Sigma, stateful rules) plug in beside the rule set through the Detector protocol.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kubetrail.detect.alert import Alert
+from kubetrail.detect.codegen import fuse
 from kubetrail.detect.compiler import CompiledRule, RuleSet
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.output import TimeFormat
@@ -21,6 +23,7 @@ from kubetrail.model import Event
 
 _MAX_BUCKETS = 8192
 _Key = tuple[object, object, object, object]
+_Bucket = Callable[[EventContext], list[CompiledRule]]
 
 
 class Matching(enum.StrEnum):
@@ -67,14 +70,23 @@ class Engine:
         self.time_format = TimeFormat(time_format)
         own = ruleset.detectors(min_priority, hostname=hostname, time_format=self.time_format, running=detectors)
         self.detectors = (*own, *detectors)
-        self._buckets: dict[_Key, tuple[CompiledRule, ...]] = {}
+        self._buckets: dict[_Key, _Bucket] = {}
+        self._fused: dict[tuple[int, ...], _Bucket] = {}
 
     def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:
-        found = self._buckets.get(key)
+        """The rules an event with these index values can match, in rule-file order."""
+        return tuple(rule for rule in self.rules if rule.admits(key))
+
+    def _bucket(self, key: _Key) -> _Bucket:
+        if len(self._buckets) >= _MAX_BUCKETS:
+            self._buckets.clear()
+            self._fused.clear()
+        candidates = self._candidates(key)
+        positions = tuple(rule.position for rule in candidates)
+        found = self._fused.get(positions)
         if found is None:
-            if len(self._buckets) >= _MAX_BUCKETS:
-                self._buckets.clear()
-            found = self._buckets[key] = tuple(rule for rule in self.rules if rule.admits(key))
+            found = self._fused[positions] = fuse([(rule.residual, rule) for rule in candidates], first=self._first)
+        self._buckets[key] = found
         return found
 
     def matches(self, ctx: EventContext) -> list[CompiledRule]:
@@ -85,15 +97,10 @@ class Engine:
             key: _Key = (event.stage, event.verb, None, None)
         else:
             key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
-        candidates = self._buckets.get(key)
-        if candidates is None:
-            candidates = self._candidates(key)
-        if self._first:
-            for rule in candidates:
-                if rule.residual(ctx):
-                    return [rule]
-            return []
-        return [rule for rule in candidates if rule.residual(ctx)]
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._bucket(key)
+        return bucket(ctx)
 
     def alert(self, rule: CompiledRule, ctx: EventContext, time_ns: int) -> Alert:
         """The alert `rule` raises for the event."""

@@ -11,24 +11,32 @@ _RFC3339 = re.compile(
 )
 
 
-_SECONDS: dict[str, int] = {}
-_SECONDS_LIMIT = 4096
+_MINUTES: dict[str, int] = {}
+_MINUTES_LIMIT = 4096
 
 
 def rfc3339_to_ns(text: str) -> int:
     """Nanoseconds since the epoch of an RFC 3339 timestamp (fractions beyond 9 digits are cut).
 
     The apiserver's MicroTime form (`2018-10-25T14:09:12.581541Z`) takes a fast path that
-    remembers recent whole seconds.
+    remembers recent minutes.
     """
-    if len(text) == 27 and text[19] == "." and text[26] == "Z" and text[20:26].isdigit():
-        head = text[:19]
-        seconds = _SECONDS.get(head)
-        if seconds is None:
-            if len(_SECONDS) >= _SECONDS_LIMIT:
-                _SECONDS.clear()
-            seconds = _SECONDS[head] = _parse(head + "Z") // 1_000_000_000
-        return seconds * 1_000_000_000 + int(text[20:26]) * 1000
+    if (
+        len(text) == 27
+        and text[16] == ":"
+        and text[19] == "."
+        and text[26] == "Z"
+        and text[17:19].isdigit()
+        and text[20:26].isdigit()
+        and text[17] < "6"
+    ):
+        head = text[:16]
+        minute = _MINUTES.get(head)
+        if minute is None:
+            if len(_MINUTES) >= _MINUTES_LIMIT:
+                _MINUTES.clear()
+            minute = _MINUTES[head] = _parse(head + ":00Z") // 1_000_000_000
+        return (minute + int(text[17:19])) * 1_000_000_000 + int(text[20:26]) * 1000
     return _parse(text)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from kubetrail.detect.alert import Alert
+from kubetrail.detect.codegen import fuse
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.stateful.first_seen import FirstSeenRunner
@@ -28,6 +29,7 @@ from kubetrail.detect.timestamps import rfc3339_to_ns
 DEFAULT_LATENESS_S = 5.0
 _EXPIRE_EVERY = 256
 _MAX_BUCKETS = 8192
+_Bucket = Callable[[EventContext], list["Runner[Any]"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,18 +100,27 @@ class StatefulDetector:
         self.lateness_ns = int(lateness_s * NS_PER_SECOND)
         self.watermark_ns = 0
         self.events = 0  # events selected by some rule
-        self._buckets: dict[tuple[object, ...], tuple[Runner[Any], ...]] = {}
+        self._buckets: dict[tuple[object, ...], _Bucket] = {}
+        self._fused: dict[tuple[int, ...], _Bucket] = {}
 
     @property
     def specs(self) -> list[StatefulSpec]:
         return [runner.spec for runner in self.runners]
 
-    def _candidates(self, key: tuple[object, ...]) -> tuple[Runner[Any], ...]:
+    def _bucket(self, key: tuple[object, ...]) -> _Bucket:
+        """One function selecting, among the rules an event with these index values can match, those it does."""
         if len(self._buckets) >= _MAX_BUCKETS:
             self._buckets.clear()
-        found = self._buckets[key] = tuple(
-            runner for runner in self.runners if runner.admits is None or runner.admits(key)
+            self._fused.clear()
+        positions = tuple(
+            index for index, runner in enumerate(self.runners) if runner.admits is None or runner.admits(key)
         )
+        found = self._fused.get(positions)
+        if found is None:
+            found = self._fused[positions] = fuse(
+                [(self.runners[index].match, self.runners[index]) for index in positions]
+            )
+        self._buckets[key] = found
         return found
 
     def detect(self, ctx: EventContext) -> list[Alert]:
@@ -120,16 +131,15 @@ class StatefulDetector:
             key: tuple[object, ...] = (event.stage, event.verb, None, None)
         else:
             key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
-        candidates = self._buckets.get(key)
-        if candidates is None:
-            candidates = self._candidates(key)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._bucket(key)
+        selected = bucket(ctx)
+        if not selected:
+            return []
         alerts: list[Alert] = []
-        now = 0
-        for runner in candidates:
-            if not runner.match(ctx):
-                continue
-            if not now:
-                now = self._advance(ctx)
+        now = self._advance(ctx)
+        for runner in selected:
             alert = runner.process(ctx, now)
             if alert is not None:
                 alerts.append(alert)

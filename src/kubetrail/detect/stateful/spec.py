@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kubetrail.detect.codegen import build_key_function
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.fields import Accessor, Value, accessor_for
 from kubetrail.detect.output import OutputFormat, OutputFormatError, compile_output
@@ -72,6 +73,10 @@ def _freeze(value: Value) -> object:
 
 def key_function(fields: Sequence[str], accessors: Mapping[str, Accessor] | None = None) -> KeyFunction:
     """A function giving the tuple of the fields' values for an event (lists become tuples)."""
+    if accessors is None or not any(name in accessors for name in fields):
+        inline = build_key_function(fields)
+        if inline is not None:
+            return inline
     getters = tuple(field_accessor(name, accessors) for name in fields)
     if len(getters) == 1:
         (only,) = getters
