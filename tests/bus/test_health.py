@@ -1,5 +1,5 @@
-"""A real `kubetrail worker` process's health port against a real JetStream node: live, ready, counting, and
-not ready (but still live) once NATS is gone."""
+"""A real `kubetrail worker` process's health port against a real JetStream node: live, ready, counting, not
+ready (but still live) while NATS is gone, and ready again once it is back."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def _status(worker: WorkerProcess, path: str) -> int | None:
     return None if response is None else response.status_code
 
 
-def test_a_worker_is_live_ready_counts_what_it_stores_and_turns_unready_without_nats(
+def test_a_worker_is_live_ready_counts_what_it_stores_and_is_unready_while_nats_is_gone(
     nats_node: NatsNode, start_worker: Callable[[str], WorkerProcess]
 ) -> None:
     worker = start_worker(nats_node.url)
@@ -148,6 +148,9 @@ def test_a_worker_is_live_ready_counts_what_it_stores_and_turns_unready_without_
     assert _status(worker, "/healthz") == 200  # the loop is fine: no reason for the kubelet to restart it
     assert worker.metrics()["kubetrail_worker_ready"] == 0
 
+    nats_node.start()  # same store: the consumer is still there, and the worker reconnects by itself
+    _wait_for(lambda: _status(worker, "/readyz") == 200, "/readyz to recover after NATS came back", timeout=15)
+    assert worker.process.poll() is None
     assert worker.stop() == 0, worker.log.read_text()
     assert _get(worker.url + "/healthz") is None  # the port closes with the worker
 
