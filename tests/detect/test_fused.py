@@ -92,3 +92,32 @@ def test_fuse_keeps_order_and_mixes_generated_and_plain_predicates() -> None:
     assert fuse(pairs)(ctx) == expected
     assert fuse(pairs, first=True)(ctx) == expected[:1]
     assert fuse([])(ctx) == []
+
+
+MACROS = """
+- macro: platform_user
+  condition: (ka.user.name startswith "eks:" or ka.user.name = "gke-admin")
+"""
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("alice", True),  # = alice
+        ("bob", True),  # in (bob, carol)
+        ("carol", True),
+        ("system:node:n1", True),  # startswith system:
+        ("eks:addon", True),  # from the macro's startswith, merged with the outer ones
+        ("gke-admin", True),  # from the macro's =, merged with the outer members
+        ("mallory", False),
+        ("", False),  # a missing user name equals nothing and starts with nothing
+    ],
+)
+def test_alternatives_on_one_field_merge_without_changing_the_meaning(user: str, expected: bool) -> None:
+    condition = (
+        'ka.user.name = alice or ka.user.name startswith "system:" or ka.user.name in (bob, carol)'
+        " or platform_user or ka.verb = deletecollection"
+    )
+    ctx = context(user={"username": user, "groups": []})
+    assert matches(condition, ctx, MACROS) is expected
+    assert matches(f"not ({condition})", ctx, MACROS) is not expected

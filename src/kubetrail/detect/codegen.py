@@ -122,6 +122,24 @@ def check_source(
     return f"{namespace.name(fallback)}(ctx)"
 
 
+def mergeable_test(
+    value: str, op: str, values: list[str], *, is_list: bool
+) -> tuple[str, str, tuple[object, ...]] | None:
+    """What `check_source` tests, when tests of one value against constants can merge in an OR: ("prefix",
+    value, prefixes) for `startswith`, ("member", value, members) for `=` and `in`; None otherwise."""
+    if is_list or not values:
+        return None
+    if op == "startswith":
+        return ("prefix", value, (values[0],))
+    if op not in ("=", "==", "in", "intersects"):
+        return None
+    if value == INLINE_FIELDS["ka.response.code"]:
+        codes = _integer_codes(values)
+        if codes is not None:
+            return ("member", RESPONSE_CODE_INT, tuple(codes))
+    return ("member", value, tuple(values) if op in ("in", "intersects") else (values[0],))
+
+
 def _integer_codes(values: list[str]) -> frozenset[int] | None:
     """The codes `values` name when each is written as Go formats an integer; None when one is not."""
     codes: set[int] = set()
@@ -173,36 +191,65 @@ def fuse(predicates: Sequence[tuple[Predicate, T]], *, first: bool = False) -> C
     """One function testing every predicate on an event: it returns the items whose predicate holds, in order
     (only the first such item when `first`).
 
-    Generated predicates of one namespace are inlined, and the event fields several of them read are read once;
-    any other predicate is called. Equivalent to `[item for predicate, item in predicates if predicate(ctx)]`
-    (and to its first element), with one call per event instead of one per predicate.
+    Equivalent to `[item for predicate, item in predicates if predicate(ctx)]` (and to its first element),
+    with one call per event instead of one per predicate; see `fuse_groups`.
     """
+    function = _generate([predicates], exclusive=first, single=True)
+    if function is None:
+        return _unfused(predicates, first)
+    return function  # type: ignore[no-any-return]
+
+
+def fuse_groups(
+    groups: Sequence[Sequence[tuple[Predicate, Any]]], *, first_exclusive: bool = False
+) -> Callable[[Any], tuple[list[Any], ...]]:
+    """Like `fuse` over several groups at once: a tuple with, per group, the items whose predicate holds.
+
+    With `first_exclusive`, the first group yields at most its first match (Falco's `first` matching) while
+    the other groups are still tested in full. Generated predicates of one namespace are inlined, and the event
+    fields several of them read are read once; any other predicate is called.
+    """
+    function = _generate(groups, exclusive=first_exclusive, single=False)
+    if function is None:
+        unfused = [_unfused(group, first_exclusive and index == 0) for index, group in enumerate(groups)]
+        return lambda ctx: tuple(select(ctx) for select in unfused)
+    return function  # type: ignore[no-any-return]
+
+
+def _generate(groups: Sequence[Sequence[tuple[Predicate, Any]]], *, exclusive: bool, single: bool) -> Any:
+    """The source of the fused function, compiled; None when it cannot be (too large)."""
     scope: dict[str, Any] = {}
     shared: dict[str, Any] | None = None
     tests: list[str] = []
-    for index, (predicate, item) in enumerate(predicates):
-        scope[f"_i{index}"] = item
-        generated = _GENERATED.get(predicate)
-        if generated is not None and (shared is None or generated[1] is shared):
-            shared = generated[1]
-            tests.append(generated[0])
-        else:
-            scope[f"_p{index}"] = predicate
-            tests.append(f"_p{index}(ctx)")
-    body = "\n".join(_hoist(tests))
-    found = "return [_i{0}]" if first else "m.append(_i{0})"
-    lines = [f"    if {test}:\n        {found.format(index)}" for index, test in enumerate(tests)]
-    text = f"def _fused(ctx):\n    e = ctx.event\n{body}    m = []\n" + "\n".join(lines) + "\n    return m\n"
+    owners: list[tuple[int, int]] = []  # (group, item name index) per test
+    for group_index, group in enumerate(groups):
+        for predicate, item in group:
+            index = len(tests)
+            scope[f"_i{index}"] = item
+            owners.append((group_index, index))
+            generated = _GENERATED.get(predicate)
+            if generated is not None and (shared is None or generated[1] is shared):
+                shared = generated[1]
+                tests.append(generated[0])
+            else:
+                scope[f"_p{index}"] = predicate
+                tests.append(f"_p{index}(ctx)")
+    lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
+    lines += [f"    m{group_index} = []" for group_index in range(len(groups))]
+    for position, (test, (group_index, index)) in enumerate(zip(tests, owners, strict=True)):
+        chained = exclusive and group_index == 0 and position > 0
+        lines.append(f"    {'elif' if chained else 'if'} {test}:\n        m{group_index}.append(_i{index})")
+    lines.append("    return m0" if single else f"    return ({', '.join(f'm{i}' for i in range(len(groups)))},)")
+    text = "\n".join(lines) + "\n"
     if len(text) > _MAX_SOURCE * 4:
-        return _unfused(predicates, first)
+        return None
     namespace = dict(shared or {})
     namespace.update(scope)
     try:
         exec(compile(text, "<kubetrail rules>", "exec"), namespace)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
-        return _unfused(predicates, first)
-    function: Callable[[Any], list[T]] = namespace["_fused"]
-    return function
+        return None
+    return namespace["_fused"]
 
 
 def _hoist(tests: list[str]) -> list[str]:
@@ -214,7 +261,7 @@ def _hoist(tests: list[str]) -> list[str]:
         local = f"_f{index}"
         for position, test in enumerate(tests):
             tests[position] = test.replace(expression, local)
-        assignments.append(f"    {local} = {expression}\n")
+        assignments.append(f"    {local} = {expression}")
     return assignments
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kubetrail.detect.codegen import Namespace, build_function, check_source, field_source
+from kubetrail.detect.codegen import Namespace, build_function, check_source, field_source, mergeable_test
 from kubetrail.detect.collector import (
     Collector,
     ConditionText,
@@ -129,6 +129,9 @@ class _Compiled:
     terms: tuple[_Compiled, ...] = ()
     constant: bool | None = None
     index_only: bool = False
+    alternatives: tuple[_Compiled, ...] = ()  # the operands of a (flattened) OR
+    # A test that merges with its like in an OR: ("prefix"|"member", value expression, the values).
+    mergeable: tuple[str, str, tuple[object, ...]] | None = None
 
     @property
     def conjuncts(self) -> tuple[_Compiled, ...]:
@@ -304,7 +307,43 @@ class _Compiler:
         parts = [self.compile(child, owner) for child in expr.children]
         if isinstance(expr, And):
             return conjunction([term for part in parts for term in part.conjuncts])
-        return disjunction(parts)
+        alternatives = [alternative for part in parts for alternative in (part.alternatives or (part,))]
+        return disjunction(self._merge_alternatives(alternatives))
+
+    def _merge_alternatives(self, parts: list[_Compiled]) -> list[_Compiled]:
+        """In an OR, tests of one value against several constants become one test: `x startswith a or
+        x startswith b` a test against the tuple (a, b), `x = a or x in (b, c)` a membership in {a, b, c}."""
+        groups: dict[tuple[str, str], list[_Compiled]] = {}
+        for part in parts:
+            if part.mergeable is not None:
+                groups.setdefault(part.mergeable[:2], []).append(part)
+        merged: list[_Compiled] = []
+        for part in parts:
+            if part.mergeable is None:
+                merged.append(part)
+                continue
+            group = groups.pop(part.mergeable[:2], None)
+            if group is None:
+                continue  # already merged into its group's first member
+            if len(group) == 1:
+                merged.append(part)
+                continue
+            kind, value = part.mergeable[:2]
+            values = tuple(item for member in group if member.mergeable for item in member.mergeable[2])
+            if kind == "prefix":
+                source = f"((_v := {value}) is not None and _v.startswith({self.namespace.name(values)}))"
+            else:
+                source = f"({value} in {self.namespace.name(frozenset(values))})"
+            merged.append(
+                _Compiled(
+                    _any([member.predicate for member in group]),
+                    max(member.cost for member in group),
+                    _merge_or([member.constraints for member in group]),
+                    source,
+                    mergeable=(kind, value, values),
+                )
+            )
+        return merged
 
     def compile_macro(self, ref: MacroRef, owner: _Owner) -> _Compiled:
         macro = self._visible(owner, ref.name)
@@ -382,7 +421,7 @@ class _Compiler:
         if ref.name in RAWTIME_FIELDS and check.op in ("=", "==") and values:
             predicate = rawtime_equals(values[0])
         cheap = spec.path.startswith(_CHEAP_SOURCES) or ref.text in INDEX_FIELDS
-        cost = 1 if cheap else 4
+        cost = 1 if cheap else 20  # a body, the query string or the whole document must be parsed first
         if check.op in ("regex", "glob", "iglob", "pmatch"):
             cost += 1
         if check.op == "exists" and spec.always:
@@ -397,7 +436,8 @@ class _Compiler:
         key = INDEX_FIELDS.get(ref.text)
         if key is not None and check.op in ("=", "==", "in", "intersects"):
             return _Compiled(predicate, cost, {key: frozenset(values)}, source, index_only=True)
-        return _Compiled(predicate, cost, {}, source)
+        merge = None if ref.name in RAWTIME_FIELDS else mergeable_test(value, check.op, values, is_list=spec.is_list)
+        return _Compiled(predicate, cost, {}, source, mergeable=merge)
 
     # --- rules --------------------------------------------------------------------------------------
 
@@ -550,6 +590,7 @@ def disjunction(parts: list[_Compiled]) -> _Compiled:
         sum(part.cost for part in kept),
         _merge_or([part.constraints for part in kept]),
         "(" + " or ".join(part.source for part in kept) + ")",
+        alternatives=tuple(kept),
     )
 
 

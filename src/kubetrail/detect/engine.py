@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from kubetrail.detect.alert import Alert
-from kubetrail.detect.codegen import fuse
+from kubetrail.detect.codegen import fuse, fuse_groups
 from kubetrail.detect.compiler import CompiledRule, RuleSet
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.priority import Priority
+from kubetrail.detect.stateful import StatefulDetector
 from kubetrail.detect.timestamps import rfc3339_to_ns
 from kubetrail.model import Event
 
 _MAX_BUCKETS = 8192
 _Key = tuple[object, object, object, object]
 _Bucket = Callable[[EventContext], list[CompiledRule]]
+_Combined = Callable[[EventContext], tuple[list[Any], ...]]
 
 
 class Matching(enum.StrEnum):
@@ -70,8 +72,17 @@ class Engine:
         self.time_format = TimeFormat(time_format)
         own = ruleset.detectors(min_priority, hostname=hostname, time_format=self.time_format, running=detectors)
         self.detectors = (*own, *detectors)
+        # Leading stateful detectors are tested in the same generated function as the rules; the rest are called.
+        stateful: list[StatefulDetector] = []
+        for detector in self.detectors:
+            if not isinstance(detector, StatefulDetector):
+                break
+            stateful.append(detector)
+        self._stateful = tuple(stateful)
+        self._called = self.detectors[len(stateful) :]
         self._buckets: dict[_Key, _Bucket] = {}
         self._fused: dict[tuple[int, ...], _Bucket] = {}
+        self._combined: dict[_Key, _Combined] = {}
 
     def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:
         """The rules an event with these index values can match, in rule-file order."""
@@ -87,6 +98,15 @@ class Engine:
         if found is None:
             found = self._fused[positions] = fuse([(rule.residual, rule) for rule in candidates], first=self._first)
         self._buckets[key] = found
+        return found
+
+    def _combined_bucket(self, key: _Key) -> _Combined:
+        if len(self._combined) >= _MAX_BUCKETS:
+            self._combined.clear()
+        groups: list[list[tuple[Any, Any]]] = [[(rule.residual, rule) for rule in self._candidates(key)]]
+        for detector in self._stateful:
+            groups.append([(runner.match, runner) for runner in detector.admitted(key)])
+        found = self._combined[key] = fuse_groups(groups, first_exclusive=self._first)
         return found
 
     def matches(self, ctx: EventContext) -> list[CompiledRule]:
@@ -123,13 +143,28 @@ class Engine:
 
     def detect(self, ctx: EventContext) -> list[Alert]:
         """Every alert for one event: matching rules first, then the extra detectors'."""
-        rules = self.matches(ctx)
+        event = ctx.event
+        ref = event.objectRef
+        if ref is None:
+            key: _Key = (event.stage, event.verb, None, None)
+        else:
+            key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+        bucket = self._combined.get(key)
+        if bucket is None:
+            bucket = self._combined_bucket(key)
+        found = bucket(ctx)
+        rules = found[0]
         alerts: list[Alert] = []
         if rules:
-            time_ns = event_time_ns(ctx.event)
+            time_ns = event_time_ns(event)
             alerts = [self.alert(rule, ctx, time_ns) for rule in rules]
-        for detector in self.detectors:
-            alerts.extend(detector.detect(ctx))
+        if len(found) > 1:
+            for detector, runners in zip(self._stateful, found[1:], strict=True):
+                if runners:
+                    alerts.extend(detector.process(ctx, runners))
+        if self._called:
+            for other in self._called:
+                alerts.extend(other.detect(ctx))
         return alerts
 
     def evaluate(self, event: Event, *, cluster: str = "", raw: bytes | None = None) -> list[Alert]:

@@ -137,6 +137,14 @@ class StatefulDetector:
         selected = bucket(ctx)
         if not selected:
             return []
+        return self.process(ctx, selected)
+
+    def admitted(self, key: tuple[object, ...]) -> list[Runner[Any]]:
+        """The rules an event with these (stage, verb, resource, subresource) values can match, in order."""
+        return [runner for runner in self.runners if runner.admits is None or runner.admits(key)]
+
+    def process(self, ctx: EventContext, selected: Iterable[Runner[Any]]) -> list[Alert]:
+        """Feed the event to the rules whose condition it matches (`selected`, some of `self.runners`)."""
         alerts: list[Alert] = []
         now = self._advance(ctx)
         for runner in selected:
