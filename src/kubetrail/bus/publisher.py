@@ -6,6 +6,7 @@ streams means a quorum of servers has the batch on disk.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ class BusPublisher:
 
     async def close(self) -> None:
         if self._nc is not None:
-            await self._nc.close()
+            with contextlib.suppress(NatsError, OSError):  # NATS may already be gone
+                await self._nc.close()
             self._nc = None
             self._js = None

@@ -220,7 +220,7 @@ class Worker:
     async def close(self) -> None:
         """Drain the connection, then seal and close this worker's store."""
         if self._nc is not None:
-            with contextlib.suppress(NatsError):
+            with contextlib.suppress(NatsError, OSError):  # NATS may be gone: the store is sealed regardless
                 await self._nc.close()
             self._nc = None
         self.alert_log.close()
