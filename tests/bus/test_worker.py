@@ -32,7 +32,7 @@ async def _publish_all(url: str, cluster: str, groups: list[list[Event]]) -> lis
     publisher = BusPublisher(parse_bus_url(url))
     await publisher.connect()
     try:
-        return [(await publisher.publish(cluster, group)).duplicate for group in groups]
+        return [(await publisher.publish(cluster, group)).duplicates == len(group) for group in groups]
     finally:
         await publisher.close()
 

@@ -69,9 +69,7 @@ class BusSink:
         except BusError as error:
             raise NotDurableError(str(error)) from error
         self.published += len(events)
-        if published.duplicate:
-            return AppendResult(0, len(events), published.sequence)
-        return AppendResult(len(events), 0, published.sequence)
+        return AppendResult(published.events, published.duplicates, published.sequence)
 
     def dead_letter(self, *, source: str, reason: str, raw: bytes, line: int | None = None, cluster: str = "") -> None:
         self.dead_letters.write(source=source, reason=reason, raw=raw, line=line, cluster=cluster)
@@ -88,7 +86,7 @@ class BusFrontApp:
             raise BusError("serve --bus needs a NATS URL")
         self.config = config
         self.metrics = Registry()
-        self.bus = parse_bus_url(config.bus, replicas=config.bus_replicas)
+        self.bus = parse_bus_url(config.bus, replicas=config.bus_replicas, partitions=config.bus_partitions)
         self.sink: BusSink | None = None
         self.receiver: Receiver | None = None
         self.tailers: list[Any] = []

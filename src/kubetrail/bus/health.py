@@ -1,7 +1,7 @@
 """A running worker's `/healthz`, `/readyz` and `/metrics`, on a port of their own for the kubelet and Prometheus.
 
 uvicorn serves them as a task of the worker's own event loop, so `/healthz` answering shows that loop is not
-stuck; `/readyz` says whether batches can reach this worker now (connected to NATS, bound to the consumer).
+stuck; `/readyz` says whether batches can reach this worker now (connected to NATS, in the worker pool).
 The worker keeps its own SIGTERM/SIGINT handling: this server never installs signal handlers.
 """
 
@@ -43,7 +43,7 @@ def not_ready(worker: Worker) -> str | None:
     if worker.ready:
         return None
     if not worker.joined:
-        return f"not yet connected to NATS and bound to the consumer {worker.config.consumer!r}"
+        return "not yet connected to NATS and in the worker pool"
     return "not connected to NATS (reconnecting) or stopping"
 
 
@@ -67,8 +67,15 @@ def worker_metrics(worker: Worker) -> list[Gauge]:
         ),
         Gauge(
             "kubetrail_worker_ready",
-            "1 while connected to NATS and bound to the consumer, else 0.",
+            "1 while connected to NATS and in the worker pool, else 0.",
             read=lambda: [((), 1.0 if worker.ready else 0.0)],
+        ),
+        Gauge("kubetrail_worker_partitions", "Partitions this worker owns now.", read=total("partitions")),
+        Gauge(
+            "kubetrail_worker_handovers_total",
+            "Partitions taken on or given up (workers joining, leaving or dying).",
+            read=total("handovers"),
+            kind="counter",
         ),
         Gauge("kubetrail_worker_batches_total", "Bus messages stored.", read=total("batches"), kind="counter"),
         Gauge(

@@ -1,11 +1,13 @@
-"""The receiver's side of the bus: one EventList message per accepted batch, acknowledged by JetStream.
+"""The receiver's side of the bus: an accepted batch becomes one EventList message per partition it touches
+(events partitioned by who made them), each acknowledged by JetStream.
 
-The HTTP 200 to the API server is sent only after JetStream's publish ack, which with replicated
-streams means a quorum of servers has the batch on disk.
+The HTTP 200 to the API server is sent only after JetStream's publish acks, which with replicated
+streams means a quorum of servers has every part of the batch on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
-from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError, batch_message_id
+from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError, batch_message_id, partition_of
 from kubetrail.bus.connection import connect
 from kubetrail.bus.streams import ensure_streams
 from kubetrail.model import Event
@@ -26,10 +28,10 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Published:
-    """What JetStream answered for one batch."""
+    """What JetStream answered for one batch: events stored, events it already had, the last sequence."""
 
     events: int
-    duplicate: bool
+    duplicates: int
     sequence: int
 
 
@@ -66,21 +68,46 @@ class BusPublisher:
     async def publish(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
     ) -> Published:
-        """Publish one batch and wait for JetStream's ack; raises BusError when it was not stored."""
+        """Publish one batch (a message per partition) and wait for JetStream's acks; BusError when a part was not
+        stored (the caller answers 503 and the API server retries the whole batch: stored parts are de-duplicated).
+        """
         if self._js is None:
             raise BusError("the bus publisher is not connected")
-        body = event_list_body(events, raw_lines, self._encoder)
+        parts: dict[int, list[int]] = {}
+        for index, event in enumerate(events):
+            parts.setdefault(partition_of(event.user.username, self.config.partitions), []).append(index)
+        acks = await asyncio.gather(
+            *(
+                self._publish_part(cluster, partition, indexes, events, raw_lines)
+                for partition, indexes in parts.items()
+            )
+        )
+        stored = sum(count for count, duplicate, _ in acks if not duplicate)
+        return Published(stored, len(events) - stored, max((sequence for _, _, sequence in acks), default=0))
+
+    async def _publish_part(
+        self,
+        cluster: str,
+        partition: int,
+        indexes: list[int],
+        events: Sequence[Event],
+        raw_lines: Sequence[bytes | None] | None,
+    ) -> tuple[int, bool, int]:
+        assert self._js is not None
+        chosen = [events[index] for index in indexes]
+        raws = [raw_lines[index] for index in indexes] if raw_lines is not None else None
+        body = event_list_body(chosen, raws, self._encoder)
         headers = {
-            MSG_ID_HEADER: batch_message_id(cluster, ((event.auditID, str(event.stage)) for event in events)),
+            MSG_ID_HEADER: batch_message_id(cluster, ((event.auditID, str(event.stage)) for event in chosen)),
             CLUSTER_HEADER: cluster,
         }
         try:
             ack = await self._js.publish(
-                self.config.subject(cluster), body, timeout=PUBLISH_TIMEOUT_SECONDS, headers=headers
+                self.config.subject(cluster, partition), body, timeout=PUBLISH_TIMEOUT_SECONDS, headers=headers
             )
         except (NatsError, JetStreamError, TimeoutError) as error:
             raise BusError(f"JetStream did not acknowledge the batch: {str(error) or type(error).__name__}") from error
-        return Published(len(events), bool(ack.duplicate), ack.seq)
+        return len(chosen), bool(ack.duplicate), ack.seq
 
     async def close(self) -> None:
         if self._nc is not None:

@@ -1,10 +1,15 @@
-"""A bus worker: pulls batches from the shared durable consumer, stores them in its part of the lake,
-runs detection and publishes alerts, then acknowledges the batch to JetStream.
+"""A bus worker: owns some of the partitions of the events stream, stores their batches in its part of the lake,
+runs detection (stateless and stateful rules) and publishes alerts, then acknowledges the batches to JetStream.
+
+Events are partitioned by who made them (`partition_of`), and the live workers share the partitions
+(`kubetrail.bus.partitions`), so one identity's stateful-rule state lives on one worker at a time; a partition's
+state is checkpointed into the lake before its batches are acknowledged, and restored by whichever worker owns
+it next.
 
 Each worker owns one store under the lake (`<lake>/worker=<id>/`): its own WAL, Parquet segments and
 hash-chained manifest. A batch is acknowledged only after its WAL fsync, so a worker killed at any point
-loses nothing: JetStream redelivers what was not acknowledged (to any worker). A batch written but not
-acknowledged before a crash can therefore be stored twice (by two workers); the lake's `events` view keeps one
+loses nothing: JetStream redelivers what was not acknowledged (to the partition's next owner). A batch written but
+not acknowledged before a crash can therefore be stored twice (by two workers); the lake's `events` view keeps one
 row per (cluster, auditID, stage), and alerts carry a JetStream message id per (rule, cluster, auditID, stage),
 so within the duplicate window each alert is stored once.
 """
@@ -23,25 +28,24 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
-from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError
+from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig
 from kubetrail.bus.connection import connect
+from kubetrail.bus.consumer import PartitionConsumer
 from kubetrail.bus.lake import worker_store_dir
-from kubetrail.bus.streams import ensure_streams
-from kubetrail.detect import Alert, Engine, EventContext
+from kubetrail.bus.partitions import Membership, assigned
+from kubetrail.bus.streams import MEMBER_TTL_SECONDS, ensure_streams
+from kubetrail.detect import Alert, Engine, EventContext, Matching
+from kubetrail.detect.compiler import RuleSet
 from kubetrail.model import Event, EventDecodeError, decode_event
 from kubetrail.store import Store, StoreOptions
 from kubetrail.store.alerts import AlertLog
 
 log = logging.getLogger(__name__)
 
-FETCH_BATCHES = 16
-FETCH_TIMEOUT_SECONDS = 1.0
-SUBSCRIBE_WAIT_SECONDS = 60.0
+HEARTBEAT_SECONDS = 1.5
 
 
 class _EventList(msgspec.Struct):
@@ -59,6 +63,8 @@ class WorkerStats:
     alerts: int = 0
     redelivered: int = 0
     clusters: dict[str, int] = field(default_factory=dict)
+    partitions: int = 0  # owned now
+    handovers: int = 0  # partitions taken on or given up
 
 
 def alert_message_id(alert: Alert, stage: str) -> str:
@@ -76,20 +82,25 @@ class Worker:
         lake: Path,
         worker_id: str,
         *,
-        engine: Engine | None = None,
+        rules: RuleSet | None = None,
+        hostname: str = "",
         store_options: StoreOptions | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
+        self.lake = lake
         self.store = Store.open(worker_store_dir(lake, worker_id), store_options)
         self.alert_log = AlertLog(self.store.layout.root)
-        self.engine = engine
+        self.rules = rules
+        self.hostname = hostname
         self.stats = WorkerStats()
+        self.owned: dict[int, PartitionConsumer] = {}
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._membership: Membership | None = None
         self._stop = asyncio.Event()
         self.joined = False
-        """Whether `run` has bound to the shared durable consumer (it stays bound across reconnects)."""
+        """Whether `run` has joined the worker pool (it stays joined across reconnects)."""
         self._decoder = msgspec.json.Decoder(_EventList)
         self._encoder = msgspec.json.Encoder()
 
@@ -99,64 +110,116 @@ class Worker:
         await ensure_streams(self._js, self.config)
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from `run`."""
+        """Finish the batches in hand, hand the partitions over, then return from `run`."""
         self._stop.set()
 
     @property
     def ready(self) -> bool:
-        """Connected to NATS and bound to the consumer, so batches can reach this worker now."""
+        """Connected to NATS and in the worker pool, so batches can reach this worker now."""
         return self.joined and self._nc is not None and self._nc.is_connected and not self._stop.is_set()
 
     async def run(self) -> None:
-        """Pull, store, detect, publish alerts, acknowledge — until `stop()`."""
+        """Take part in the pool until `stop()`: announce this worker, work on the partitions that are its own."""
         if self._js is None:
             await self.connect()
         assert self._js is not None
-        consumer = ConsumerConfig(
-            durable_name=self.config.consumer,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.config.ack_wait_seconds,
-            max_ack_pending=FETCH_BATCHES * 64,
-        )
-        subscription = await self._subscribe(consumer)
-        self.joined = True
+        self._membership = Membership(self._js, self.config, self.worker_id)
+        last_heartbeat = asyncio.get_running_loop().time()
         while not self._stop.is_set():
             try:
-                messages = await subscription.fetch(FETCH_BATCHES, timeout=FETCH_TIMEOUT_SECONDS)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except (NatsError, JetStreamError) as error:
-                log.warning("fetch failed, retrying: %s", error)
-                await asyncio.sleep(0.5)
-                continue
-            # concurrent appends share one WAL fsync (the store's group commit)
-            await asyncio.gather(*(self._handle(message) for message in messages))
-
-    async def _subscribe(self, consumer: ConsumerConfig) -> JetStreamContext.PullSubscription:
-        """Bind to the shared durable consumer; a cluster still moving the consumer's leader (a node just died)
-        times out for a moment, so this retries for `SUBSCRIBE_WAIT_SECONDS`."""
-        assert self._js is not None
-        deadline = asyncio.get_running_loop().time() + SUBSCRIBE_WAIT_SECONDS
-        while True:
-            try:
-                return await self._js.pull_subscribe(
-                    f"{self.config.subject_prefix}.>",
-                    durable=self.config.consumer,
-                    stream=self.config.stream,
-                    config=consumer,
-                )
+                await self._rebalance()
+                last_heartbeat = asyncio.get_running_loop().time()
+                self.joined = True
             except (NatsError, JetStreamError, TimeoutError) as error:
-                if self._stop.is_set() or asyncio.get_running_loop().time() > deadline:
-                    raise BusError(
-                        f"cannot join the consumer {self.config.consumer!r}: {str(error) or type(error).__name__}",
-                        hint="check that the NATS cluster has a JetStream quorum",
-                    ) from error
-                log.warning("joining the consumer failed, retrying: %s", str(error) or type(error).__name__)
-                await asyncio.sleep(0.5)
+                log.warning("worker pool: %s", str(error) or type(error).__name__)
+                if asyncio.get_running_loop().time() - last_heartbeat > MEMBER_TTL_SECONDS:
+                    await self._abandon_all()  # our leases have expired: others may own these partitions now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HEARTBEAT_SECONDS)
+        for partition in sorted(self.owned):
+            await self._give_up(partition, commit=True)
+        await self._membership.leave()
+
+    async def _rebalance(self) -> None:
+        """One round: renew membership and leases, give up partitions that are now another's, claim our own."""
+        membership = self._membership
+        assert membership is not None
+        members = await membership.heartbeat()
+        wanted = assigned(self.worker_id, members, self.config.partitions)
+        for partition in sorted(self.owned):
+            if partition not in wanted:
+                await self._give_up(partition, commit=True)
+            elif not await membership.renew(partition):
+                log.warning("partition %d: lease lost; leaving its open batches to its next owner", partition)
+                await self._give_up(partition, commit=False)
+        for partition in sorted(wanted - set(self.owned)):
+            if await membership.claim(partition):
+                await self._take(partition)
+
+    async def _take(self, partition: int) -> None:
+        assert self._js is not None
+        engine = Engine(self.rules, matching=Matching.ALL, hostname=self.hostname) if self.rules else None
+        consumer = PartitionConsumer(self._js, self.config, partition, self.lake, engine, self._handle_fetched)
+        await consumer.start()
+        self.owned[partition] = consumer
+        self.stats.partitions = len(self.owned)
+        self.stats.handovers += 1
+        log.info("worker %s: took partition %d", self.worker_id, partition)
+
+    async def _give_up(self, partition: int, *, commit: bool) -> None:
+        consumer = self.owned.pop(partition)
+        await consumer.stop(commit=commit)
+        if commit and self._membership is not None:
+            await self._membership.release(partition)
+        self.stats.partitions = len(self.owned)
+        self.stats.handovers += 1
+        log.info("worker %s: gave up partition %d", self.worker_id, partition)
+
+    async def _abandon_all(self) -> None:
+        for partition in sorted(self.owned):
+            await self._give_up(partition, commit=False)
+
+    async def _handle_fetched(self, messages: list[Msg], engine: Engine | None) -> list[Msg]:
+        """Store the batches (their appends share one WAL fsync), then detect over them in order; the batches
+        that may be acknowledged."""
+        decoded = [self._open(message) for message in messages]
+        filled = [item for item in decoded if item[2]]
+        results = await asyncio.gather(
+            *(self.store.append_async(cluster, events, raws) for _, cluster, events, raws in filled)
+        )
+        for result, (_, cluster, _, _) in zip(results, filled, strict=True):
+            self.stats.events += result.accepted
+            self.stats.duplicates += result.duplicates
+            self.stats.clusters[cluster] = self.stats.clusters.get(cluster, 0) + result.accepted
+        self.stats.batches += len(messages)
+        done: list[Msg] = []
+        for message, cluster, events, raws in decoded:
+            try:
+                if engine is not None and events:
+                    await self._detect(engine, cluster, events, raws)
+            except (NatsError, JetStreamError, TimeoutError) as error:
+                # not acknowledged: JetStream redelivers the batch; the lake and the alert ids absorb the repeat
+                log.warning("alerts not published (%s); the batch will be redelivered", str(error) or "timeout")
+                continue
+            done.append(message)
+        return done
+
+    def _open(self, message: Msg) -> tuple[Msg, str, list[Event], list[bytes | None]]:
+        """The batch's cluster and events; a message that is not an EventList goes to the dead-letter file."""
+        if message.metadata.num_delivered and message.metadata.num_delivered > 1:
+            self.stats.redelivered += 1
+        try:
+            cluster, events, raws = self._decode(message)
+        except (msgspec.DecodeError, ValueError) as error:
+            log.error("a bus message is not an EventList, kept in the dead-letter file: %s", error)
+            self.store.dead_letter(source=f"bus:{message.subject}", reason=str(error), raw=message.data)
+            self.store.dead_letters.flush()
+            return message, "", [], []
+        return message, cluster, events, raws
 
     def _decode(self, message: Msg) -> tuple[str, list[Event], list[bytes | None]]:
         headers = message.headers or {}
-        cluster = headers.get(CLUSTER_HEADER) or message.subject.rsplit(".", 1)[-1]
+        cluster = headers.get(CLUSTER_HEADER) or message.subject.split(".")[-2]
         source = f"bus:{message.subject}#{headers.get(MSG_ID_HEADER, '?')}"
         envelope = self._decoder.decode(message.data)
         events: list[Event] = []
@@ -172,37 +235,11 @@ class Worker:
             raws.append(raw)
         return cluster, events, raws
 
-    async def _handle(self, message: Msg) -> None:
-        if message.metadata.num_delivered and message.metadata.num_delivered > 1:
-            self.stats.redelivered += 1
-        try:
-            cluster, events, raws = self._decode(message)
-        except (msgspec.DecodeError, ValueError) as error:
-            log.error("a bus message is not an EventList, kept in the dead-letter file: %s", error)
-            self.store.dead_letter(source=f"bus:{message.subject}", reason=str(error), raw=message.data)
-            self.store.dead_letters.flush()
-            await message.ack()
-            return
-        result = await self.store.append_async(cluster, events, raws)
-        self.stats.batches += 1
-        self.stats.events += result.accepted
-        self.stats.duplicates += result.duplicates
-        self.stats.clusters[cluster] = self.stats.clusters.get(cluster, 0) + result.accepted
-        try:
-            if self.engine is not None and events:
-                await self._detect(cluster, events, raws)
-            await message.ack_sync()
-        except (NatsError, JetStreamError, TimeoutError) as error:
-            # not acknowledged: JetStream redelivers the batch; the lake and the alert ids absorb the repeat
-            log.warning(
-                "batch stored but not acknowledged (%s); it will be redelivered", str(error) or type(error).__name__
-            )
-
-    async def _detect(self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None]) -> None:
+    async def _detect(
+        self, engine: Engine, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None]
+    ) -> None:
         assert self._js is not None
         found: list[tuple[Alert, str]] = []
-        engine = self.engine
-        assert engine is not None
         for event, raw in zip(events, raws, strict=True):
             for alert in engine.detect(EventContext(event, cluster, raw)):
                 found.append((alert, str(event.stage)))

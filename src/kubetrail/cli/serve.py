@@ -15,6 +15,11 @@ from kubetrail.serve.server import run
 @click.option("--store", type=click.Path(file_okay=False), help="Store directory (created if missing).")
 @click.option("--bus", metavar="URL[,URL…]", help="Publish to NATS JetStream instead of a local store (scale-out).")
 @click.option("--bus-replicas", type=click.IntRange(1, 5), help="JetStream stream replicas  [default: 1]")
+@click.option(
+    "--bus-partitions",
+    type=click.IntRange(1, 256),
+    help="Partitions of the events by identity, the same on every receiver and worker  [default: 8]",
+)
 @click.option("--listen", metavar="HOST:PORT", help=f"Address to listen on  [default: {DEFAULT_LISTEN}]")
 @click.option("--cluster", help="Cluster of /k8s-audit and of tailed files  [default: default]")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM).")

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from kubetrail.bus import parse_bus_url
+from kubetrail.bus.config import DEFAULT_PARTITIONS, MAX_PARTITIONS
 from kubetrail.bus.health import DEFAULT_HEALTH_LISTEN, HealthServer, parse_health_listen
 from kubetrail.bus.worker import Worker
 
@@ -42,6 +43,13 @@ async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> 
 @click.option("--id", "worker_id", default=None, help="This worker's name in the lake  [default: the host name]")
 @click.option("--bus-replicas", type=click.IntRange(1, 5), default=1, show_default=True, help="Stream replicas.")
 @click.option(
+    "--bus-partitions",
+    type=click.IntRange(1, MAX_PARTITIONS),
+    default=DEFAULT_PARTITIONS,
+    show_default=True,
+    help="Partitions of the events (by identity); the same on every receiver and worker.",
+)
+@click.option(
     "--ack-wait",
     type=click.FloatRange(min=0.5),
     default=30.0,
@@ -66,32 +74,39 @@ def worker_command(
     lake: str,
     worker_id: str | None,
     bus_replicas: int,
+    bus_partitions: int,
     ack_wait: float,
     rules: tuple[str, ...],
     health_listen: str,
 ) -> None:
     """Consume audit batches from NATS JetStream into this worker's part of the lake, detecting as they pass.
 
-    Workers share one durable pull consumer, so each batch is handled by one of them. A batch is
-    acknowledged to JetStream after its fsync into this worker's write-ahead log; a killed worker's
-    unacknowledged batches go to the others. Alerts are published to the alerts stream with one
-    message id per (rule, cluster, auditID, stage), so a redelivered batch does not alert twice.
-    SIGTERM finishes the batch in hand and seals the store. `--health-listen` serves /healthz (the
-    event loop answers), /readyz (200 once connected to NATS and bound to the consumer, else 503 with
-    the reason) and /metrics (Prometheus text).
+    Receivers partition the events by identity; the live workers share the partitions (announced in a
+    JetStream key-value bucket, spread by rendezvous hashing), so each batch is handled by one worker
+    and one identity's stateful-rule state lives on one worker. Batches are acknowledged to JetStream
+    after their fsync into this worker's write-ahead log and a checkpoint of the partition's state; a
+    killed worker's partitions, their state and their unacknowledged batches go to the others within
+    seconds. Alerts are published to the alerts stream with one message id per (rule, cluster,
+    auditID, stage), so a redelivered batch does not alert twice. SIGTERM finishes the batches in
+    hand, hands the partitions over and seals the store. `--health-listen` serves /healthz (the event
+    loop answers), /readyz (200 once connected to NATS and in the pool, else 503 with the reason) and
+    /metrics (Prometheus text).
 
     \b
     Examples:
       kubetrail worker --bus nats://127.0.0.1:4222 --lake /srv/lake --id w1
       kubetrail query --lake /srv/lake 'resource=secrets verb=get'
     """
-    from kubetrail.serve.detection import build_engine, default_rule_specs
+    from kubetrail.detect import load_ruleset, rule_sources
+    from kubetrail.serve.detection import default_rule_specs
 
-    config = dataclasses.replace(parse_bus_url(bus_url, replicas=bus_replicas), ack_wait_seconds=ack_wait)
+    bus = parse_bus_url(bus_url, replicas=bus_replicas, partitions=bus_partitions)
+    config = dataclasses.replace(bus, ack_wait_seconds=ack_wait)
     health = parse_health_listen(health_listen)
     specs = [] if rules == ("none",) else (list(rules) or default_rule_specs())
-    engine = build_engine(specs) if specs else None
-    worker = Worker(config, Path(lake), worker_id or socket.gethostname(), engine=engine)
+    ruleset = load_ruleset(rule_sources(specs)) if specs else None
+    name = worker_id or socket.gethostname()
+    worker = Worker(config, Path(lake), name, rules=ruleset, hostname=socket.gethostname())
     asyncio.run(_run(worker, health))
     stats = worker.stats
     click.echo(

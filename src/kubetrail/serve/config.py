@@ -49,6 +49,7 @@ KEYS = (
     "store",
     "bus",
     "bus-replicas",
+    "bus-partitions",
     "listen",
     "cluster",
     "tls-cert",
@@ -113,6 +114,7 @@ class ServeConfig:
     token_file: Path | None = None
     bus: str | None = None
     bus_replicas: int = 1
+    bus_partitions: int = 8
     ui: bool = True
     ui_port: int | None = None
     ui_token_file: Path | None = None
@@ -314,6 +316,7 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
         redact=bool(values.get("redact", False)),
         bus=bus,
         bus_replicas=int(values.get("bus-replicas", 1)),
+        bus_partitions=int(values.get("bus-partitions", 8)),
     )
     _check(config, source)
     return config

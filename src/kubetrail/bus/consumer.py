@@ -1,0 +1,155 @@
+"""One partition at work on one worker: its durable pull consumer, its stateful-rule state and its checkpoint.
+
+Batches are acknowledged to JetStream in groups, right after the partition's stateful state (which already
+counts them) is checkpointed into the lake. So whichever worker takes the partition over — after a clean hand-over
+or a crash — restores a state that counts exactly the acknowledged batches, and JetStream redelivers the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import Error as JetStreamError
+
+from kubetrail.bus.config import BusConfig, BusError
+from kubetrail.detect import Engine
+from kubetrail.detect.stateful import StatefulDetector
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCHES = 16
+FETCH_TIMEOUT_SECONDS = 1.0
+SUBSCRIBE_WAIT_SECONDS = 60.0
+COMMIT_EVERY_SECONDS = 1.0
+MAX_ACK_PENDING = 20_000
+
+# Stores and detects a fetched group of batches; returns those that may be acknowledged.
+Handler = Callable[[list[Msg], Engine | None], Awaitable[list[Msg]]]
+
+
+def checkpoint_path(lake: Path, partition: int, index: int) -> Path:
+    """Where a partition's stateful detector `index` keeps its checkpoint (shared by all workers)."""
+    return lake / "state" / f"partition={partition}" / f"stateful-{index}.json"
+
+
+class PartitionConsumer:
+    """Consumes one partition until stopped; `handle` stores and detects the batches of each fetch."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        config: BusConfig,
+        partition: int,
+        lake: Path,
+        engine: Engine | None,
+        handle: Handler,
+    ) -> None:
+        self.js = js
+        self.config = config
+        self.partition = partition
+        self.lake = lake
+        self.engine = engine
+        self._handle = handle
+        self._held: list[Msg] = []
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
+
+    @property
+    def _detectors(self) -> list[StatefulDetector]:
+        if self.engine is None:
+            return []
+        return [detector for detector in self.engine.detectors if isinstance(detector, StatefulDetector)]
+
+    async def start(self) -> None:
+        """Restore the partition's stateful state, bind to its consumer and start consuming."""
+        for index, detector in enumerate(self._detectors):
+            path = checkpoint_path(self.lake, self.partition, index)
+            if path.is_file():
+                await asyncio.to_thread(detector.load, str(path))
+        self._subscription = await self._subscribe()
+        self._task = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
+
+    async def stop(self, *, commit: bool = True) -> None:
+        """Finish the batches in hand; with `commit`, checkpoint and acknowledge them (a clean hand-over).
+        Without, leave them unacknowledged for the partition's next owner (the lease was lost)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        if commit:
+            await self._commit()
+        if self._subscription is not None:
+            with contextlib.suppress(NatsError, JetStreamError, OSError):
+                await self._subscription.unsubscribe()
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        """Bind to the partition's durable consumer; a cluster still moving leaders (a node just died) times out
+        for a moment, so this retries for `SUBSCRIBE_WAIT_SECONDS`."""
+        consumer = ConsumerConfig(
+            durable_name=self.config.partition_consumer(self.partition),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.config.ack_wait_seconds,
+            max_ack_pending=MAX_ACK_PENDING,
+        )
+        deadline = asyncio.get_running_loop().time() + SUBSCRIBE_WAIT_SECONDS
+        while True:
+            try:
+                return await self.js.pull_subscribe(
+                    self.config.partition_subjects(self.partition),
+                    durable=self.config.partition_consumer(self.partition),
+                    stream=self.config.stream,
+                    config=consumer,
+                )
+            except (NatsError, JetStreamError, TimeoutError) as error:
+                if self._stopping.is_set() or asyncio.get_running_loop().time() > deadline:
+                    raise BusError(
+                        f"cannot bind to the consumer of partition {self.partition}: "
+                        f"{str(error) or type(error).__name__}",
+                        hint="check that the NATS cluster has a JetStream quorum",
+                    ) from error
+                log.warning("binding partition %d failed, retrying: %s", self.partition, error)
+                await asyncio.sleep(0.5)
+
+    async def _run(self) -> None:
+        assert self._subscription is not None
+        committed = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                messages = await self._subscription.fetch(FETCH_BATCHES, timeout=FETCH_TIMEOUT_SECONDS)
+            except (NatsTimeoutError, TimeoutError):
+                messages = []
+            except (NatsError, JetStreamError) as error:
+                log.warning("partition %d: fetch failed, retrying: %s", self.partition, error)
+                await asyncio.sleep(0.5)
+                continue
+            if messages:
+                self._held.extend(await self._handle(messages, self.engine))
+            if self._held and time.monotonic() - committed >= COMMIT_EVERY_SECONDS:
+                await self._commit()
+                committed = time.monotonic()
+
+    async def _commit(self) -> None:
+        """Checkpoint the stateful state, then acknowledge every batch it counts."""
+        if not self._held:
+            return
+        for index, detector in enumerate(self._detectors):
+            path = checkpoint_path(self.lake, self.partition, index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(detector.save, str(path))
+        held, self._held = self._held, []
+        try:
+            for message in held:
+                await message.ack()
+        except (NatsError, JetStreamError, OSError) as error:
+            # unacknowledged batches are redelivered: the lake and the alert ids absorb the repeat
+            log.warning("partition %d: acknowledging failed (%s); batches will be redelivered", self.partition, error)
