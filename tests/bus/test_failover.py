@@ -17,6 +17,7 @@ from pathlib import Path
 import nats
 
 from kubetrail.bus.lake import open_lake
+from kubetrail.detect import BUILTIN, Engine, EventContext, load_ruleset, rule_sources
 from kubetrail.model import read_events
 from tests.bus.natsserver import free_port, nats_nodes
 
@@ -139,6 +140,20 @@ def test_killing_a_nats_node_and_a_worker_loses_and_repeats_nothing(tmp_path: Pa
         keys = Counter((alert["rule"], alert["cluster"], alert["auditID"], alert["time"]) for alert in alerts)
         assert alerts and max(keys.values()) == 1
         assert {"prod", "dev"} <= {alert["cluster"] for alert in alerts}
+        # stateless rules do not depend on order or on which worker saw what: exactly a single process's alerts
+        rules = load_ruleset(rule_sources([BUILTIN]))
+        single = set()
+        for cluster, log in logs.items():
+            engine = Engine(rules)
+            for event in read_events(log):
+                single |= {
+                    (alert.rule, cluster, alert.audit_id) for alert in engine.detect(EventContext(event, cluster))
+                }
+        stateless = {rule.name for rule in rules.rules}
+        distributed = {(alert["rule"], alert["cluster"], alert["auditID"]) for alert in alerts}
+        assert {key for key in distributed if key[0] in stateless} == {key for key in single if key[0] in stateless}
+        # stateful rules ran on partitions (one identity's events on one worker) and fired too
+        assert any("stateful" in alert["tags"] for alert in alerts)  # type: ignore[operator]
     finally:
         for process in processes:
             if process.poll() is None:
