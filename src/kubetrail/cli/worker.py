@@ -28,7 +28,8 @@ async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> 
             click.echo(f"kubetrail worker {worker.worker_id}: health at {health.url}/healthz, /readyz and /metrics")
         await worker.connect()
         click.echo(
-            f"kubetrail worker {worker.worker_id}: consuming {worker.config.stream} into {worker.store.layout.root}"
+            f"kubetrail worker {worker.worker_id}: consuming {worker.config.stream} "
+            f"({worker.config.partitions} partitions, shared with the live workers) into {worker.store.layout.root}"
         )
         await worker.run()
     finally:
