@@ -5,7 +5,8 @@ acks), then a JetStream node with 2 `serve --bus` receivers (acks after JetStrea
 (`kubetrail worker`, detection on, writing the lake). Reported per setup: events/s acknowledged to the clients,
 and events/s end to end (until every event is in the lake, for the bus). On a 2-core machine the bus adds
 processes competing for the same cores, so it cannot beat one process here; the design scales by adding
-machines (receivers are stateless, workers share one durable consumer), which this machine cannot show.
+machines (receivers are stateless; workers share the stream's partitions, each partition on one worker at a
+time), which this machine cannot show.
 Skipped when nats-server is not installed. Run alone: `python -m bench bus`.
 """
 
@@ -77,21 +78,21 @@ def _lake_rows(lake: Path) -> int:
 
 
 def _pending(bus: str) -> int:
-    """Batches not yet acknowledged by a worker (waiting or in flight), from the consumer's own counters."""
+    """Batches not yet acknowledged by a worker: the work-queue stream keeps a message until a worker acks it."""
     import asyncio
 
     import nats
     from nats.js.errors import NotFoundError
 
-    from kubetrail.bus.config import DEFAULT_CONSUMER, DEFAULT_STREAM
+    from kubetrail.bus.config import DEFAULT_STREAM
 
     async def ask() -> int:
         connection = await nats.connect(bus)
         try:
-            info = await connection.jetstream().consumer_info(DEFAULT_STREAM, DEFAULT_CONSUMER)
-            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            info = await connection.jetstream().stream_info(DEFAULT_STREAM)
+            return int(info.state.messages or 0)
         except NotFoundError:
-            return 1  # no worker has created the consumer yet
+            return 1  # no receiver has created the stream yet
         finally:
             await connection.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from types import CodeType
 from typing import Any, TypeVar
 
 from kubetrail.detect.operators import Predicate
@@ -234,22 +235,38 @@ def _generate(groups: Sequence[Sequence[tuple[Predicate, Any]]], *, exclusive: b
             else:
                 scope[f"_p{index}"] = predicate
                 tests.append(f"_p{index}(ctx)")
-    lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
-    lines += [f"    m{group_index} = []" for group_index in range(len(groups))]
-    for position, (test, (group_index, index)) in enumerate(zip(tests, owners, strict=True)):
-        chained = exclusive and group_index == 0 and position > 0
-        lines.append(f"    {'elif' if chained else 'if'} {test}:\n        m{group_index}.append(_i{index})")
-    lines.append("    return m0" if single else f"    return ({', '.join(f'm{i}' for i in range(len(groups)))},)")
-    text = "\n".join(lines) + "\n"
-    if len(text) > _MAX_SOURCE * 4:
+    shape = (tuple(tests), tuple(group for group, _ in owners), len(groups), exclusive, single)
+    code = _CODE.get(shape, _MISSING)
+    if code is _MISSING:
+        if len(_CODE) >= _CODE_LIMIT:
+            _CODE.clear()
+        code = _CODE[shape] = _compile_fused(tests, owners, len(groups), exclusive=exclusive, single=single)
+    if code is None:
         return None
     namespace = dict(shared or {})
     namespace.update(scope)
+    exec(code, namespace)
+    return namespace["_fused"]
+
+
+def _compile_fused(
+    tests: list[str], owners: list[tuple[int, int]], groups: int, *, exclusive: bool, single: bool
+) -> CodeType | None:
+    """The fused function's code (the same for every engine with the same rules: workers run one per partition)."""
+    tests = list(tests)
+    lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
+    lines += [f"    m{group_index} = []" for group_index in range(groups)]
+    for position, (test, (group_index, index)) in enumerate(zip(tests, owners, strict=True)):
+        chained = exclusive and group_index == 0 and position > 0
+        lines.append(f"    {'elif' if chained else 'if'} {test}:\n        m{group_index}.append(_i{index})")
+    lines.append("    return m0" if single else f"    return ({', '.join(f'm{i}' for i in range(groups))},)")
+    text = "\n".join(lines) + "\n"
+    if len(text) > _MAX_SOURCE * 4:
+        return None
     try:
-        exec(compile(text, "<kubetrail rules>", "exec"), namespace)
+        return compile(text, "<kubetrail rules>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
-    return namespace["_fused"]
 
 
 def _hoist(tests: list[str]) -> list[str]:
@@ -263,6 +280,11 @@ def _hoist(tests: list[str]) -> list[str]:
             tests[position] = test.replace(expression, local)
         assignments.append(f"    {local} = {expression}")
     return assignments
+
+
+_MISSING: Any = object()
+_CODE: dict[tuple[object, ...], CodeType | None] = {}
+_CODE_LIMIT = 4096
 
 
 def _unfused(predicates: Sequence[tuple[Predicate, T]], first: bool) -> Callable[[Any], list[T]]:
