@@ -121,3 +121,23 @@ def test_alternatives_on_one_field_merge_without_changing_the_meaning(user: str,
     ctx = context(user={"username": user, "groups": []})
     assert matches(condition, ctx, MACROS) is expected
     assert matches(f"not ({condition})", ctx, MACROS) is not expected
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("jane", True),
+        ("system:node:n1", False),
+        ("eks:addon", False),
+        ("alice", False),
+        ("bob", False),
+        ("", False),  # `exists` is false for a missing user name
+    ],
+)
+def test_negated_tests_of_one_field_merge_without_changing_the_meaning(user: str, expected: bool) -> None:
+    condition = (
+        'ka.user.name exists and not ka.user.name startswith "system:" and not ka.user.name startswith "eks:"'
+        " and not ka.user.name = alice and not ka.user.name in (bob)"
+    )
+    ctx = context(user={"username": user, "groups": []})
+    assert matches(condition, ctx) is expected

@@ -130,12 +130,18 @@ class _Compiled:
     constant: bool | None = None
     index_only: bool = False
     alternatives: tuple[_Compiled, ...] = ()  # the operands of a (flattened) OR
+    negation_of: _Compiled | None = None  # the operand of a NOT
     # A test that merges with its like in an OR: ("prefix"|"member", value expression, the values).
     mergeable: tuple[str, str, tuple[object, ...]] | None = None
 
     @property
     def conjuncts(self) -> tuple[_Compiled, ...]:
         return self.terms or (self,)
+
+
+def _negation(inner: _Compiled) -> _Compiled:
+    child = inner.predicate
+    return _Compiled(lambda ctx: not child(ctx), inner.cost, {}, f"(not {inner.source})", negation_of=inner)
 
 
 def _constant(value: bool) -> _Compiled:
@@ -302,13 +308,36 @@ class _Compiler:
             inner = self.compile(expr.child, owner)
             if inner.constant is not None:
                 return _constant(not inner.constant)
-            child = inner.predicate
-            return _Compiled(lambda ctx: not child(ctx), inner.cost, {}, f"(not {inner.source})")
+            return _negation(inner)
         parts = [self.compile(child, owner) for child in expr.children]
         if isinstance(expr, And):
-            return conjunction([term for part in parts for term in part.conjuncts])
+            return conjunction(self._merge_negations([term for part in parts for term in part.conjuncts]))
         alternatives = [alternative for part in parts for alternative in (part.alternatives or (part,))]
         return disjunction(self._merge_alternatives(alternatives))
+
+    def _merge_negations(self, terms: list[_Compiled]) -> list[_Compiled]:
+        """In an AND, `not x startswith a and not x startswith b` as `not (x startswith a or x startswith b)`,
+        which then merges into one test (and the same for `not x = a and not x in (b, c)`)."""
+        groups: dict[tuple[str, str], list[_Compiled]] = {}
+        for term in terms:
+            inner = term.negation_of
+            if inner is not None and inner.mergeable is not None:
+                groups.setdefault(inner.mergeable[:2], []).append(term)
+        merged: list[_Compiled] = []
+        for term in terms:
+            inner = term.negation_of
+            if inner is None or inner.mergeable is None:
+                merged.append(term)
+                continue
+            group = groups.pop(inner.mergeable[:2], None)
+            if group is None:
+                continue  # already merged into its group's first member
+            if len(group) == 1:
+                merged.append(term)
+                continue
+            (alternative,) = self._merge_alternatives([member.negation_of for member in group if member.negation_of])
+            merged.append(_negation(alternative))
+        return merged
 
     def _merge_alternatives(self, parts: list[_Compiled]) -> list[_Compiled]:
         """In an OR, tests of one value against several constants become one test: `x startswith a or

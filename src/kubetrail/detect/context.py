@@ -38,49 +38,65 @@ MISSING: Final = _Missing()
 
 
 class EventContext:
-    """One event under evaluation; `cache` holds field values computed for it."""
+    """One event under evaluation; `cache` holds field values computed for it.
 
-    __slots__ = ("_document", "_query", "_request", "_response", "cache", "cluster", "event", "raw")
+    Only the event, cluster and raw bytes are set up front (one is made per event, so it must be cheap): the
+    parsed parts and the cache are created on first use.
+    """
+
+    __slots__ = ("_cache", "_document", "_query", "_request", "_response", "cluster", "event", "raw")
 
     def __init__(self, event: Event, cluster: str = "", raw: bytes | None = None) -> None:
         self.event = event
         self.cluster = cluster
         self.raw = raw
-        self.cache: dict[object, Any] = {}
-        self._request: Any = None
-        self._response: Any = None
-        self._document: Any = None
-        self._query: dict[str, str] | None = None
+
+    @property
+    def cache(self) -> dict[object, Any]:
+        """Field values computed for this event (by accessors that are costly to repeat)."""
+        try:
+            return self._cache
+        except AttributeError:
+            self._cache: dict[object, Any] = {}
+            return self._cache
 
     @property
     def request(self) -> Any:
         """The parsed requestObject, or MISSING when the event has none."""
-        if self._request is None:
+        try:
+            return self._request
+        except AttributeError:
             body = self.event.requestObject
-            self._request = _decode(body) if body else MISSING
-        return self._request
+            self._request: Any = _decode(body) if body else MISSING
+            return self._request
 
     @property
     def response(self) -> Any:
         """The parsed responseObject, or MISSING when the event has none."""
-        if self._response is None:
+        try:
+            return self._response
+        except AttributeError:
             body = self.event.responseObject
-            self._response = _decode(body) if body else MISSING
-        return self._response
+            self._response: Any = _decode(body) if body else MISSING
+            return self._response
 
     @property
     def document(self) -> Any:
         """The whole event as JSON values, key order as written."""
-        if self._document is None:
-            self._document = _decode(self.raw if self.raw is not None else encode_event(self.event))
-        return self._document
+        try:
+            return self._document
+        except AttributeError:
+            self._document: Any = _decode(self.raw if self.raw is not None else encode_event(self.event))
+            return self._document
 
     @property
     def query(self) -> dict[str, str]:
         """The request URI's query parameters, first value of each (as Go's url.ParseQuery reads them)."""
-        if self._query is None:
+        try:
+            return self._query
+        except AttributeError:
             query: dict[str, str] = {}
             for key, value in parse_qsl(urlsplit(self.event.requestURI).query, keep_blank_values=True):
                 query.setdefault(key, value)
-            self._query = query
-        return self._query
+            self._query: dict[str, str] = query
+            return self._query

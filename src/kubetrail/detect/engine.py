@@ -158,10 +158,12 @@ class Engine:
         if rules:
             time_ns = event_time_ns(event)
             alerts = [self.alert(rule, ctx, time_ns) for rule in rules]
-        if len(found) > 1:
-            for detector, runners in zip(self._stateful, found[1:], strict=True):
-                if runners:
-                    alerts.extend(detector.process(ctx, runners))
+        if self._stateful:
+            if found[1]:
+                alerts.extend(self._stateful[0].process(ctx, found[1]))
+            for index in range(2, len(found)):
+                if found[index]:
+                    alerts.extend(self._stateful[index - 1].process(ctx, found[index]))
         if self._called:
             for other in self._called:
                 alerts.extend(other.detect(ctx))
