@@ -21,22 +21,16 @@ def rfc3339_to_ns(text: str) -> int:
     The apiserver's MicroTime form (`2018-10-25T14:09:12.581541Z`) takes a fast path that
     remembers recent minutes.
     """
-    if (
-        len(text) == 27
-        and text[16] == ":"
-        and text[19] == "."
-        and text[26] == "Z"
-        and text[17:19].isdigit()
-        and text[20:26].isdigit()
-        and text[17] < "6"
-    ):
-        head = text[:16]
-        minute = _MINUTES.get(head)
-        if minute is None:
-            if len(_MINUTES) >= _MINUTES_LIMIT:
-                _MINUTES.clear()
-            minute = _MINUTES[head] = _parse(head + ":00Z") // 1_000_000_000
-        return (minute + int(text[17:19])) * 1_000_000_000 + int(text[20:26]) * 1000
+    if len(text) == 27 and text[16] == ":" and text[19] == "." and text[26] == "Z" and text[17] < "6":
+        digits = text[17:19] + text[20:26]  # seconds and microseconds, read as one number
+        if digits.isascii() and digits.isdigit():
+            head = text[:16]
+            minute = _MINUTES.get(head)
+            if minute is None:
+                if len(_MINUTES) >= _MINUTES_LIMIT:
+                    _MINUTES.clear()
+                minute = _MINUTES[head] = _parse(head + ":00Z") // 1_000_000_000
+            return (minute * 1_000_000 + int(digits)) * 1000
     return _parse(text)
 
 
