@@ -721,7 +721,27 @@ def _pointer_maker(arg: str | None) -> Accessor:
         value = walk(ctx.document, keys)
         return None if value is MISSING else as_text(value)
 
+    if len(keys) >= 2 and keys[0] in ("user", "impersonatedUser") and keys[1] in ("username", "uid", "groups"):
+        return _cached(_user_pointer(keys, compute))
     return _cached(compute)
+
+
+def _user_pointer(keys: tuple[str, ...], from_document: Accessor) -> Accessor:
+    """`/user/groups/0` and the like from the typed event, without parsing the whole event (whose bodies can
+    be large); an empty value, which the typed event cannot tell from an absent one, is read from the document."""
+    side, name, rest = keys[0], keys[1], keys[2:]
+
+    def compute_user(ctx: EventContext) -> Value:
+        info = getattr(ctx.event, side)
+        if info is None:
+            return None
+        value = getattr(info, name)
+        if not value:
+            return from_document(ctx)
+        found = walk(value, rest)
+        return None if found is MISSING else as_text(found)
+
+    return compute_user
 
 
 for _prefix in ("json", "jevt"):
