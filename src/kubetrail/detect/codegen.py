@@ -8,6 +8,7 @@ rule file is ever placed in the generated source: values travel only through the
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Sequence
 from types import CodeType
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 from kubetrail.detect.operators import Predicate
 
 T = TypeVar("T")
+IndexKey = tuple[Any, Any, Any, Any]  # (stage, verb, resource, subresource) of the events a bucket sees
 
 # Field reads that are plain attribute accesses on the event; each must equal the field's accessor.
 INLINE_FIELDS: dict[str, str] = {
@@ -188,36 +190,43 @@ def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
     return tuple(values) if values is not None else None
 
 
-def fuse(predicates: Sequence[tuple[Predicate, T]], *, first: bool = False) -> Callable[[Any], list[T]]:
+def fuse(
+    predicates: Sequence[tuple[Predicate, T]], *, first: bool = False, key: IndexKey | None = None
+) -> Callable[[Any], list[T]]:
     """One function testing every predicate on an event: it returns the items whose predicate holds, in order
     (only the first such item when `first`).
 
     Equivalent to `[item for predicate, item in predicates if predicate(ctx)]` (and to its first element),
     with one call per event instead of one per predicate; see `fuse_groups`.
     """
-    function = _generate([predicates], exclusive=first, single=True)
+    function = _generate([predicates], exclusive=first, single=True, key=key)
     if function is None:
         return _unfused(predicates, first)
     return function  # type: ignore[no-any-return]
 
 
 def fuse_groups(
-    groups: Sequence[Sequence[tuple[Predicate, Any]]], *, first_exclusive: bool = False
-) -> Callable[[Any], tuple[list[Any], ...]]:
-    """Like `fuse` over several groups at once: a tuple with, per group, the items whose predicate holds.
+    groups: Sequence[Sequence[tuple[Predicate, Any]]], *, first_exclusive: bool = False, key: IndexKey | None = None
+) -> Callable[[Any], tuple[list[Any] | None, ...]]:
+    """Like `fuse` over several groups at once: a tuple with, per group, the items whose predicate holds (None
+    when there are none).
 
     With `first_exclusive`, the first group yields at most its first match (Falco's `first` matching) while
     the other groups are still tested in full. Generated predicates of one namespace are inlined, and the event
-    fields several of them read are read once; any other predicate is called.
+    fields several of them read are read once; any other predicate is called. With `key`, the function only sees
+    events with these (stage, verb, resource, subresource) values (the engine's bucket), so it reads them from
+    the key instead of the event.
     """
-    function = _generate(groups, exclusive=first_exclusive, single=False)
+    function = _generate(groups, exclusive=first_exclusive, single=False, key=key)
     if function is None:
         unfused = [_unfused(group, first_exclusive and index == 0) for index, group in enumerate(groups)]
-        return lambda ctx: tuple(select(ctx) for select in unfused)
+        return lambda ctx: tuple(select(ctx) or None for select in unfused)
     return function  # type: ignore[no-any-return]
 
 
-def _generate(groups: Sequence[Sequence[tuple[Predicate, Any]]], *, exclusive: bool, single: bool) -> Any:
+def _generate(
+    groups: Sequence[Sequence[tuple[Predicate, Any]]], *, exclusive: bool, single: bool, key: IndexKey | None
+) -> Any:
     """The source of the fused function, compiled; None when it cannot be (too large)."""
     scope: dict[str, Any] = {}
     shared: dict[str, Any] | None = None
@@ -235,6 +244,8 @@ def _generate(groups: Sequence[Sequence[tuple[Predicate, Any]]], *, exclusive: b
             else:
                 scope[f"_p{index}"] = predicate
                 tests.append(f"_p{index}(ctx)")
+    if key is not None:
+        _use_key(tests, key, scope)
     shape = (tuple(tests), tuple(group for group, _ in owners), len(groups), exclusive, single)
     code = _CODE.get(shape, _MISSING)
     if code is _MISSING:
@@ -249,17 +260,44 @@ def _generate(groups: Sequence[Sequence[tuple[Predicate, Any]]], *, exclusive: b
     return namespace["_fused"]
 
 
+def _use_key(tests: list[str], key: IndexKey, scope: dict[str, Any]) -> None:
+    """Replace, in place, the reads of the bucket's index fields by names bound to the key's values."""
+    stage, verb, resource, subresource = key
+    known = {
+        INLINE_FIELDS["ka.verb"]: verb or None,
+        INLINE_FIELDS["ka.target.resource"]: resource,
+        INLINE_FIELDS["ka.target.subresource"]: subresource,
+    }
+    for index, (expression, value) in enumerate(known.items()):
+        scope[f"_k{index}"] = value
+        for position, test in enumerate(tests):
+            tests[position] = test.replace(expression, f"_k{index}")
+    scope["_k_stage"] = stage
+    for position, test in enumerate(tests):
+        tests[position] = _STAGE_READ.sub("_k_stage", test)
+
+
 def _compile_fused(
     tests: list[str], owners: list[tuple[int, int]], groups: int, *, exclusive: bool, single: bool
 ) -> CodeType | None:
     """The fused function's code (the same for every engine with the same rules: workers run one per partition)."""
     tests = list(tests)
     lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
-    lines += [f"    m{group_index} = []" for group_index in range(groups)]
+    # most events match nothing: a group's list is only made when something matches (None until then)
+    lines += [f"    m{group_index} = None" for group_index in range(groups)]
     for position, (test, (group_index, index)) in enumerate(zip(tests, owners, strict=True)):
         chained = exclusive and group_index == 0 and position > 0
-        lines.append(f"    {'elif' if chained else 'if'} {test}:\n        m{group_index}.append(_i{index})")
-    lines.append("    return m0" if single else f"    return ({', '.join(f'm{i}' for i in range(groups))},)")
+        found = f"m{group_index}"
+        add = (
+            f"if {found} is None:\n            {found} = [_i{index}]\n"
+            f"        else:\n            {found}.append(_i{index})"
+        )
+        lines.append(f"    {'elif' if chained else 'if'} {test}:\n        {add}")
+    lines.append(
+        "    return m0 if m0 is not None else []"
+        if single
+        else f"    return ({', '.join(f'm{i}' for i in range(groups))},)"
+    )
     text = "\n".join(lines) + "\n"
     if len(text) > _MAX_SOURCE * 4:
         return None
@@ -283,6 +321,7 @@ def _hoist(tests: list[str]) -> list[str]:
 
 
 _MISSING: Any = object()
+_STAGE_READ = re.compile(r"\be\.stage\b")
 _CODE: dict[tuple[object, ...], CodeType | None] = {}
 _CODE_LIMIT = 4096
 

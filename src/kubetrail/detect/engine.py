@@ -2,7 +2,7 @@
 
 Rules are bucketed by the (stage, verb, resource, subresource) values they require, so an event is only tried
 against rules that can match it; the bucket keeps rule-file order, so `first` stays Falco's first. A bucket's
-rules run as one generated function (`codegen.fuse`), shared by every bucket with the same rules.
+rules run as one generated function (`codegen.fuse`) that reads the bucket's index values from its key.
 Other detectors (Sigma, stateful rules) plug in beside the rule set through the Detector protocol.
 """
 
@@ -25,7 +25,7 @@ from kubetrail.model import Event
 _MAX_BUCKETS = 8192
 _Key = tuple[object, object, object, object]
 _Bucket = Callable[[EventContext], list[CompiledRule]]
-_Combined = Callable[[EventContext], tuple[list[Any], ...]]
+_Combined = Callable[[EventContext], tuple[list[Any] | None, ...]]
 
 
 class Matching(enum.StrEnum):
@@ -81,7 +81,6 @@ class Engine:
         self._stateful = tuple(stateful)
         self._called = self.detectors[len(stateful) :]
         self._buckets: dict[_Key, _Bucket] = {}
-        self._fused: dict[tuple[int, ...], _Bucket] = {}
         self._combined: dict[_Key, _Combined] = {}
 
     def _candidates(self, key: _Key) -> tuple[CompiledRule, ...]:
@@ -91,13 +90,8 @@ class Engine:
     def _bucket(self, key: _Key) -> _Bucket:
         if len(self._buckets) >= _MAX_BUCKETS:
             self._buckets.clear()
-            self._fused.clear()
         candidates = self._candidates(key)
-        positions = tuple(rule.position for rule in candidates)
-        found = self._fused.get(positions)
-        if found is None:
-            found = self._fused[positions] = fuse([(rule.residual, rule) for rule in candidates], first=self._first)
-        self._buckets[key] = found
+        found = self._buckets[key] = fuse([(rule.residual, rule) for rule in candidates], first=self._first, key=key)
         return found
 
     def _combined_bucket(self, key: _Key) -> _Combined:
@@ -106,7 +100,7 @@ class Engine:
         groups: list[list[tuple[Any, Any]]] = [[(rule.residual, rule) for rule in self._candidates(key)]]
         for detector in self._stateful:
             groups.append([(runner.match, runner) for runner in detector.admitted(key)])
-        found = self._combined[key] = fuse_groups(groups, first_exclusive=self._first)
+        found = self._combined[key] = fuse_groups(groups, first_exclusive=self._first, key=key)
         return found
 
     def matches(self, ctx: EventContext) -> list[CompiledRule]:
@@ -159,11 +153,13 @@ class Engine:
             time_ns = event_time_ns(event)
             alerts = [self.alert(rule, ctx, time_ns) for rule in rules]
         if self._stateful:
-            if found[1]:
-                alerts.extend(self._stateful[0].process(ctx, found[1]))
-            for index in range(2, len(found)):
-                if found[index]:
-                    alerts.extend(self._stateful[index - 1].process(ctx, found[index]))
+            runners = found[1]
+            if runners:
+                alerts.extend(self._stateful[0].process(ctx, runners))
+            if len(found) > 2:
+                for detector, selected in zip(self._stateful[1:], found[2:], strict=True):
+                    if selected:
+                        alerts.extend(detector.process(ctx, selected))
         if self._called:
             for other in self._called:
                 alerts.extend(other.detect(ctx))

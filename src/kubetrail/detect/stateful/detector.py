@@ -101,7 +101,6 @@ class StatefulDetector:
         self.watermark_ns = 0
         self.events = 0  # events selected by some rule
         self._buckets: dict[tuple[object, ...], _Bucket] = {}
-        self._fused: dict[tuple[int, ...], _Bucket] = {}
 
     @property
     def specs(self) -> list[StatefulSpec]:
@@ -111,16 +110,9 @@ class StatefulDetector:
         """One function selecting, among the rules an event with these index values can match, those it does."""
         if len(self._buckets) >= _MAX_BUCKETS:
             self._buckets.clear()
-            self._fused.clear()
-        positions = tuple(
-            index for index, runner in enumerate(self.runners) if runner.admits is None or runner.admits(key)
-        )
-        found = self._fused.get(positions)
-        if found is None:
-            found = self._fused[positions] = fuse(
-                [(self.runners[index].match, self.runners[index]) for index in positions]
-            )
-        self._buckets[key] = found
+        stage, verb, resource, subresource = key
+        selected = [(runner.match, runner) for runner in self.admitted(key)]
+        found = self._buckets[key] = fuse(selected, key=(stage, verb, resource, subresource))
         return found
 
     def detect(self, ctx: EventContext) -> list[Alert]:
