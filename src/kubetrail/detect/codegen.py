@@ -247,15 +247,18 @@ def _generate(
     if key is not None:
         _use_key(tests, key, scope)
     shape = (tuple(tests), tuple(group for group, _ in owners), len(groups), exclusive, single)
-    code = _CODE.get(shape, _MISSING)
-    if code is _MISSING:
+    compiled = _CODE.get(shape, _MISSING)
+    if compiled is _MISSING:
         if len(_CODE) >= _CODE_LIMIT:
             _CODE.clear()
-        code = _CODE[shape] = _compile_fused(tests, owners, len(groups), exclusive=exclusive, single=single)
-    if code is None:
+        compiled = _CODE[shape] = _compile_fused(tests, owners, len(groups), exclusive=exclusive, single=single)
+    if compiled is None:
         return None
+    code, memos = compiled
     namespace = dict(shared or {})
     namespace.update(scope)
+    for name in memos:  # `_m_nK`: the prefix test against the tuple `_nK`, remembered per value
+        namespace[f"_m{name}"] = _prefix_memo(namespace[name])
     exec(code, namespace)
     return namespace["_fused"]
 
@@ -279,10 +282,12 @@ def _use_key(tests: list[str], key: IndexKey, scope: dict[str, Any]) -> None:
 
 def _compile_fused(
     tests: list[str], owners: list[tuple[int, int]], groups: int, *, exclusive: bool, single: bool
-) -> CodeType | None:
-    """The fused function's code (the same for every engine with the same rules: workers run one per partition)."""
+) -> tuple[CodeType, tuple[str, ...]] | None:
+    """The fused function's code (the same for every engine with the same rules: workers run one per partition),
+    and the prefix tuples whose tests it remembers per value."""
     tests = list(tests)
     lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
+    memos = _remember_prefix_tests(tests)
     # most events match nothing: a group's list is only made when something matches (None until then)
     lines += [f"    m{group_index} = None" for group_index in range(groups)]
     for position, (test, (group_index, index)) in enumerate(zip(tests, owners, strict=True)):
@@ -302,9 +307,45 @@ def _compile_fused(
     if len(text) > _MAX_SOURCE * 4:
         return None
     try:
-        return compile(text, "<kubetrail rules>", "exec")
+        return compile(text, "<kubetrail rules>", "exec"), memos
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
+
+
+def _remember_prefix_tests(tests: list[str]) -> tuple[str, ...]:
+    """Replace, in place, prefix tests on the hoisted reads of low-cardinality fields (user names, user agents)
+    by a lookup in a table of results per value; the names of the prefix tuples concerned."""
+    names: set[str] = set()
+
+    def replace(found: re.Match[str]) -> str:
+        names.add(found.group(2))
+        return f"_m{found.group(2)}[{found.group(1)}]"
+
+    for position, test in enumerate(tests):
+        tests[position] = _PREFIX_TEST.sub(replace, test)
+    return tuple(sorted(names))
+
+
+class _PrefixMemo(dict[str | None, bool]):
+    """Whether a value starts with one of the prefixes, remembered per value (up to `_MEMO_LIMIT` values)."""
+
+    def __init__(self, prefixes: tuple[str, ...] | str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def __missing__(self, value: str | None) -> bool:
+        result = value is not None and value.startswith(self.prefixes)
+        if len(self) < _MEMO_LIMIT:
+            self[value] = result
+        return result
+
+
+def _prefix_memo(prefixes: tuple[str, ...] | str) -> _PrefixMemo:
+    key = prefixes if isinstance(prefixes, tuple) else (prefixes,)
+    memo = _MEMOS.get(key)
+    if memo is None:
+        memo = _MEMOS[key] = _PrefixMemo(prefixes)
+    return memo
 
 
 def _hoist(tests: list[str]) -> list[str]:
@@ -322,7 +363,16 @@ def _hoist(tests: list[str]) -> list[str]:
 
 _MISSING: Any = object()
 _STAGE_READ = re.compile(r"\be\.stage\b")
-_CODE: dict[tuple[object, ...], CodeType | None] = {}
+# Hoisted reads whose values repeat a lot (who, with which client): their prefix tests are remembered per value.
+_LOW_CARDINALITY = tuple(
+    f"_f{_HOISTABLE.index(INLINE_FIELDS[name])}" for name in ("ka.user.name", "ka.impuser.name", "ka.useragent")
+)
+_PREFIX_TEST = re.compile(
+    r"\(\(_v := (" + "|".join(_LOW_CARDINALITY) + r")\) is not None and _v\.startswith\((_n\d+)\)\)"
+)
+_CODE: dict[tuple[object, ...], tuple[CodeType, tuple[str, ...]] | None] = {}
+_MEMOS: dict[tuple[str, ...], _PrefixMemo] = {}
+_MEMO_LIMIT = 65_536
 _CODE_LIMIT = 4096
 
 
