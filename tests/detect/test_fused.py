@@ -141,3 +141,15 @@ def test_negated_tests_of_one_field_merge_without_changing_the_meaning(user: str
     )
     ctx = context(user={"username": user, "groups": []})
     assert matches(condition, ctx) is expected
+
+
+def test_rule_sets_with_the_same_shape_but_other_values_do_not_share_folded_code() -> None:
+    from tests.detect.helpers import make_event, rule, ruleset
+
+    event = make_event(verb="delete", objectRef={"resource": "pods", "namespace": "default", "name": "web"})
+    # the same condition text, so the same generated source; only the list's values differ
+    first = Engine(ruleset(rule("ka.verb = delete and not ka.target.resource in (pods)", name="not-pods")))
+    second = Engine(ruleset(rule("ka.verb = delete and not ka.target.resource in (secrets)", name="not-secrets")))
+    assert [alert.rule for alert in first.evaluate(event)] == []
+    assert [alert.rule for alert in second.evaluate(event)] == ["not-secrets"]
+    assert [alert.rule for alert in first.evaluate(event)] == []

@@ -8,6 +8,7 @@ rule file is ever placed in the generated source: values travel only through the
 
 from __future__ import annotations
 
+import ast
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -244,14 +245,20 @@ def _generate(
             else:
                 scope[f"_p{index}"] = predicate
                 tests.append(f"_p{index}(ctx)")
+    known: dict[str, Any] | None = None
     if key is not None:
         _use_key(tests, key, scope)
-    shape = (tuple(tests), tuple(group for group, _ in owners), len(groups), exclusive, single)
-    compiled = _CODE.get(shape, _MISSING)
+        known = {**(shared or {}), **scope}
+    shape = (tuple(tests), tuple(group for group, _ in owners), len(groups), exclusive, single, key)
+    # compiled code depends on the constants' values (folding): one cache per namespace of constants
+    cache: dict[tuple[object, ...], Any] = _CODE if shared is None else shared.setdefault(_CODE_CACHE, {})
+    compiled = cache.get(shape, _MISSING)
     if compiled is _MISSING:
-        if len(_CODE) >= _CODE_LIMIT:
-            _CODE.clear()
-        compiled = _CODE[shape] = _compile_fused(tests, owners, len(groups), exclusive=exclusive, single=single)
+        if len(cache) >= _CODE_LIMIT:
+            cache.clear()
+        compiled = cache[shape] = _compile_fused(
+            tests, owners, len(groups), exclusive=exclusive, single=single, known=known
+        )
     if compiled is None:
         return None
     code, memos = compiled
@@ -280,24 +287,101 @@ def _use_key(tests: list[str], key: IndexKey, scope: dict[str, Any]) -> None:
         tests[position] = _STAGE_READ.sub("_k_stage", test)
 
 
+def _fold(tests: list[str], names: dict[str, Any]) -> None:
+    """Replace, in place, each part of a test that depends only on the bucket's key and constants by its value,
+    and simplify: a test that is false for every event of the bucket becomes `False`."""
+    for position, test in enumerate(tests):
+        try:
+            tree = ast.parse(test, mode="eval")
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            continue
+        folded = _Folder(names).visit(tree)
+        tests[position] = ast.unparse(folded.body) if isinstance(folded, ast.Expression) else test
+
+
+class _Folder(ast.NodeTransformer):
+    """Evaluates subexpressions over known names (`_k*`: the key; `_n*`: constants) and simplifies and/or/not."""
+
+    def __init__(self, names: dict[str, Any]) -> None:
+        self.names = names
+
+    def _known(self, node: ast.AST) -> bool:
+        for child in ast.walk(node):
+            if isinstance(child, (ast.Call, ast.NamedExpr, ast.Attribute, ast.Subscript)):
+                return False
+            if isinstance(child, ast.Name) and not (child.id.startswith(("_k", "_n")) and child.id in self.names):
+                return False
+        return True
+
+    def _value(self, node: ast.expr) -> ast.expr:
+        if isinstance(node, (ast.Compare, ast.UnaryOp, ast.BoolOp)) and self._known(node):
+            try:
+                value = eval(compile(ast.Expression(node), "<fold>", "eval"), dict(self.names))
+            except Exception:
+                return node
+            if isinstance(value, bool):
+                return ast.copy_location(ast.Constant(value), node)
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.expr:
+        self.generic_visit(node)
+        stop = isinstance(node.op, ast.Or)  # `or`: a true operand decides; `and`: a false one
+        kept: list[ast.expr] = []
+        for operand in node.values:
+            if isinstance(operand, ast.Constant) and isinstance(operand.value, bool):
+                if operand.value is stop:
+                    return ast.copy_location(ast.Constant(stop), node)
+                continue
+            kept.append(operand)
+        if not kept:
+            return ast.copy_location(ast.Constant(not stop), node)
+        if len(kept) == 1:
+            return kept[0]
+        node.values = kept
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not) and isinstance(node.operand, ast.Constant):
+            return ast.copy_location(ast.Constant(not node.operand.value), node)
+        return self._value(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:
+        self.generic_visit(node)
+        return self._value(node)
+
+
 def _compile_fused(
-    tests: list[str], owners: list[tuple[int, int]], groups: int, *, exclusive: bool, single: bool
+    tests: list[str],
+    owners: list[tuple[int, int]],
+    groups: int,
+    *,
+    exclusive: bool,
+    single: bool,
+    known: dict[str, Any] | None,
 ) -> tuple[CodeType, tuple[str, ...]] | None:
     """The fused function's code (the same for every engine with the same rules: workers run one per partition),
-    and the prefix tuples whose tests it remembers per value."""
+    and the prefix tuples whose tests it remembers per value. `known`: the names whose values are fixed (the
+    bucket's key and the constants), to fold what depends on them alone."""
     tests = list(tests)
     lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
+    if known is not None:
+        _fold(tests, known)
     memos = _remember_prefix_tests(tests)
     # most events match nothing: a group's list is only made when something matches (None until then)
     lines += [f"    m{group_index} = None" for group_index in range(groups)]
-    for position, (test, (group_index, index)) in enumerate(zip(tests, owners, strict=True)):
-        chained = exclusive and group_index == 0 and position > 0
+    chained = False
+    for test, (group_index, index) in zip(tests, owners, strict=True):
+        if test == "False":  # cannot match any event of this bucket
+            continue
+        chained = exclusive and group_index == 0 and chained
         found = f"m{group_index}"
         add = (
             f"if {found} is None:\n            {found} = [_i{index}]\n"
             f"        else:\n            {found}.append(_i{index})"
         )
         lines.append(f"    {'elif' if chained else 'if'} {test}:\n        {add}")
+        chained = exclusive and group_index == 0
     lines.append(
         "    return m0 if m0 is not None else []"
         if single
@@ -368,9 +452,10 @@ _LOW_CARDINALITY = tuple(
     f"_f{_HOISTABLE.index(INLINE_FIELDS[name])}" for name in ("ka.user.name", "ka.impuser.name", "ka.useragent")
 )
 _PREFIX_TEST = re.compile(
-    r"\(\(_v := (" + "|".join(_LOW_CARDINALITY) + r")\) is not None and _v\.startswith\((_n\d+)\)\)"
+    r"\(_v := (" + "|".join(_LOW_CARDINALITY) + r")\) is not None and _v\.startswith\((_n\d+)\)(?![.\w(])"
 )
 _CODE: dict[tuple[object, ...], tuple[CodeType, tuple[str, ...]] | None] = {}
+_CODE_CACHE = "_kubetrail_code"  # a namespace's own cache of compiled code, kept among its names
 _MEMOS: dict[tuple[str, ...], _PrefixMemo] = {}
 _MEMO_LIMIT = 65_536
 _CODE_LIMIT = 4096
