@@ -290,12 +290,15 @@ def _use_key(tests: list[str], key: IndexKey, scope: dict[str, Any]) -> None:
 def _fold(tests: list[str], names: dict[str, Any]) -> None:
     """Replace, in place, each part of a test that depends only on the bucket's key and constants by its value,
     and simplify: a test that is false for every event of the bucket becomes `False`."""
+    folder = _Folder(names)
     for position, test in enumerate(tests):
+        if "_k" not in test:
+            continue  # reads nothing the key decides
         try:
             tree = ast.parse(test, mode="eval")
         except (SyntaxError, RecursionError, MemoryError, ValueError):
             continue
-        folded = _Folder(names).visit(tree)
+        folded = folder.visit(tree)
         tests[position] = ast.unparse(folded.body) if isinstance(folded, ast.Expression) else test
 
 
@@ -304,6 +307,7 @@ class _Folder(ast.NodeTransformer):
 
     def __init__(self, names: dict[str, Any]) -> None:
         self.names = names
+        self._scope = dict(names)  # what folded expressions are evaluated in (eval may add __builtins__)
 
     def _known(self, node: ast.AST) -> bool:
         for child in ast.walk(node):
@@ -316,7 +320,7 @@ class _Folder(ast.NodeTransformer):
     def _value(self, node: ast.expr) -> ast.expr:
         if isinstance(node, (ast.Compare, ast.UnaryOp, ast.BoolOp)) and self._known(node):
             try:
-                value = eval(compile(ast.Expression(node), "<fold>", "eval"), dict(self.names))
+                value = eval(compile(ast.Expression(node), "<fold>", "eval"), self._scope)
             except Exception:
                 return node
             if isinstance(value, bool):
