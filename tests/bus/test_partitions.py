@@ -141,3 +141,24 @@ def test_two_workers_split_the_partitions_and_one_users_count_stays_whole(nats_n
     assert first.stats.events and second.stats.events  # both worked
     # each user's 10 deletes were counted on one worker: one alert per user, none lost to a split count
     assert first.stats.alerts + second.stats.alerts == len(users)
+
+
+def test_a_damaged_partition_checkpoint_starts_empty_instead_of_stopping_the_worker(
+    nats_node: NatsNode, tmp_path: Path
+) -> None:
+    from kubetrail.bus.consumer import checkpoint_path
+
+    rules = load_ruleset([RuleSource("deletes.yaml", THRESHOLD_RULE)])
+    lake = tmp_path / "lake"
+    for partition in range(8):
+        path = checkpoint_path(lake, partition, 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{not json")
+    events = _deletes("mallory", 10, 0)
+    asyncio.run(_publish(nats_node.url, events))
+    worker = Worker(parse_bus_url(nats_node.url), lake, "one", rules=rules)
+    asyncio.run(_run_until(worker, len(events)))
+    assert worker.stats.events == 10 and worker.stats.alerts == 1  # counted from an empty state
+    # the commit replaced the damaged checkpoint of mallory's partition with a readable one
+    written = checkpoint_path(lake, partition_of("mallory", 8), 0).read_text()
+    assert json.loads(written)

@@ -24,6 +24,7 @@ from nats.js.errors import Error as JetStreamError
 from kubetrail.bus.config import BusConfig, BusError
 from kubetrail.detect import Engine
 from kubetrail.detect.stateful import StatefulDetector
+from kubetrail.detect.stateful.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,10 @@ class PartitionConsumer:
         for index, detector in enumerate(self._detectors):
             path = checkpoint_path(self.lake, self.partition, index)
             if path.is_file():
-                await asyncio.to_thread(detector.load, str(path))
+                try:
+                    await asyncio.to_thread(detector.load, str(path))
+                except CheckpointError as error:  # as serve does: a damaged state starts empty, never blocks
+                    log.warning("partition %d: stateful state not restored (starting empty): %s", self.partition, error)
         self._subscription = await self._subscribe()
         self._task = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
 

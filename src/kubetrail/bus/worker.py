@@ -31,7 +31,7 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
-from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig
+from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError
 from kubetrail.bus.connection import connect
 from kubetrail.bus.consumer import PartitionConsumer
 from kubetrail.bus.lake import worker_store_dir
@@ -160,7 +160,13 @@ class Worker:
         assert self._js is not None
         engine = Engine(self.rules, matching=Matching.ALL, hostname=self.hostname) if self.rules else None
         consumer = PartitionConsumer(self._js, self.config, partition, self.lake, engine, self._handle_fetched)
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BusError as error:  # the cluster has no quorum for it now: give it back, try again next round
+            log.warning("partition %d: %s", partition, error)
+            if self._membership is not None:
+                await self._membership.release(partition)
+            return
         self.owned[partition] = consumer
         self.stats.partitions = len(self.owned)
         self.stats.handovers += 1
