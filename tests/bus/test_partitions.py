@@ -162,3 +162,30 @@ def test_a_damaged_partition_checkpoint_starts_empty_instead_of_stopping_the_wor
     # the commit replaced the damaged checkpoint of mallory's partition with a readable one
     written = checkpoint_path(lake, partition_of("mallory", 8), 0).read_text()
     assert json.loads(written)
+
+
+def test_max_keys_bounds_each_partitions_stateful_rules(nats_node: NatsNode, tmp_path: Path) -> None:
+    from kubetrail.detect.stateful import StatefulDetector
+
+    rules = load_ruleset([RuleSource("deletes.yaml", THRESHOLD_RULE)])
+    worker = Worker(parse_bus_url(nats_node.url), tmp_path / "lake", "one", rules=rules, max_keys=3)
+
+    async def scenario() -> list[int]:
+        task = asyncio.create_task(worker.run())
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(worker.owned) < 8:
+            assert asyncio.get_running_loop().time() < deadline, "the worker did not take every partition"
+            await asyncio.sleep(0.1)
+        limits = [
+            runner.store.max_keys
+            for consumer in worker.owned.values()
+            for detector in (consumer.engine.detectors if consumer.engine else ())
+            if isinstance(detector, StatefulDetector)
+            for runner in detector.runners
+        ]
+        worker.stop()
+        await task
+        await worker.close()
+        return limits
+
+    assert asyncio.run(scenario()) == [3] * 8

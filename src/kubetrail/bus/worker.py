@@ -39,6 +39,7 @@ from kubetrail.bus.partitions import Membership, assigned
 from kubetrail.bus.streams import MEMBER_TTL_SECONDS, ensure_streams
 from kubetrail.detect import Alert, Engine, EventContext, Matching
 from kubetrail.detect.compiler import RuleSet
+from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
 from kubetrail.model import Event, EventDecodeError, decode_event
 from kubetrail.store import Store, StoreOptions
 from kubetrail.store.alerts import AlertLog
@@ -84,6 +85,7 @@ class Worker:
         *,
         rules: RuleSet | None = None,
         hostname: str = "",
+        max_keys: int = DEFAULT_MAX_KEYS,
         store_options: StoreOptions | None = None,
     ) -> None:
         self.config = config
@@ -93,6 +95,7 @@ class Worker:
         self.alert_log = AlertLog(self.store.layout.root)
         self.rules = rules
         self.hostname = hostname
+        self.max_keys = max_keys  # per stateful rule and partition
         self.stats = WorkerStats()
         self.owned: dict[int, PartitionConsumer] = {}
         self._nc: Client | None = None
@@ -158,7 +161,10 @@ class Worker:
 
     async def _take(self, partition: int) -> None:
         assert self._js is not None
-        engine = Engine(self.rules, matching=Matching.ALL, hostname=self.hostname) if self.rules else None
+        engine = None
+        if self.rules is not None:
+            stateful = self.rules.detectors(max_keys=self.max_keys, hostname=self.hostname)
+            engine = Engine(self.rules, matching=Matching.ALL, hostname=self.hostname, detectors=stateful)
         consumer = PartitionConsumer(self._js, self.config, partition, self.lake, engine, self._handle_fetched)
         try:
             await consumer.start()

@@ -14,6 +14,7 @@ from kubetrail.bus import parse_bus_url
 from kubetrail.bus.config import DEFAULT_PARTITIONS, MAX_PARTITIONS
 from kubetrail.bus.health import DEFAULT_HEALTH_LISTEN, HealthServer, parse_health_listen
 from kubetrail.bus.worker import Worker
+from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
 
 
 async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> None:
@@ -64,6 +65,13 @@ async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> 
     help="Detection rules (default: the built-in set; `--rules none` turns detection off).",
 )
 @click.option(
+    "--max-keys",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_KEYS,
+    show_default=True,
+    help="Keys each stateful rule keeps per partition (a rule's own max_keys wins); the least recent are evicted.",
+)
+@click.option(
     "--health-listen",
     default=DEFAULT_HEALTH_LISTEN,
     metavar="HOST:PORT|off",
@@ -78,6 +86,7 @@ def worker_command(
     bus_partitions: int,
     ack_wait: float,
     rules: tuple[str, ...],
+    max_keys: int,
     health_listen: str,
 ) -> None:
     """Consume audit batches from NATS JetStream into this worker's part of the lake, detecting as they pass.
@@ -107,7 +116,7 @@ def worker_command(
     specs = [] if rules == ("none",) else (list(rules) or default_rule_specs())
     ruleset = load_ruleset(rule_sources(specs)) if specs else None
     name = worker_id or socket.gethostname()
-    worker = Worker(config, Path(lake), name, rules=ruleset, hostname=socket.gethostname())
+    worker = Worker(config, Path(lake), name, rules=ruleset, hostname=socket.gethostname(), max_keys=max_keys)
     asyncio.run(_run(worker, health))
     stats = worker.stats
     click.echo(
