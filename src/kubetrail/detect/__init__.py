@@ -14,7 +14,7 @@ from kubetrail.detect.alert import Alert
 from kubetrail.detect.collector import Collector, Notice
 from kubetrail.detect.compiler import CompiledRule, RuleSet, compile_rules
 from kubetrail.detect.context import EventContext
-from kubetrail.detect.engine import Detector, Engine, Matching, event_time_ns
+from kubetrail.detect.engine import Detector, Engine, Matching
 from kubetrail.detect.errors import ConditionSyntaxError, DetectError, RuleCompileError, RuleLoadError
 from kubetrail.detect.fields import FIELDS, FieldSpec
 from kubetrail.detect.output import TimeFormat
@@ -22,6 +22,7 @@ from kubetrail.detect.priority import Priority
 from kubetrail.detect.rulefile import RuleSource, read_rules
 from kubetrail.detect.sources import BUILTIN, BUILTIN_RULES_DIR, rule_sources
 from kubetrail.detect.stateful import StatefulDetector
+from kubetrail.detect.timestamps import event_time_ns
 
 
 def load_ruleset(sources: Iterable[RuleSource]) -> RuleSet:

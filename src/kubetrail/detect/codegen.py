@@ -20,6 +20,15 @@ from kubetrail.detect.operators import Predicate
 T = TypeVar("T")
 IndexKey = tuple[Any, Any, Any, Any]  # (stage, verb, resource, subresource) of the events a bucket sees
 
+
+def index_key(event: Any) -> IndexKey:
+    """The bucket an event falls in: its (stage, verb, resource, subresource), empty values as None."""
+    ref = event.objectRef
+    if ref is None:
+        return (event.stage, event.verb, None, None)
+    return (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+
+
 # Field reads that are plain attribute accesses on the event; each must equal the field's accessor.
 INLINE_FIELDS: dict[str, str] = {
     "ka.stage": "e.stage",

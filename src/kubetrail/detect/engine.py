@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kubetrail.detect.alert import Alert
-from kubetrail.detect.codegen import fuse, fuse_groups
+from kubetrail.detect.codegen import fuse, fuse_groups, index_key
 from kubetrail.detect.compiler import CompiledRule, RuleSet
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.stateful import StatefulDetector
-from kubetrail.detect.timestamps import rfc3339_to_ns
+from kubetrail.detect.timestamps import event_time_ns
 from kubetrail.model import Event
 
 _MAX_BUCKETS = 8192
@@ -39,17 +39,6 @@ class Detector(Protocol):
     """Anything that turns an event into alerts (a rule set, Sigma rules, a stateful detector)."""
 
     def detect(self, ctx: EventContext) -> list[Alert]: ...
-
-
-def event_time_ns(event: Event) -> int:
-    """The event's time as Falco takes it: the stageTimestamp (else when the request was received)."""
-    stamp = event.stageTimestamp or event.requestReceivedTimestamp
-    if not stamp:
-        return 0
-    try:
-        return rfc3339_to_ns(stamp)
-    except ValueError:
-        return 0
 
 
 class Engine:
@@ -105,12 +94,7 @@ class Engine:
 
     def matches(self, ctx: EventContext) -> list[CompiledRule]:
         """The rules the event matches, in rule-file order (at most one under `first`)."""
-        event = ctx.event
-        ref = event.objectRef
-        if ref is None:
-            key: _Key = (event.stage, event.verb, None, None)
-        else:
-            key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+        key = index_key(ctx.event)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._bucket(key)
@@ -138,11 +122,7 @@ class Engine:
     def detect(self, ctx: EventContext) -> list[Alert]:
         """Every alert for one event: matching rules first, then the extra detectors'."""
         event = ctx.event
-        ref = event.objectRef
-        if ref is None:
-            key: _Key = (event.stage, event.verb, None, None)
-        else:
-            key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+        key = index_key(event)
         bucket = self._combined.get(key)
         if bucket is None:
             bucket = self._combined_bucket(key)

@@ -6,6 +6,8 @@ import re
 import time
 from calendar import timegm
 
+from kubetrail.model import Event
+
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))?$"
 )
@@ -45,6 +47,18 @@ def _parse(text: str) -> int:
         seconds += -offset if found.group(9) == "+" else offset
     fraction = (found.group(7) or "")[:9].ljust(9, "0")
     return seconds * 1_000_000_000 + int(fraction)
+
+
+def event_time_ns(event: Event) -> int:
+    """The event's time as Falco takes it: the stageTimestamp (else when the request was received), in ns since
+    the epoch; 0 when it has neither."""
+    stamp = event.stageTimestamp or event.requestReceivedTimestamp
+    if not stamp:
+        return 0
+    try:
+        return rfc3339_to_ns(stamp)
+    except ValueError:
+        return 0
 
 
 def clock_time(ns: int) -> str:

@@ -9,7 +9,7 @@ detector.save("stateful.ckpt")  # and detector.load(...) after a restart
 from __future__ import annotations
 
 from kubetrail.detect.stateful.checkpoint import CheckpointError
-from kubetrail.detect.stateful.detector import RuleStats, StatefulDetector, event_time
+from kubetrail.detect.stateful.detector import RuleStats, StatefulDetector
 from kubetrail.detect.stateful.spec import (
     DEFAULT_MAX_KEYS,
     FirstSeenSpec,
@@ -33,7 +33,6 @@ __all__ = [
     "StatefulSpec",
     "ThresholdSpec",
     "ValueCountSpec",
-    "event_time",
     "format_duration",
     "parse_duration",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetrail.detect.alert import Alert
-from kubetrail.detect.codegen import fuse
+from kubetrail.detect.codegen import IndexKey, fuse, index_key
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.stateful.first_seen import FirstSeenRunner
@@ -24,7 +24,7 @@ from kubetrail.detect.stateful.spec import (
     ValueCountSpec,
 )
 from kubetrail.detect.stateful.window import ThresholdRunner, ValueCountRunner
-from kubetrail.detect.timestamps import rfc3339_to_ns
+from kubetrail.detect.timestamps import event_time_ns
 
 DEFAULT_LATENESS_S = 5.0
 _EXPIRE_EVERY = 256
@@ -42,18 +42,6 @@ class RuleStats:
     evictions: int
     expired: int
     alerts: int
-
-
-def event_time(ctx: EventContext) -> int:
-    """The event's time in ns (stageTimestamp, else requestReceivedTimestamp), 0 when it has none."""
-    event = ctx.event
-    stamp = event.stageTimestamp or event.requestReceivedTimestamp
-    if not stamp:
-        return 0
-    try:
-        return rfc3339_to_ns(stamp)
-    except ValueError:
-        return 0
 
 
 def _runner(spec: StatefulSpec, max_keys: int, lateness_s: float) -> Runner[Any]:
@@ -106,23 +94,17 @@ class StatefulDetector:
     def specs(self) -> list[StatefulSpec]:
         return [runner.spec for runner in self.runners]
 
-    def _bucket(self, key: tuple[object, ...]) -> _Bucket:
+    def _bucket(self, key: IndexKey) -> _Bucket:
         """One function selecting, among the rules an event with these index values can match, those it does."""
         if len(self._buckets) >= _MAX_BUCKETS:
             self._buckets.clear()
-        stage, verb, resource, subresource = key
         selected = [(runner.match, runner) for runner in self.admitted(key)]
-        found = self._buckets[key] = fuse(selected, key=(stage, verb, resource, subresource))
+        found = self._buckets[key] = fuse(selected, key=key)
         return found
 
     def detect(self, ctx: EventContext) -> list[Alert]:
         """The alerts this event completes (one per rule at most)."""
-        event = ctx.event
-        ref = event.objectRef
-        if ref is None:
-            key: tuple[object, ...] = (event.stage, event.verb, None, None)
-        else:
-            key = (event.stage, event.verb, ref.resource or None, ref.subresource or None)
+        key = index_key(ctx.event)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._bucket(key)
@@ -147,7 +129,7 @@ class StatefulDetector:
 
     def _advance(self, ctx: EventContext) -> int:
         """The time of an event some rule selected; moves the watermark and expires state now and then."""
-        now = event_time(ctx) or self.watermark_ns
+        now = event_time_ns(ctx.event) or self.watermark_ns
         if now > self.watermark_ns:
             self.watermark_ns = now
         self.events += 1
