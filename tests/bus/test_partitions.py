@@ -14,7 +14,7 @@ from kubetrail.bus.partitions import assigned, owner_of
 from kubetrail.bus.publisher import BusPublisher
 from kubetrail.bus.worker import Worker
 from kubetrail.detect import RuleSource, load_ruleset
-from kubetrail.model import Event, decode_event
+from kubetrail.model import Event, decode_event, encode_event
 from tests.bus.natsserver import NatsNode, nats_node
 from tests.detect.helpers import event_dict
 
@@ -189,3 +189,56 @@ def test_max_keys_bounds_each_partitions_stateful_rules(nats_node: NatsNode, tmp
         return limits
 
     assert asyncio.run(scenario()) == [3] * 8
+
+
+def test_bad_bus_messages_go_to_the_dead_letter_file_and_the_good_events_are_stored(
+    nats_node: NatsNode, tmp_path: Path
+) -> None:
+    import nats
+
+    good = _deletes("mallory", 1, 0)[0]
+    partition = partition_of("mallory", 8)
+
+    async def publish() -> None:
+        publisher = BusPublisher(parse_bus_url(nats_node.url))
+        await publisher.connect()  # creates the streams
+        await publisher.close()
+        connection = await nats.connect(nats_node.url)
+        js = connection.jetstream()
+        await js.publish(f"kubetrail.audit.prod.{partition}", b"this is not JSON")
+        mixed = b'{"kind":"EventList","items":[{"kind":"Event","stage":42},' + encode_event(good) + b"]}"
+        await js.publish(f"kubetrail.audit.prod.{partition}", mixed)
+        await connection.close()
+
+    asyncio.run(publish())
+    lake = tmp_path / "lake"
+    worker = Worker(parse_bus_url(nats_node.url), lake, "one")
+    asyncio.run(_run_until(worker, 1))
+    assert worker.stats.events == 1 and worker.stats.malformed == 1
+    letters = [
+        json.loads(line)
+        for path in worker.store.layout.deadletter_dir.rglob("*")
+        if path.is_file()
+        for line in path.read_text().splitlines()
+    ]
+    reasons = " ".join(str(letter.get("reason")) for letter in letters)
+    assert len(letters) == 2 and "stage" in reasons  # the bad event names its field; the non-JSON message is kept too
+    assert open_lake(lake).execute("select audit_id from events").fetchall() == [(good.auditID,)]
+
+
+def test_receivers_and_workers_must_agree_on_the_partition_count(nats_node: NatsNode) -> None:
+    import pytest
+
+    from kubetrail.bus import BusError
+
+    async def connect(partitions: int) -> None:
+        publisher = BusPublisher(parse_bus_url(nats_node.url, partitions=partitions))
+        try:
+            await publisher.connect()
+        finally:
+            await publisher.close()
+
+    asyncio.run(connect(8))
+    with pytest.raises(BusError, match="set up with 8 partitions") as raised:
+        asyncio.run(connect(4))
+    assert "--bus-partitions 8" in raised.value.hint
