@@ -20,7 +20,8 @@ import orjson
 
 from bench.common import BenchResult
 from bench.corpus import write_realistic_ndjson
-from kubetrail.model import Event, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Event
 
 NAME = "decode"
 EVENTS = 200_000

@@ -23,7 +23,8 @@ from pathlib import Path
 from bench.common import BenchResult
 from bench.corpus import write_realistic_ndjson
 from kubetrail.detect import BUILTIN, Engine, EventContext, Matching, RuleSource, load_ruleset, rule_sources
-from kubetrail.model import Event, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Event
 
 NAME = "detect"
 PROJECT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ import msgspec
 
 from bench.common import BenchResult
 from bench.corpus import realistic_events, write_realistic_ndjson
-from kubetrail.model import Event, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Event
 from kubetrail.policy.attributes import attributes_from_event
 from kubetrail.policy.evaluate import AuditDecision, compile_policy, evaluate
 from kubetrail.policy.load import load_policy_bytes

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import BenchResult
 from kubetrail.cli.ingest import Summary, prefetch_batches, store_batch
-from kubetrail.collect.readers import read_file
+from kubetrail.intake import read_path
 from kubetrail.model import Event
 from kubetrail.store import Store
 
@@ -133,7 +133,7 @@ def bench_ingest(source: Path, workdir: Path) -> list[BenchResult]:
 def _load(source: Path, count: int) -> tuple[list[Event], list[bytes | None]]:
     events: list[Event] = []
     raws: list[bytes | None] = []
-    for batch in read_file(source):
+    for batch in read_path(source):
         events.extend(batch.events)
         raws.extend(batch.raws)
         if len(events) >= count:

@@ -51,8 +51,8 @@ def _source(count: int) -> Path:
 def _detect_into(store_dir: Path, source: Path) -> int:
     """Run the built-in rules over the log and keep the alerts in the store, as `serve` does."""
     from kubetrail.detect import EventContext
-    from kubetrail.model import read_events
-    from kubetrail.serve.detection import build_engine, default_rule_specs
+    from kubetrail.intake import read_events
+    from kubetrail.pipeline.detection import build_engine, default_rule_specs
     from kubetrail.store.alerts import AlertLog
 
     engine = build_engine(default_rule_specs(), hostname="bench")

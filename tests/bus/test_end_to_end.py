@@ -11,7 +11,7 @@ from pathlib import Path
 import nats
 
 from kubetrail.bus.lake import open_lake
-from kubetrail.model import read_events
+from kubetrail.intake import read_events
 from kubetrail.serve.config import ServeConfig
 from kubetrail.serve.server import BackgroundServer
 from tests.bus.natsserver import NatsNode, nats_node

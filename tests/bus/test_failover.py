@@ -18,7 +18,7 @@ import nats
 
 from kubetrail.bus.lake import open_lake
 from kubetrail.detect import BUILTIN, Engine, EventContext, load_ruleset, rule_sources
-from kubetrail.model import read_events
+from kubetrail.intake import read_events
 from tests.bus.natsserver import free_port, nats_nodes
 
 KUBETRAIL = [sys.executable, "-m", "kubetrail.cli.main"]

@@ -119,7 +119,7 @@ BAD_EVENTS: dict[str, bytes] = {
     "kind-not-a-string": b'{"kind": 0}\n',
     "unknown-api-version": b'{"kind": "Event", "apiVersion": "audit.k8s.io/v7", "level": "Metadata", '
     b'"auditID": "a", "stage": "ResponseComplete", "requestURI": "/healthz", "verb": "get", "user": {}}\n',
-    "truncated-gzip": gzip.compress(b'{"kind": "Event"}\n' * 100)[:40],
+    "truncated-gzip": gzip.compress(b'{"kind": "Event"}\n' * 100)[:14],
 }
 
 

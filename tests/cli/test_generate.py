@@ -11,7 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from kubetrail.cli.main import cli
-from kubetrail.model import Level, Stage, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Level, Stage
 from kubetrail.policy.presets import preset_text
 
 KUBETRAIL = [sys.executable, "-m", "kubetrail.cli.main"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kubetrail.model import read_events
+from kubetrail.intake import read_events
 from kubetrail.serve.config import ServeConfig
 from kubetrail.serve.server import BackgroundServer
 

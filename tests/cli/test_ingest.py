@@ -27,8 +27,9 @@ def test_ingest_twice_stores_once_and_reports_rejects(tmp_path: Path) -> None:
     log.write_bytes(ndjson(make_events(0, 50)) + b"garbage line\n")
     store_dir = tmp_path / "store"
     runner = CliRunner()
-    first = runner.invoke(cli, ["ingest", "--store", str(store_dir), "--cluster", "prod", "-o", "json", str(log)])
-    assert first.exit_code == 1, first.output  # a line was refused
+    args = ["ingest", "--store", str(store_dir), "--cluster", "prod", "-o", "json", "--strict", str(log)]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 1, first.output  # a line was refused, and --strict makes that an error
     summary = json.loads(first.stdout)
     assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (50, 0, 1)
     dead = Path(summary["dead_letter"]).read_text().splitlines()

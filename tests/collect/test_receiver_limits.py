@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
-import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
 
-from kubetrail.collect.limits import ClientDisconnected, RequestError, gunzip, read_body
+from kubetrail.collect.limits import ClientDisconnected, RequestError, read_body
 from kubetrail.collect.metrics import Registry
 
 
@@ -47,31 +45,6 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
 def test_a_disconnect_mid_body_is_not_answered() -> None:
     with pytest.raises(ClientDisconnected):
         asyncio.run(read_body(receiver_of({"type": "http.disconnect"}), 10))
-
-
-def test_gunzip_reads_concatenated_members() -> None:
-    assert gunzip(gzip.compress(b"[1,") + gzip.compress(b"2]"), 100) == b"[1,2]"
-
-
-@pytest.mark.parametrize(
-    ("data", "status"),
-    [
-        (gzip.compress(b"x" * 1000)[:-9], 400),
-        (b"not gzip at all", 400),
-        (b"", 400),
-        (gzip.compress(b"0" * (1 << 20)), 413),
-    ],
-    ids=["truncated", "not-gzip", "empty", "bomb"],
-)
-def test_gunzip_refuses_damage_and_bombs(data: bytes, status: int) -> None:
-    with pytest.raises(RequestError) as caught:
-        gunzip(data, 64 << 10)
-    assert caught.value.status == status
-
-
-def test_gunzip_of_a_body_exactly_at_the_limit() -> None:
-    body = bytes(range(256)) * 40
-    assert gunzip(zlib.compress(body, wbits=31), len(body)) == body
 
 
 def test_metrics_render_escaped_labels_and_cumulative_buckets() -> None:

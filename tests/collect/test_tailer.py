@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubetrail.collect.checkpoint import CheckpointStore
-from kubetrail.collect.tailer import StoreSink, TailBatch, Tailer, TailOptions, rotated_siblings
+from kubetrail.collect.tailer import PipelineSink, TailBatch, Tailer, TailOptions, rotated_siblings
 from kubetrail.store import Store, StoreOptions
 from tests.serve.helpers import audit_event
 
@@ -249,7 +249,7 @@ def test_rotated_siblings_are_the_backup_names_of_lumberjack_and_logrotate(tmp_p
 def test_the_store_sink_stores_events_and_dead_letters_bad_lines(tmp_path: Path, log_file: Path) -> None:
     store = Store.open(tmp_path / "store", StoreOptions(background_seal=False))
     try:
-        sink = StoreSink(store, "files")
+        sink = PipelineSink(store, "files")
         tail = Tailer(log_file, sink, CheckpointStore(tmp_path / "cp"), FAST)
         events = [json.dumps(audit_event(number)).encode() for number in range(3)]
         append(log_file, [events[0], b"{not json", events[1], events[2], events[1]])

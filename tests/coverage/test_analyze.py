@@ -7,7 +7,8 @@ from pathlib import Path
 from kubetrail.coverage import analyze
 from kubetrail.detect import RuleSource, load_ruleset, rule_sources
 from kubetrail.detect.compiler import RuleSet
-from kubetrail.model import Event, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Event
 from kubetrail.policy.evaluate import CompiledPolicy, compile_policy
 from kubetrail.policy.load import load_policy_bytes
 from tests.detect.helpers import make_event

@@ -42,7 +42,7 @@ def test_ndjson_in_json_out(tmp_path: Path, rules_file: Path) -> None:
     assert [alert["rule"] for alert in alerts] == ["created", "deleted"]
     assert alerts[0]["cluster"] == "prod"
     assert alerts[0]["output_fields"] == {"evt.time.iso8601": 1714557600250000000, "ka.target.name": "web"}
-    assert "3 events, 0 malformed, 2 alerts" in err
+    assert "3 events, 0 refused, 2 alerts" in err
 
 
 def test_text_output_is_falcos_line(tmp_path: Path, rules_file: Path) -> None:
@@ -57,13 +57,50 @@ def test_text_output_is_falcos_line(tmp_path: Path, rules_file: Path) -> None:
 
 def test_malformed_events_are_reported_with_file_and_line_and_skipped(tmp_path: Path, rules_file: Path) -> None:
     log = tmp_path / "audit.log"
-    log.write_text("\n".join([_line(), '{"kind": 0}', "not json", _line(stageTimestamp=""), _line()]) + "\n")
+    lines = [_line(auditID="a1"), '{"kind": 0}', "not json", _line(auditID="a2"), _line(auditID="a3")]
+    log.write_text("\n".join(lines) + "\n")
     code, out, err = detect(str(log), "--rules", str(rules_file), "-o", "json")
     assert code == 0
-    assert len(out.splitlines()) == 2
-    assert f"{log}:2:" in err and f"{log}:3:" in err and f"{log}:4: event has no stageTimestamp" in err
-    assert "2 events, 3 malformed, 2 alerts" in err
+    assert len(out.splitlines()) == 3
+    assert f"refused {log}:2: " in err and "`$.kind`" in err and f"refused {log}:3: " in err
+    assert "3 events, 2 refused, 3 alerts" in err
     assert "Traceback" not in err
+    code, _, _ = detect(str(log), "--rules", str(rules_file), "-o", "json", "--strict")
+    assert code == 1
+
+
+def test_an_event_without_stage_timestamp_is_detected_at_its_receive_time(tmp_path: Path, rules_file: Path) -> None:
+    """Every door keeps such an event (the store files it by requestReceivedTimestamp), so detect does too."""
+    log = tmp_path / "audit.log"
+    log.write_text(_line(stageTimestamp="") + "\n")
+    code, out, _ = detect(str(log), "--rules", str(rules_file), "-o", "json")
+    assert code == 0
+    (alert,) = [json.loads(line) for line in out.splitlines()]
+    assert alert["time"].startswith(event_dict()["requestReceivedTimestamp"][:19])
+
+
+def test_a_request_repeated_raises_each_rule_once(tmp_path: Path, rules_file: Path) -> None:
+    """The same request at two stages (or sent twice) is one request: one alert per rule."""
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join([_line(stage="ResponseStarted"), _line(), _line()]) + "\n")
+    code, out, err = detect(str(log), "--rules", str(rules_file), "-o", "json")
+    assert code == 0, err
+    assert [json.loads(line)["rule"] for line in out.splitlines()] == ["created"]
+
+
+def test_only_refused_records_is_unusable_input(tmp_path: Path, rules_file: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text('{"kind": 0}\n{"auditID": 1}\n')
+    code, out, err = detect(str(log), "--rules", str(rules_file))
+    assert code == 2 and out == ""
+    assert f"error: {log}: no audit events found: 2 records refused" in err and f"hint: the first: {log}:1:" in err
+
+
+def test_a_missing_file_is_one_line_with_a_hint(tmp_path: Path, rules_file: Path) -> None:
+    code, _, err = detect(str(tmp_path / "absent.log"), "--rules", str(rules_file))
+    assert code == 2
+    assert err.splitlines()[0] == f"error: {tmp_path / 'absent.log'}: no such file or directory"
+    assert err.splitlines()[1].strip().startswith("hint:")
 
 
 @pytest.mark.parametrize("layout", ["gzip", "eventlist", "array", "pretty"])

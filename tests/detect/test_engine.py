@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from kubetrail.detect import Alert, Engine, EventContext, Matching, Priority, RuleSource, load_ruleset
-from kubetrail.model import decode_event, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import decode_event
 from tests.detect.helpers import event_dict, fired, make_event, rule, ruleset
 
 RULES = (

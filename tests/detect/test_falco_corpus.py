@@ -19,7 +19,7 @@ import pytest
 
 from kubetrail.detect import Engine, Matching, Priority, RuleSource, load_ruleset
 from kubetrail.detect.compiler import RuleSet
-from kubetrail.model import read_events
+from kubetrail.intake import read_events
 
 _COUNTED = re.compile(r"^(?P<rule>.+?)(?: \((?P<priority>[A-Z]+)\))?(?: x(?P<count>\d+))?$")
 
@@ -154,7 +154,7 @@ def test_the_command_over_every_sample_matches_falco_and_skips_the_malformed_one
         expected += _counted(spec["default_first"])
     assert Counter(alert["rule"] for alert in alerts) == expected
     assert "fal_01_003.json:1" in result.stderr
-    assert "1 malformed" in result.stderr
+    assert "1 refused" in result.stderr
     for alert in alerts:
         assert set(alert) == {
             "auditID",

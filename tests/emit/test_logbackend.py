@@ -15,7 +15,7 @@ from kubetrail.emit.legacy import event_string
 from kubetrail.emit.logbackend import LogBackend, StreamWriter
 from kubetrail.emit.rotation import MEGABYTE, RotatingFile
 from kubetrail.emit.union import Union, union
-from kubetrail.model.codec import read_events
+from kubetrail.intake import read_events
 from tests.emit.backends import Recording, sample_events
 
 

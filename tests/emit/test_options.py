@@ -12,7 +12,7 @@ import pytest
 
 from kubetrail.emit.buffered import BatchConfig
 from kubetrail.emit.options import AuditLogOptions, OptionsError, parse_flags, parse_go_duration
-from kubetrail.model.codec import read_events
+from kubetrail.intake import read_events
 from tests.conftest import PROJECT_ROOT
 from tests.emit.backends import sample_events
 

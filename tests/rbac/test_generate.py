@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubetrail.model import Event, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Event
 from kubetrail.rbac import CLUSTER, Generated, GenerateOptions, Request, Subject, generate, observe, render
 from kubetrail.rbac.generate import RuleNote
 

@@ -30,8 +30,10 @@ def generate(path: Path, *, start: str, seconds: int, rate: float, scenarios: bo
     return path
 
 
-def ingest(store: Path, *logs: Path, cluster: str = "prod") -> Path:
-    kubetrail("ingest", "--store", str(store), "--cluster", cluster, *map(str, logs))
+def ingest(store: Path, *logs: Path, cluster: str = "prod", detect: bool = False) -> Path:
+    """Ingest the logs; without detection unless asked, so that a test controls which alerts the store holds."""
+    flag = "--detect" if detect else "--no-detect"
+    kubetrail("ingest", "--store", str(store), "--cluster", cluster, flag, *map(str, logs))
     return store
 
 

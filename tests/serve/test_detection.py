@@ -17,10 +17,10 @@ from kubetrail.detect.alert import Alert
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.priority import Priority
 from kubetrail.model import decode_event
+from kubetrail.pipeline.detection import Detection
 from kubetrail.serve.config import build_config
-from kubetrail.serve.detection import Detection
 from kubetrail.serve.server import BackgroundServer
-from kubetrail.store import AppendResult, Store
+from kubetrail.store import Durable, Store, StoreOptions
 from kubetrail.store.alerts import AlertLog
 from tests.serve.helpers import audit_event, event_list, serving
 
@@ -191,8 +191,8 @@ def events(count: int, start: int = 0) -> list[Any]:
     return [decode_event(json.dumps(audit_event(start + n)).encode()) for n in range(count)]
 
 
-def result(count: int) -> AppendResult:
-    return AppendResult(count, 0, 1)
+def durable(cluster: str, batch: list[Any]) -> Durable:
+    return Durable(cluster, batch, [None] * len(batch))
 
 
 def test_stateful_state_is_checkpointed_at_close_and_restored_at_start(tmp_path: Path) -> None:
@@ -201,13 +201,13 @@ def test_stateful_state_is_checkpointed_at_close_and_restored_at_start(tmp_path:
         Counting(), AlertLog(tmp_path), Outputs([Route(JsonlFileOutput(out))]), checkpoint_dir=tmp_path / "ckpt"
     )
     first.start()
-    first.submit("prod", events(4), None, result(4))
+    first.submit(durable("prod", events(4)))
     first.close()
     second_detector = Counting()
     second = Detection(second_detector, AlertLog(tmp_path), checkpoint_dir=tmp_path / "ckpt")
     second.start()
     assert second_detector.seen == 4
-    second.submit("prod", events(2, start=4), None, result(2))
+    second.submit(durable("prod", events(2, start=4)))
     second.close()
     # one alert at the 3rd event before the restart (also sent to the output), one at the 6th after it
     assert [line["rule"] for line in wait_for_lines(out, 1)] == ["every third"]
@@ -220,7 +220,7 @@ def test_a_full_queue_is_counted_not_silent(tmp_path: Path) -> None:
     detection = Detection(Counting(gate), AlertLog(tmp_path), queue_events=25)
     detection.start()
     for _ in range(5):
-        detection.submit("prod", events(10), None, result(10))
+        detection.submit(durable("prod", events(10)))
     dropped = detection.stats.dropped_events
     gate.set()
     detection.close()
@@ -231,7 +231,7 @@ def test_a_full_queue_is_counted_not_silent(tmp_path: Path) -> None:
     again = Detection(Counting(), AlertLog(tmp_path), queue_events=25)
     again.start()
     for _ in range(3):
-        again.submit("prod", events(10), None, result(10))
+        again.submit(durable("prod", events(10)))
         assert again.drain(10)
     again.close()
     assert (again.stats.events, again.stats.dropped_events) == (30, 0)
@@ -250,7 +250,7 @@ def test_a_failing_output_does_not_stop_storing_alerts(tmp_path: Path) -> None:
     outputs = Outputs([Route(Down())])
     detection = Detection(Counting(), AlertLog(tmp_path), outputs)
     detection.start()
-    detection.submit("prod", events(3), None, result(3))
+    detection.submit(durable("prod", events(3)))
     detection.close()
     assert outputs.stats()["down"].failed == 1
     assert detection.stats.alerts == 1
@@ -321,10 +321,17 @@ def test_a_partly_duplicate_batch_detects_only_its_new_events(tmp_path: Path) ->
     detector = Counting()
     detection = Detection(detector, AlertLog(tmp_path))
     detection.start()
-    detection.submit("prod", events(2), None, AppendResult(2, 0, 1))
-    detection.submit("prod", events(3), None, AppendResult(1, 2, 2))  # a retry with one event more
-    detection.submit("edge", events(1), None, AppendResult(1, 0, 3))  # the same auditID in another cluster is new
-    detection.close()
+    store = Store.open(tmp_path / "store", StoreOptions(background_seal=False))
+    store.on_durable = detection.submit
+    try:
+        assert store.append("prod", events(2)).accepted == 2
+        assert store.append("prod", events(3)).accepted == 1  # a retry with one event more
+        assert store.append("prod", events(3)).accepted == 0  # a plain retry: nothing new, nothing detected
+        assert store.append("edge", events(1)).accepted == 1  # the same auditID in another cluster is new
+        assert detection.drain(10)
+    finally:
+        detection.close()
+        store.close()
     assert detector.seen == 4
 
 
@@ -358,13 +365,13 @@ def test_an_empty_rules_list_turns_detection_off(tmp_path: Path) -> None:
 
 
 def test_events_recovered_from_the_wal_after_a_crash_are_detected_once(tmp_path: Path) -> None:
+    from kubetrail.pipeline.detection import build_engine
     from kubetrail.serve.app import ServeApp
-    from kubetrail.serve.detection import DetectingStore, build_engine
 
     (tmp_path / "rules.yaml").write_text(RULES)
     store_dir = tmp_path / "store"
     raws = [json.dumps(event).encode() for event in (exec_event(1), audit_event(2), exec_event(3), exec_event(4))]
-    store = DetectingStore.open(store_dir)
+    store = Store.open(store_dir)
     store.append("prod", [decode_event(raw) for raw in raws], raws)
     # before the crash, detection had got as far as event 1 and stored its alert
     engine = build_engine([tmp_path / "rules.yaml"])

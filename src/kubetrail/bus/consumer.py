@@ -22,7 +22,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
 from kubetrail.bus.config import BusConfig, BusError
-from kubetrail.detect import Engine
+from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.stateful import StatefulDetector
 from kubetrail.detect.stateful.checkpoint import CheckpointError
 
@@ -35,7 +35,7 @@ COMMIT_EVERY_SECONDS = 1.0
 MAX_ACK_PENDING = 20_000
 
 # Stores and detects a fetched group of batches; returns those that may be acknowledged.
-Handler = Callable[[list[Msg], Engine | None], Awaitable[list[Msg]]]
+Handler = Callable[[list[Msg], OncePerRequest | None], Awaitable[list[Msg]]]
 
 
 def checkpoint_path(lake: Path, partition: int, index: int) -> Path:
@@ -52,7 +52,7 @@ class PartitionConsumer:
         config: BusConfig,
         partition: int,
         lake: Path,
-        engine: Engine | None,
+        engine: OncePerRequest | None,
         handle: Handler,
     ) -> None:
         self.js = js

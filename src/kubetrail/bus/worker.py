@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -39,18 +38,16 @@ from kubetrail.bus.partitions import Membership, assigned
 from kubetrail.bus.streams import MEMBER_TTL_SECONDS, ensure_streams
 from kubetrail.detect import Alert, Engine, EventContext, Matching
 from kubetrail.detect.compiler import RuleSet
+from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
-from kubetrail.model import Event, EventDecodeError, decode_event
+from kubetrail.intake import IntakeError, decode_body
+from kubetrail.model import Event
 from kubetrail.store import Store, StoreOptions
 from kubetrail.store.alerts import AlertLog
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.5
-
-
-class _EventList(msgspec.Struct):
-    items: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -104,8 +101,6 @@ class Worker:
         self._stop = asyncio.Event()
         self.joined = False
         """Whether `run` has joined the worker pool (it stays joined across reconnects)."""
-        self._decoder = msgspec.json.Decoder(_EventList)
-        self._encoder = msgspec.json.Encoder()
 
     async def connect(self) -> None:
         self._nc = await connect(self.config, f"kubetrail-worker-{self.worker_id}")
@@ -164,7 +159,9 @@ class Worker:
         engine = None
         if self.rules is not None:
             stateful = self.rules.detectors(max_keys=self.max_keys, hostname=self.hostname)
-            engine = Engine(self.rules, matching=Matching.ALL, hostname=self.hostname, detectors=stateful)
+            engine = OncePerRequest(
+                Engine(self.rules, matching=Matching.ALL, hostname=self.hostname, detectors=stateful)
+            )
         consumer = PartitionConsumer(self._js, self.config, partition, self.lake, engine, self._handle_fetched)
         try:
             await consumer.start()
@@ -191,7 +188,7 @@ class Worker:
         for partition in sorted(self.owned):
             await self._give_up(partition, commit=False)
 
-    async def _handle_fetched(self, messages: list[Msg], engine: Engine | None) -> list[Msg]:
+    async def _handle_fetched(self, messages: list[Msg], engine: OncePerRequest | None) -> list[Msg]:
         """Store the batches (their appends share one WAL fsync), then detect over them in order; the batches
         that may be acknowledged."""
         decoded = [self._open(message) for message in messages]
@@ -222,7 +219,7 @@ class Worker:
             self.stats.redelivered += 1
         try:
             cluster, events, raws = self._decode(message)
-        except (msgspec.DecodeError, ValueError) as error:
+        except IntakeError as error:
             log.error("a bus message is not an EventList, kept in the dead-letter file: %s", error)
             self.store.dead_letter(source=f"bus:{message.subject}", reason=str(error), raw=message.data)
             self.store.dead_letters.flush()
@@ -233,22 +230,14 @@ class Worker:
         headers = message.headers or {}
         cluster = headers.get(CLUSTER_HEADER) or message.subject.split(".")[-2]
         source = f"bus:{message.subject}#{headers.get(MSG_ID_HEADER, '?')}"
-        envelope = self._decoder.decode(message.data)
-        events: list[Event] = []
-        raws: list[bytes | None] = []
-        for index, item in enumerate(envelope.items):
-            raw = bytes(item)
-            try:
-                events.append(decode_event(raw, source=source, line=index + 1))
-            except EventDecodeError as error:
-                self.stats.malformed += 1
-                self.store.dead_letter(source=source, reason=str(error), raw=raw, cluster=cluster)
-                continue
-            raws.append(raw)
-        return cluster, events, raws
+        batch = decode_body(message.data, source=source)
+        for rejected in batch.rejected:
+            self.stats.malformed += 1
+            self.store.dead_letter(source=source, reason=rejected.reason, raw=rejected.raw, cluster=cluster)
+        return cluster, batch.events, batch.raws
 
     async def _detect(
-        self, engine: Engine, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None]
+        self, engine: OncePerRequest, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None]
     ) -> None:
         assert self._js is not None
         found: list[tuple[Alert, str]] = []
@@ -258,12 +247,16 @@ class Worker:
         if not found:
             return
         await asyncio.to_thread(self.alert_log.append, [alert for alert, _ in found])
-        for alert, stage in found:
-            await self._js.publish(
-                self.config.alerts_subject(alert.cluster or cluster),
-                alert.to_falco_json(),
-                headers={MSG_ID_HEADER: alert_message_id(alert, stage)},
-            )
+        try:
+            for alert, stage in found:
+                await self._js.publish(
+                    self.config.alerts_subject(alert.cluster or cluster),
+                    alert.to_falco_json(),
+                    headers={MSG_ID_HEADER: alert_message_id(alert, stage)},
+                )
+        except BaseException:
+            engine.forget([alert for alert, _ in found])  # the redelivered batch must raise them again
+            raise
         self.stats.alerts += len(found)
 
     async def close(self) -> None:

@@ -1,27 +1,25 @@
 """`kubetrail detect FILE...`: run detection rules over audit logs, Falco-compatible alerts out.
 
-Reads NDJSON, EventList and JSON-array logs, gzip or not; a malformed event is reported with its
-file and line, counted and skipped. Alerts go to stdout (Falco's text lines, or its JSON with
-`-o json`); progress, notices and the per-rule summary go to stderr.
+Reads every input the intake reads (native logs, EventLists, JSON arrays, gzip, rotated sets, EKS / GKE / AKS
+exports); a refused record is reported with its file and line, counted and skipped. Rules run per request
+(`OncePerRequest`), as in `serve` and `ingest`, so the alerts are the ones those store. Alerts go to stdout
+(Falco's text lines, or its JSON with `-o json`); progress, notices and the per-rule summary go to stderr.
 """
 
 from __future__ import annotations
 
-import gzip
 import socket
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from kubetrail.alert.config import load_outputs
+from kubetrail.cli.inputs import InputFiles, input_options
 from kubetrail.detect import (
     BUILTIN,
     BUILTIN_RULES_DIR,
@@ -36,14 +34,11 @@ from kubetrail.detect import (
     rule_sources,
 )
 from kubetrail.detect.allowlist import load_allowlist
+from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.stateful.spec import DEFAULT_MAX_KEYS
 from kubetrail.errors import KubetrailError
-from kubetrail.model import Event, EventDecodeError, decode_document, read_events
-from kubetrail.model.codec import GZIP_MAGIC, iter_lines
 
 _PRIORITY_CHOICES = [priority.name.lower() for priority in Priority] + ["info"]
-_SHOWN_MALFORMED = 20
-_PROGRESS_EVERY = 4096
 
 
 class DetectUsageError(KubetrailError):
@@ -52,68 +47,6 @@ class DetectUsageError(KubetrailError):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    """An input event that could not be used, and where it was."""
-
-    source: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.source if self.line is None else f"{self.source}:{self.line}"
-        return f"{where}: {self.message}"
-
-
-def _open(handle: BinaryIO) -> BinaryIO:
-    head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
-    if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
-    return handle
-
-
-def _checked(event: Event, source: str, line: int | None) -> Event | Malformed:
-    if not event.stageTimestamp:
-        return Malformed(source, line, "event has no stageTimestamp (Falco drops such events)")
-    return event
-
-
-def _whole_document(path: str) -> Iterator[tuple[Event, bytes | None] | Malformed]:
-    try:
-        for event in read_events(path):
-            checked = _checked(event, path, None)
-            yield checked if isinstance(checked, Malformed) else (checked, None)
-    except EventDecodeError as error:
-        yield Malformed(error.source, error.line, error.message)
-
-
-def read_input(path: str, handle: BinaryIO) -> Iterator[tuple[Event, bytes | None] | Malformed]:
-    """Events of one input with their original line (when it held exactly one event), or what was wrong."""
-    stream = _open(handle)
-    first = True
-    try:
-        for number, line in iter_lines(stream, source=path):
-            if first:
-                first = False
-                if line.lstrip().startswith(b"[") and path != "-":
-                    yield from _whole_document(path)
-                    return
-            try:
-                events = decode_document(line, source=path, line=number)
-            except EventDecodeError as error:
-                if number == 1 and "truncated" in error.message and path != "-":
-                    yield from _whole_document(path)
-                    return
-                yield Malformed(path, number, error.message)
-                continue
-            raw = line if len(events) == 1 else None
-            for event in events:
-                checked = _checked(event, path, number)
-                yield checked if isinstance(checked, Malformed) else (checked, raw)
-    except EventDecodeError as error:
-        yield Malformed(error.source, error.line, error.message)
 
 
 @dataclass
@@ -148,7 +81,7 @@ def _summary(
     stateful: list[StatefulDetector],
 ) -> None:
     rate = tally.events / elapsed if elapsed > 0 else 0.0
-    counts = f"{tally.events} events, {tally.malformed} malformed, {tally.alerts} alerts"
+    counts = f"{tally.events} events, {tally.malformed} refused, {tally.alerts} alerts"
     _say(console, f"{counts} in {elapsed:.2f}s ({rate:,.0f} events/s)")
     if stateful:
         rules = [item for detector in stateful for item in detector.stats().values()]
@@ -226,6 +159,7 @@ def _summary(
     show_default=True,
     help="Keys each stateful rule keeps at most (a rule's own max_keys wins); the least recent are evicted.",
 )
+@input_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notices or summary on stderr.")
 def detect_command(
     files: tuple[str, ...],
@@ -239,19 +173,24 @@ def detect_command(
     outputs_file: str | None,
     allow_file: str | None,
     max_keys: int,
+    input_format: str,
+    strict: bool,
     quiet: bool,
 ) -> None:
     """Run detection rules over audit log FILES and print alerts.
 
-    FILES are audit logs as the log backend writes them (NDJSON), EventList or JSON-array
-    documents, gzip-compressed or not; `-` reads stdin. Falco's k8s_audit rule files and Sigma
-    Kubernetes audit rules load unchanged. Exit code 1 when an alert reaches --fail-on, 2 on unusable rules.
+    FILES are audit logs as the log backend writes them (NDJSON), EventList or JSON-array documents,
+    gzip-compressed or not, directories or globs of rotated logs, or EKS / GKE / AKS exports; `-` reads
+    stdin. Falco's k8s_audit rule files and Sigma Kubernetes audit rules load unchanged. Each rule alerts
+    once per request, whichever stages the audit policy kept. Exit code 1 when an alert reaches --fail-on
+    (or a record was refused, with --strict), 2 on unusable rules or input.
 
     \b
     Examples:
       kubetrail detect audit.log --rules k8s_audit_rules.yaml
       kubetrail detect audit.log.gz --rules rules/ --rule-matching first -o json
       kubetrail detect audit-*.log --rules k8s_audit_rules.yaml --fail-on warning
+      kubetrail detect gke-audit.json eks-export-000000.gz
     """
     import time
 
@@ -282,56 +221,28 @@ def detect_command(
     by_rule: Counter[tuple[str, Priority]] = Counter()
     out = sys.stdout.buffer
     as_json = output == "json"
-    shown = 0
-    sizes = [Path(name).stat().st_size if name != "-" else 0 for name in files]
+    inputs = InputFiles(files, input_format=input_format, console=console, progress=False if quiet else None)
+    per_request = OncePerRequest(engine)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("detect", total=sum(sizes) or None)
-        done = 0
-        for name, size in zip(files, sizes, strict=True):
-            progress.update(task, description=Path(name).name if name != "-" else "stdin")
-            handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
-            try:
-                for item in read_input(name, handle):
-                    if isinstance(item, Malformed):
-                        tally.malformed += 1
-                        if shown < _SHOWN_MALFORMED:
-                            _say(console, f"warning: skipped {item}")
-                            shown += 1
-                        continue
-                    event, raw = item
-                    tally.events += 1
-                    ctx = EventContext(event, cluster, raw)
-                    alerts = engine.detect(ctx)
-                    if allow is not None:
-                        alerts = allow.filter(alerts, ctx)
-                    if alerts:
-                        _emit(alerts, out, as_json, tally, by_rule, threshold)
-                        if outputs is not None:
-                            outputs.send(alerts)
-                    if tally.events % _PROGRESS_EVERY == 0 and name != "-":
-                        progress.update(task, completed=done + handle.tell())
-            finally:
-                if handle is not sys.stdin.buffer:
-                    handle.close()
-            done += size
-            progress.update(task, completed=done)
+    for event, raw, found_cluster in inputs.events():
+        tally.events += 1
+        ctx = EventContext(event, cluster or found_cluster or "", raw)
+        alerts = per_request.detect(ctx)
+        if allow is not None:
+            alerts = allow.filter(alerts, ctx)
+        if alerts:
+            _emit(alerts, out, as_json, tally, by_rule, threshold)
+            if outputs is not None:
+                outputs.send(alerts)
     out.flush()
-    if tally.malformed > shown:
-        _say(console, f"warning: {tally.malformed - shown} more malformed events skipped")
+    tally.malformed = inputs.tally.rejected
+    inputs.report(lambda text: _say(console, text))
     if outputs is not None:
         outputs.close()
         for line in outputs.summary():
             _say(console, line)
     _summary(console, tally, by_rule, time.perf_counter() - started, stateful)
+    inputs.exit_if_strict(strict)
     if tally.failing:
         sys.exit(1)
 

@@ -1,28 +1,27 @@
-"""`kubetrail ingest --store DIR FILE…`: bulk-load audit logs and managed-cloud exports into a store."""
+"""`kubetrail ingest --store DIR FILE…`: bulk-load audit logs and managed-cloud exports into a store.
+
+Backfill is a door like any other: files are read through the intake, batches go through the pipeline (redact,
+store) and detection runs on what the store newly made durable, exactly as in `serve`, so the UI, the
+investigations and the compliance reports see the alerts of a backfilled log, and re-ingesting the same file
+stores and alerts nothing twice.
+"""
 
 from __future__ import annotations
 
 import json
-import queue
 import re
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from kubetrail.collect.readers import FORMATS, ReadBatch, expand_inputs, read_file
-from kubetrail.collect.readers.base import short_reason
-from kubetrail.secrets.batch import redact_events
+from kubetrail.cli.inputs import InputFiles, input_options
+from kubetrail.pipeline import DEFAULT_CLUSTER, Pipeline
+from kubetrail.pipeline.detection import Detection, open_detection
 from kubetrail.store import Store, check_cluster
 
-DEFAULT_CLUSTER = "default"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
@@ -56,6 +55,8 @@ class Summary:
     seconds: float = 0.0
     dead_letter: str = ""
     retention_removed: int = 0
+    alerts: int | None = None
+    alerts_by_rule: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -68,52 +69,13 @@ class Summary:
             "skipped": sum(self.skipped.values()),
             "skipped_reasons": dict(self.skipped.most_common()),
             "clusters": dict(self.clusters),
+            "alerts": self.alerts,
+            "alerts_by_rule": dict(self.alerts_by_rule.most_common()),
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds) if self.seconds else 0,
             "dead_letter": self.dead_letter,
             "retention_removed_files": self.retention_removed,
         }
-
-
-_DONE = object()
-
-
-def prefetch_batches(files: list[Path], input_format: str) -> Iterator[tuple[Path, ReadBatch]]:
-    """Read and decode in a background thread, so decoding overlaps the store's fsyncs."""
-    channel: queue.Queue[object] = queue.Queue(maxsize=4)
-
-    def produce() -> None:
-        try:
-            for path in files:
-                for batch in read_file(path, input_format):
-                    channel.put((path, batch))
-            channel.put(_DONE)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            channel.put(error)
-
-    thread = threading.Thread(target=produce, name="kubetrail-ingest-reader", daemon=True)
-    thread.start()
-    while True:
-        item = channel.get()
-        if item is _DONE:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item  # type: ignore[misc]
-
-
-def store_batch(store: Store, batch: ReadBatch, cluster_flag: str | None, summary: Summary) -> None:
-    cluster = check_cluster(cluster_flag or batch.cluster or DEFAULT_CLUSTER)
-    if batch.events:
-        result = store.append(cluster, batch.events, batch.raws)
-        summary.read += len(batch.events)
-        summary.accepted += result.accepted
-        summary.duplicates += result.duplicates
-        summary.clusters[cluster] += len(batch.events)
-    for rejected in batch.rejected:
-        store.dead_letter(source=rejected.source, reason=rejected.reason, raw=rejected.raw, line=rejected.line)
-        summary.rejected[short_reason(rejected.reason)] += 1
-    summary.skipped.update(batch.skipped)
 
 
 def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
@@ -134,8 +96,20 @@ def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
     if len(summary.clusters) > 1 or (summary.clusters and DEFAULT_CLUSTER not in summary.clusters):
         listing = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.clusters.items()))
         console.print(f"  clusters    {listing}", highlight=False)
+    if summary.alerts is not None:
+        console.print(f"  alerts      {summary.alerts:,} new (stored with the events)", highlight=False)
+        for rule, count in summary.alerts_by_rule.most_common(10):
+            console.print(f"    {count:>8,}  {rule}", highlight=False, markup=False)
     if summary.retention_removed:
         console.print(f"  retention   removed {summary.retention_removed} sealed file(s)", highlight=False)
+
+
+def _close_detection(detection: Detection, summary: Summary) -> None:
+    """Detect what is queued, store the alerts, and count them by rule."""
+    detection.drain(timeout=24 * 3600)
+    detection.close()
+    summary.alerts = detection.stats.alerts
+    summary.alerts_by_rule.update(detection.stats.by_rule)
 
 
 @click.command(name="ingest")
@@ -144,28 +118,38 @@ def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
 @click.option(
     "--cluster", default=None, help="Cluster name for the events (default: the export's cluster, else 'default')."
 )
-@click.option(
-    "--format",
-    "input_format",
-    type=click.Choice(["auto", *FORMATS]),
-    default="auto",
-    show_default=True,
-    help="Input format: native audit log (k8s) or an EKS / GKE / AKS export.",
-)
 @click.option("--retention-days", type=click.IntRange(min=0), help="Then remove partitions older than N days.")
 @click.option("--max-bytes", type=SizeType(), help="Then remove the oldest partitions beyond this size (e.g. 50G).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 @click.option("--redact", is_flag=True, help="Replace secret values (as `kubetrail secrets redact`) before storing.")
+@click.option(
+    "--detect/--no-detect",
+    default=True,
+    show_default=True,
+    help="Run detection on the new events and store the alerts, as serve does.",
+)
+@click.option(
+    "--rules",
+    multiple=True,
+    metavar="FILE|DIR",
+    help="Detection rules (repeatable; default: the built-in set, as serve).",
+)
+@click.option("--outputs", "outputs_file", type=click.Path(dir_okay=False), help="Also send alerts to these outputs.")
+@input_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def ingest_command(
     inputs: tuple[str, ...],
     store_dir: str,
     cluster: str | None,
-    input_format: str,
     retention_days: int | None,
     max_bytes: int | None,
     progress: bool | None,
     redact: bool,
+    detect: bool,
+    rules: tuple[str, ...],
+    outputs_file: str | None,
+    input_format: str,
+    strict: bool,
     output: str,
 ) -> None:
     """Load audit events from FILEs into the store; re-ingesting a file stores nothing twice.
@@ -175,49 +159,41 @@ def ingest_command(
     export from EKS (CloudWatch Logs), GKE (Cloud Logging) or AKS (diagnostic settings), detected
     automatically. Refused lines go to the store's dead-letter file with the reason.
 
-    Exit code 0 when every line was stored (or already was), 1 when some were refused.
+    Detection runs as in `serve` (the built-in rules unless --rules; --no-detect skips it): alerts are stored
+    with the events and appear in the UI, investigations and reports; re-ingesting raises no alert twice.
+    Exit code 0 when the input was read (refused records are reported), 1 with --strict when any was refused,
+    2 when an input is unusable.
 
     \b
     Examples:
       kubetrail ingest --store ./store --cluster prod /var/log/kubernetes/audit/
       kubetrail ingest --store ./store gke-audit.json eks-export-000000.gz
+      kubetrail ingest --store ./store --no-detect --redact old-audit.log.gz
     """
     if cluster is not None:
         check_cluster(cluster)
-    files = expand_inputs(list(inputs))
     console = Console(stderr=output == "json")
-    show = progress if progress is not None else console.is_terminal
-    summary = Summary(files=len(files))
-    total = sum(path.stat().st_size for path in files)
+    files = InputFiles(inputs, input_format=input_format, console=console, progress=progress, label="ingest")
+    summary = Summary(files=len(files.paths))
     started = time.perf_counter()
     with Store.open(store_dir) as store:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[events]:>12,} events  {task.fields[rate]:>9,.0f}/s"),
-            TimeElapsedColumn(),
+        detection = (
+            open_detection(store, list(rules) or None, outputs_file=outputs_file, block=True) if detect else None
         )
-        with Progress(*columns, console=console, disable=not show, transient=True) as bar:
-            task: TaskID = bar.add_task("ingest", total=total, events=0, rate=0.0)
-            done_bytes = 0
-            current: Path | None = None
-            for path, batch in prefetch_batches(files, input_format):
-                if path != current:
-                    if current is not None:
-                        done_bytes += current.stat().st_size
-                    current = path
-                    bar.update(task, description=path.name)
-                if redact:
-                    redact_events(batch.events, batch.raws, str(path))
-                store_batch(store, batch, cluster, summary)
-                elapsed = time.perf_counter() - started
-                bar.update(
-                    task,
-                    completed=done_bytes + batch.position,
-                    events=summary.read,
-                    rate=summary.read / elapsed if elapsed else 0.0,
-                )
+        pipeline = Pipeline(store, redact=redact)
+        try:
+            for path, batch in files.batches():
+                outcome = pipeline.accept(batch, cluster, source=str(path))
+                summary.read += len(batch.events)
+                summary.accepted += outcome.accepted
+                summary.duplicates += outcome.duplicates
+                if batch.events:
+                    summary.clusters[outcome.cluster] += len(batch.events)
+        finally:
+            if detection is not None:
+                _close_detection(detection, summary)
+        summary.rejected.update(files.tally.reasons)
+        summary.skipped.update(files.tally.skipped)
         store.seal()
         if retention_days is not None or max_bytes is not None:
             plan = store.apply_retention(retention_days=retention_days, max_bytes=max_bytes)
@@ -225,9 +201,11 @@ def ingest_command(
         dead = store.dead_letters.current_path
         summary.dead_letter = str(dead) if dead is not None and summary.rejected else ""
     summary.seconds = time.perf_counter() - started
+    if files.tally.rejected and not files.tally.events:
+        files.report()
     if output == "json":
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         _print_summary(console, summary, store_dir)
-    if summary.rejected:
-        sys.exit(1)
+        files.report()
+    files.exit_if_strict(strict)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import yaml
 
-from kubetrail.cli.query import fail, open_source, source_options, window_of
+from kubetrail.cli.query import fail, open_source, report_refused, source_options, window_of
 from kubetrail.investigate import (
     Report,
     anonymous,
@@ -100,10 +100,12 @@ def _run(
         window.terms()
         with open_source(options["store_dir"], files, options["cluster"], options["input_format"]) as source:
             report = build(source, window, options["output"] in ("ndjson", "json", "yaml"))
+            tally = source.tally
     except QueryError as error:
         fail(error)
         return
     _render(report, options["output"], options["limit"])
+    report_refused(tally, strict=options["strict"])
 
 
 @click.group(name="investigate")

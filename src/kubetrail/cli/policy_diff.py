@@ -10,7 +10,8 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from kubetrail.cli.policy_inputs import InputTally, active_rules, recorded_events, report_skipped
+from kubetrail.cli.inputs import input_options
+from kubetrail.cli.policy_inputs import InputTally, active_rules, exit_if_strict, recorded_events, report_skipped
 from kubetrail.cli.policy_simulate import coverage_record, load_checked
 from kubetrail.coverage import CoverageAnalyzer, CoverageReport
 from kubetrail.policy.describe import human_bytes
@@ -114,8 +115,9 @@ def _render(
 @click.command(name="diff")
 @click.argument("policy_a", type=click.Path(dir_okay=False))
 @click.argument("policy_b", type=click.Path(dir_okay=False))
-@click.argument("logs", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("logs", nargs=-1, metavar="[LOG]...")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False), help="Replay a kubetrail store's events too.")
+@input_options
 @click.option("--rules", multiple=True, metavar="FILE|DIR", help="Detection rules for coverage (default: built-in).")
 @click.option("--no-coverage", is_flag=True, help="Skip the detection coverage comparison.")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Callers to list.")
@@ -125,6 +127,8 @@ def diff_command(
     policy_b: str,
     logs: tuple[str, ...],
     store_dir: str | None,
+    input_format: str,
+    strict: bool,
     rules: tuple[str, ...],
     no_coverage: bool,
     top: int,
@@ -152,14 +156,14 @@ def diff_command(
         analyzers = (CoverageAnalyzer(compiled_a, ruleset), CoverageAnalyzer(compiled_b, ruleset))
     diff = PolicyDiff()
     tally = InputTally()
-    for event in recorded_events(logs, store_dir, tally, err):
+    for event in recorded_events(logs, store_dir, tally, err, input_format):
         written_a = simulators[0].add(event)
         written_b = simulators[1].add(event)
         diff.add(event, written_a, written_b)
         if analyzers is not None:
             analyzers[0].add(event, compiled_a.evaluate_event(event), written_a)
             analyzers[1].add(event, compiled_b.evaluate_event(event), written_b)
-    report_skipped(tally, lambda text: err.print(text, soft_wrap=True, highlight=False, markup=False))
+    report_skipped(tally, err)
     reports = (simulators[0].report(), simulators[1].report())
     coverage = None
     if analyzers is not None:
@@ -193,4 +197,5 @@ def diff_command(
         _render((loaded_a.source, loaded_b.source), reports, diff, coverage, top, console)
         if coverage is None:
             console.print(f"detection coverage: {rules_note}")
+    exit_if_strict(tally, strict)
     sys.exit(0 if diff.identical and not coverage else 1)

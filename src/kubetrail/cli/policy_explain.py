@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import re
 import sys
-import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 import msgspec
 
-from kubetrail.model import Event, EventDecodeError, decode_document, read_events
+from kubetrail.cli.inputs import InputFiles, input_options
+from kubetrail.intake import repairing
+from kubetrail.model import Event
 from kubetrail.policy import LoadedPolicy, PolicyError, load_policy
 from kubetrail.policy.attributes import RequestAttributes, attributes_from_event
 from kubetrail.policy.evaluate import AuditDecision, compile_policy
@@ -22,8 +20,6 @@ from kubetrail.policy.explain import Explanation, RuleExplanation, explain
 
 _BATCH = 4096
 _encode = msgspec.json.encode
-_MISSING_FIELD = "Object missing required field"
-_NULL_FIELD = re.compile(r"got `null` - at `\$\.(level|auditID|stage|requestURI|verb|user)`$")
 # Fields kube-apiserver always writes but a policy decision never reads; filled in when absent.
 _UNUSED_DEFAULTS: dict[str, Any] = {
     "level": "Metadata",
@@ -143,67 +139,53 @@ def _completed(document: Any) -> Any:
     return document
 
 
-def _tolerant_events(path: str) -> Iterator[Event]:
-    """Every event of the file, with the fields a decision does not use filled in where missing."""
-    data = Path(path).read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as error:
-            raise EventDecodeError(f"gzip data is truncated or corrupt ({error})", source=path) from None
+def _complete(raw: bytes) -> bytes | None:
+    """An event missing (or null in) fields the apiserver always writes but a decision never reads, filled in."""
     try:
-        whole = msgspec.json.decode(data)
+        document = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        for number, line in enumerate(data.splitlines(), 1):
-            if line.strip():
-                try:
-                    document = msgspec.json.decode(line)
-                except msgspec.DecodeError as error:
-                    raise EventDecodeError(str(error), source=path, line=number) from None
-                yield from decode_document(_encode(_completed(document)), source=path, line=number)
-        return
-    for document in whole if isinstance(whole, list) else [whole]:
-        yield from decode_document(_encode(_completed(document)), source=path)
+        return None
+    return _encode(_completed(document)) if isinstance(document, dict) else None
 
 
-def request_events(path: str) -> Iterator[Event]:
-    """The events of an audit log as `read_events` reads them, in order.
+class _Reader:
+    """The events of an audit log, read as every command reads them, but deciding events that lack fields a
+    decision does not use (level, stage, auditID, requestURI, verb, user), as the apiserver's lenient decoder
+    would read them. Refused records are reported at the end."""
 
-    An event missing (or null in) a field the apiserver always writes but a decision may not need
-    (level, stage, auditID, requestURI, verb, user) is still decided, as the apiserver's lenient decoder
-    would read it; anything else malformed raises EventDecodeError naming file, line and field.
-    """
-    produced = 0
-    try:
-        for event in read_events(path):
-            yield event
-            produced += 1
-        return
-    except EventDecodeError as error:
-        if _MISSING_FIELD not in error.message and not _NULL_FIELD.search(error.message):
-            raise
-    yield from itertools.islice(_tolerant_events(path), produced, None)
+    def __init__(self, path: str, input_format: str) -> None:
+        self.inputs = InputFiles([path], input_format=input_format)
+
+    def events(self) -> Iterator[Event]:
+        with repairing(_complete):
+            for event, _, _ in self.inputs.events():
+                yield event
+
+    def batches(self) -> Iterator[list[Event]]:
+        events = self.events()
+        while batch := list(itertools.islice(events, _BATCH)):
+            yield batch
+
+    def finish(self, strict: bool) -> None:
+        self.inputs.report()
+        self.inputs.exit_if_strict(strict)
 
 
-def _read_one_event(path: str) -> Event:
-    events = list(itertools.islice(request_events(path), 2))
+def _read_one_event(path: str, input_format: str) -> Event:
+    reader = _Reader(path, input_format)
+    events = list(itertools.islice(reader.events(), 2))
+    reader.finish(strict=False)
     if len(events) != 1:
         found = "no event" if not events else "more than one event"
         raise click.UsageError(f"{path}: --event takes a file with exactly one event, found {found}; use --events")
     return events[0]
 
 
-def _batches(path: str) -> Iterator[list[Event]]:
-    events = request_events(path)
-    while batch := list(itertools.islice(events, _BATCH)):
-        yield batch
-
-
-def _write_json_lines(loaded: LoadedPolicy, path: str, out: BinaryIO) -> None:
+def _write_json_lines(loaded: LoadedPolicy, reader: _Reader, out: BinaryIO) -> None:
     """One JSON object per event, in input order, evaluated a batch at a time."""
     compiled = compile_policy(loaded.policy)
     tails: dict[int | None, bytes] = {}
-    for batch in _batches(path):
+    for batch in reader.batches():
         chunk = bytearray()
         for event, decision in zip(batch, compiled.evaluate_events(batch), strict=True):
             tail = tails.get(decision.rule_index)
@@ -214,9 +196,9 @@ def _write_json_lines(loaded: LoadedPolicy, path: str, out: BinaryIO) -> None:
     out.flush()
 
 
-def _write_text_lines(loaded: LoadedPolicy, path: str) -> None:
+def _write_text_lines(loaded: LoadedPolicy, reader: _Reader) -> None:
     compiled = compile_policy(loaded.policy)
-    for batch in _batches(path):
+    for batch in reader.batches():
         for event, decision in zip(batch, compiled.evaluate_events(batch), strict=True):
             rule = f"rule {decision.rule_index}" if decision.rule_index is not None else "no rule"
             request = describe_request(attributes_from_event(event))
@@ -246,13 +228,14 @@ def _load(policy_file: str) -> LoadedPolicy:
 @click.option("--name", default="", help="The object's name (matters for rules with resourceNames).")
 @click.option("--api-group", default="", help='The API group ("" is the core group), e.g. apps.')
 @click.option("--path", default="", help="A non-resource URL path such as /healthz (when no --resource is given).")
-@click.option("--event", "event_file", type=click.Path(dir_okay=False), help="Explain the request of one event.")
+@click.option("--event", "event_file", metavar="FILE", help="Explain the request of one event.")
 @click.option(
     "--events",
     "events_file",
-    type=click.Path(dir_okay=False),
-    help="Decide every event of an audit log (NDJSON, EventList, JSON array, gzip).",
+    metavar="FILE",
+    help="Decide every event of an audit log (any input `detect` reads: NDJSON, EventList, gzip, exports).",
 )
+@input_options
 @click.option(
     "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
 )
@@ -269,6 +252,8 @@ def explain_command(
     path: str,
     event_file: str | None,
     events_file: str | None,
+    input_format: str,
+    strict: bool,
     output: str,
     verbose: bool,
 ) -> None:
@@ -294,31 +279,29 @@ def explain_command(
     if sum((request_flags, event_file is not None, events_file is not None)) > 1:
         raise click.UsageError("give request flags, --event or --events, not several of them")
     loaded = _load(policy_file)
-    try:
-        if events_file is not None:
-            if output == "json":
-                _write_json_lines(loaded, events_file, sys.stdout.buffer)
-            else:
-                _write_text_lines(loaded, events_file)
-            return
-        if event_file is not None:
-            event = _read_one_event(event_file)
-            attrs, audit_id = attributes_from_event(event), event.auditID
+    if events_file is not None:
+        reader = _Reader(events_file, input_format)
+        if output == "json":
+            _write_json_lines(loaded, reader, sys.stdout.buffer)
         else:
-            attrs = attributes_from_flags(
-                user=user,
-                groups=groups,
-                verb=verb,
-                namespace=namespace,
-                resource=resource,
-                name=name,
-                api_group=api_group,
-                path=path,
-            )
-            audit_id = None
-    except EventDecodeError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+            _write_text_lines(loaded, reader)
+        reader.finish(strict)
+        return
+    if event_file is not None:
+        event = _read_one_event(event_file, input_format)
+        attrs, audit_id = attributes_from_event(event), event.auditID
+    else:
+        attrs = attributes_from_flags(
+            user=user,
+            groups=groups,
+            verb=verb,
+            namespace=namespace,
+            resource=resource,
+            name=name,
+            api_group=api_group,
+            path=path,
+        )
+        audit_id = None
     explanation = explain(loaded, attrs)
     if output == "json":
         click.echo(_encode({"auditID": audit_id, **decision_fields(explanation.decision)}).decode())

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from kubetrail.cli.policy_inputs import InputTally, recorded_events, report_skipped
+from kubetrail.cli.inputs import input_options
+from kubetrail.cli.policy_inputs import InputTally, exit_if_strict, recorded_events, report_skipped
 from kubetrail.policy.generate import generate_policy, load_generated, tune
 from kubetrail.policy.lint import exit_code, lint_policy
 from kubetrail.policy.presets import PRESETS
@@ -27,8 +28,9 @@ from kubetrail.policy.presets import PRESETS
     "--cluster-log",
     "cluster_logs",
     multiple=True,
-    type=click.Path(dir_okay=False, exists=True),
-    help="Audit log of the cluster (repeatable): drop the heaviest read-only system traffic the preset records.",
+    metavar="LOG",
+    help="Audit log of the cluster (repeatable; any input `detect` reads): drop the heaviest read-only system "
+    "traffic the preset records.",
 )
 @click.option("--top", type=click.IntRange(1, 50), default=8, show_default=True, help="Most tuned rules to add.")
 @click.option(
@@ -39,7 +41,16 @@ from kubetrail.policy.presets import PRESETS
     help="Only tune callers writing at least this percentage of the bytes.",
 )
 @click.option("-o", "--output", "output", default="-", show_default=True, help="Write the policy here (`-`: stdout).")
-def generate_command(preset: str, cluster_logs: tuple[str, ...], top: int, min_share: float, output: str) -> None:
+@input_options
+def generate_command(
+    preset: str,
+    cluster_logs: tuple[str, ...],
+    top: int,
+    min_share: float,
+    output: str,
+    input_format: str,
+    strict: bool,
+) -> None:
     """Print a commented audit policy built from a preset.
 
     With --cluster-log, the kubelets', control-plane components' and kube-system service accounts'
@@ -56,10 +67,11 @@ def generate_command(preset: str, cluster_logs: tuple[str, ...], top: int, min_s
     err = Console(stderr=True)
     tuned = None
     source = ", ".join(Path(name).name for name in cluster_logs)
+    tally = InputTally()
     if cluster_logs:
-        tally = InputTally()
-        tuned = tune(preset, recorded_events(cluster_logs, None, tally, err), top=top, min_share=min_share / 100)
-        report_skipped(tally, lambda text: err.print(text, soft_wrap=True, highlight=False, markup=False))
+        events = recorded_events(cluster_logs, None, tally, err, input_format)
+        tuned = tune(preset, events, top=top, min_share=min_share / 100)
+        report_skipped(tally, err)
     text = generate_policy(preset, tuned, source=source)
     findings = lint_policy(load_generated(text, preset))
     for finding in findings:
@@ -72,4 +84,5 @@ def generate_command(preset: str, cluster_logs: tuple[str, ...], top: int, min_s
     if tuned is not None:
         kept = text.count("  # tuned: ")
         err.print(f"tuned: {kept} noise rules from {source}", highlight=False, markup=False)
+    exit_if_strict(tally, strict)
     sys.exit(exit_code(findings))

@@ -1,27 +1,23 @@
-"""Where `policy simulate` and `policy diff` read recorded events from: log files or a kubetrail store.
+"""Where `policy simulate`, `diff` and `generate` read recorded events from: log files or a kubetrail store.
 
-Logs are read as `kubetrail detect` reads them (NDJSON, EventList or JSON arrays, gzip or not); a malformed
-event is counted and skipped. A progress bar follows the bytes read when stderr is a terminal.
+Logs are read through the intake, as every command reads them (`cli.inputs`); a refused record is counted,
+reported and skipped. A progress bar follows the bytes read when stderr is a terminal.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import msgspec
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from kubetrail.cli.detect import Malformed, read_input
+from kubetrail.cli.inputs import InputFiles
 from kubetrail.detect import RuleSet, load_ruleset, rule_sources
 from kubetrail.detect.sources import BUILTIN, BUILTIN_RULES_DIR
 from kubetrail.errors import KubetrailError
 from kubetrail.model import Event, decode_event
 
-_PROGRESS_EVERY = 4096
 _STORE_BATCH = 10_000
 
 
@@ -35,45 +31,20 @@ class SimulationInputError(KubetrailError):
 
 @dataclass
 class InputTally:
-    """How many events were read and how many were skipped, with the first few reasons."""
+    """How many events were read from a store and how many were skipped, with the first few reasons."""
 
     events: int = 0
     malformed: int = 0
     shown: list[str] = field(default_factory=list)
+    files: InputFiles | None = None
 
 
-def _from_files(files: tuple[str, ...], tally: InputTally, console: Console) -> Iterator[Event]:
-    sizes = [Path(name).stat().st_size if name != "-" else 0 for name in files]
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("reading", total=sum(sizes) or None)
-        done = 0
-        for name, size in zip(files, sizes, strict=True):
-            progress.update(task, description=Path(name).name if name != "-" else "stdin")
-            handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
-            try:
-                for item in read_input(name, handle):
-                    if isinstance(item, Malformed):
-                        tally.malformed += 1
-                        if len(tally.shown) < 10:
-                            tally.shown.append(str(item))
-                        continue
-                    tally.events += 1
-                    yield item[0]
-                    if tally.events % _PROGRESS_EVERY == 0 and name != "-":
-                        progress.update(task, completed=done + handle.tell())
-            finally:
-                if handle is not sys.stdin.buffer:
-                    handle.close()
-            done += size
-            progress.update(task, completed=done)
+def _from_files(files: tuple[str, ...], tally: InputTally, console: Console, input_format: str) -> Iterator[Event]:
+    inputs = InputFiles(files, input_format=input_format, console=console)
+    tally.files = inputs
+    for event, _, _ in inputs.events():
+        tally.events += 1
+        yield event
 
 
 def _from_store(store_dir: str, tally: InputTally) -> Iterator[Event]:
@@ -99,14 +70,18 @@ def _from_store(store_dir: str, tally: InputTally) -> Iterator[Event]:
 
 
 def recorded_events(
-    files: tuple[str, ...], store_dir: str | None, tally: InputTally, console: Console
+    files: tuple[str, ...],
+    store_dir: str | None,
+    tally: InputTally,
+    console: Console,
+    input_format: str = "auto",
 ) -> Iterator[Event]:
     """The events of every file, then of the store (each event once, in input order)."""
     if not files and store_dir is None:
         raise SimulationInputError(
             "no events to replay", hint="pass audit log files recorded at RequestResponse level, or --store DIR"
         )
-    yield from _from_files(files, tally, console)
+    yield from _from_files(files, tally, console, input_format)
     if store_dir is not None:
         yield from _from_store(store_dir, tally)
 
@@ -122,9 +97,21 @@ def active_rules(specs: tuple[str, ...], no_coverage: bool) -> tuple[RuleSet | N
     return load_ruleset(rule_sources(specs)), ", ".join(specs)
 
 
-def report_skipped(tally: InputTally, say: Callable[[str], None]) -> None:
-    """Warn about malformed input events (the first few by location, then a count)."""
+def report_skipped(tally: InputTally, console: Console) -> None:
+    """Warn about refused input records as every command does (see `cli.inputs`)."""
+
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+    if tally.files is not None:
+        tally.files.report(say)
     for text in tally.shown:
         say(f"warning: skipped {text}")
     if tally.malformed > len(tally.shown):
         say(f"warning: {tally.malformed - len(tally.shown)} more malformed events skipped")
+
+
+def exit_if_strict(tally: InputTally, strict: bool) -> None:
+    """`--strict`: any refused input record makes the command exit 1 (after its output)."""
+    if tally.files is not None:
+        tally.files.exit_if_strict(strict)

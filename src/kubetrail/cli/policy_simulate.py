@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from kubetrail.cli.demo import render_report
-from kubetrail.cli.policy_inputs import InputTally, active_rules, recorded_events, report_skipped
+from kubetrail.cli.inputs import input_options
+from kubetrail.cli.policy_inputs import InputTally, active_rules, exit_if_strict, recorded_events, report_skipped
 from kubetrail.coverage import Cause, CoverageAnalyzer, CoverageReport, RuleCoverage
 from kubetrail.model.event import Level, Stage
 from kubetrail.model.policy import Policy
@@ -250,9 +251,10 @@ def load_checked(path: str, err: Console) -> tuple[LoadedPolicy, CompiledPolicy]
 
 @click.command(name="simulate")
 @click.argument("policy_file", type=click.Path(dir_okay=False))
-@click.argument("logs", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("logs", nargs=-1, metavar="[LOG]...")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False), help="Replay a kubetrail store's events too.")
 @rotation_options
+@input_options
 @click.option("--rules", multiple=True, metavar="FILE|DIR", help="Detection rules for coverage (default: built-in).")
 @click.option("--no-coverage", is_flag=True, help="Skip the detection coverage analysis.")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Noisy tuples to list.")
@@ -264,6 +266,8 @@ def simulate_command(
     max_size: int | None,
     max_backup: int | None,
     max_age: int | None,
+    input_format: str,
+    strict: bool,
     rules: tuple[str, ...],
     no_coverage: bool,
     top: int,
@@ -292,11 +296,11 @@ def simulate_command(
     simulator = Simulator(compiled)
     analyzer = CoverageAnalyzer(compiled, ruleset) if ruleset is not None else None
     tally = InputTally()
-    for event in recorded_events(logs, store_dir, tally, err):
+    for event in recorded_events(logs, store_dir, tally, err, input_format):
         written = simulator.add(event)
         if analyzer is not None:
             analyzer.add(event, compiled.evaluate_event(event), written)
-    report_skipped(tally, lambda text: err.print(text, soft_wrap=True, highlight=False, markup=False))
+    report_skipped(tally, err)
     report = simulator.report()
     if report.under_recorded:
         err.print(
@@ -316,9 +320,11 @@ def simulate_command(
             "rules": rules_note,
         }
         sys.stdout.write(msgspec.json.encode(record).decode() + "\n")
+        exit_if_strict(tally, strict)
         return
     console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
     render_report(report, compiled, console, span_seconds=report.span_seconds)
     render_volume(report, console, top)
     render_disk(estimate, settings_label, console)
     render_coverage(coverage, rules_note, compiled.policy, console)
+    exit_if_strict(tally, strict)

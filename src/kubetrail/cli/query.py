@@ -8,8 +8,10 @@ from collections.abc import Sequence
 
 import click
 
+from kubetrail.cli.inputs import exit_if_strict, report_tally
 from kubetrail.cli.query_engines import ENGINES, open_engine
-from kubetrail.collect.readers import FORMATS as INPUT_FORMATS
+from kubetrail.intake import FORMATS as INPUT_FORMATS
+from kubetrail.intake import Tally
 from kubetrail.query import QueryError, parse_filter
 from kubetrail.query.fields import FieldKind, lookup
 from kubetrail.query.output import DEFAULT_FIELDS, FORMATS, write
@@ -73,6 +75,9 @@ def source_options(function: click.decorators.FC) -> click.decorators.FC:
             show_default=True,
             help="Format of --file inputs.",
         ),
+        click.option(
+            "--strict", is_flag=True, help="With --file: exit 1 when any record was refused (reported either way)."
+        ),
         click.option("--since", help="Only events at or after: a duration back from now (1h, 7d) or a time."),
         click.option("--until", help="Only events before: a duration back from now or a time (RFC 3339)."),
         click.option("--cluster", help="Only this cluster (with --file: the cluster to label the events with)."),
@@ -84,6 +89,15 @@ def source_options(function: click.decorators.FC) -> click.decorators.FC:
 
 def window_of(since: str | None, until: str | None, cluster: str | None, files: Sequence[str]) -> Window:
     return Window(since=since, until=until, cluster=None if files else cluster)
+
+
+def report_refused(source: object, *, strict: bool) -> None:
+    """After the results: what reading --file inputs refused, as every command reports it (then --strict)."""
+    tally = source if isinstance(source, Tally) else getattr(source, "tally", None)
+    if not isinstance(tally, Tally):
+        return
+    report_tally(tally, lambda line: click.echo(line, err=True))
+    exit_if_strict(tally, strict)
 
 
 def fail(error: QueryError) -> None:
@@ -120,6 +134,7 @@ def query_command(
     store_dir: str | None,
     files: tuple[str, ...],
     input_format: str,
+    strict: bool,
     since: str | None,
     until: str | None,
     cluster: str | None,
@@ -164,12 +179,14 @@ def query_command(
                 statement = _WITH.sub(prefix + ", ", sql, count=1) if _WITH.match(sql) else f"{prefix} {sql}"
                 table = source.sql(statement, params)
                 write(table, output, sys.stdout)
+                report_refused(source, strict=strict)
                 return
             wanted = columns if output != "ndjson" or fields else ["event"]
             table = source.select(parsed, window, columns=wanted, limit=limit, order="desc" if descending else "asc")
+            write(table, output, sys.stdout, events=output == "ndjson" and not fields)
+            if output == "table" and limit and table.num_rows == limit:
+                click.echo(f"(first {limit} events; --limit 0 for all)", err=True)
+            report_refused(source, strict=strict)
     except QueryError as error:
         fail(error)
         return
-    write(table, output, sys.stdout, events=output == "ndjson" and not fields)
-    if output == "table" and limit and table.num_rows == limit:
-        click.echo(f"(first {limit} events; --limit 0 for all)", err=True)

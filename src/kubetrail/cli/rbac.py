@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from kubetrail.collect.readers import expand_inputs, read_file
+from kubetrail.cli.inputs import InputFiles, input_options
 from kubetrail.model import Event, decode_event, normalize_microtime
 from kubetrail.rbac import (
     CLUSTER,
@@ -72,10 +72,9 @@ def _in_window(event: Event, since: str | None, until: str | None) -> bool:
     return bool(when) and (since is None or when >= since) and (until is None or when < until)
 
 
-def _from_files(files: tuple[str, ...]) -> Iterator[Event]:
-    for path in expand_inputs(list(files)):
-        for batch in read_file(path):
-            yield from batch.events
+def _from_files(inputs: InputFiles) -> Iterator[Event]:
+    for event, _, _ in inputs.events():
+        yield event
 
 
 def _from_store(store_dir: str, usernames: frozenset[str] | None) -> Iterator[Event]:
@@ -104,12 +103,21 @@ def load_events(
     since: str | None,
     until: str | None,
     usernames: frozenset[str] | None,
+    *,
+    input_format: str = "auto",
+    strict: bool = False,
 ) -> list[Event]:
     """The events of the window from logs or a store (only those of `usernames` when given)."""
     if bool(files) == bool(store_dir):
         raise RbacError("give either --store DIR or --file LOG", hint="e.g. --file /var/log/kubernetes/audit.log")
-    source = _from_store(store_dir, usernames) if store_dir else _from_files(files)
-    return [event for event in source if _involves(event, usernames) and _in_window(event, since, until)]
+    if store_dir:
+        source = _from_store(store_dir, usernames)
+        return [event for event in source if _involves(event, usernames) and _in_window(event, since, until)]
+    inputs = InputFiles(files, input_format=input_format)
+    found = [event for event in _from_files(inputs) if _involves(event, usernames) and _in_window(event, since, until)]
+    inputs.report()
+    inputs.exit_if_strict(strict)
+    return found
 
 
 def _involves(event: Event, usernames: frozenset[str] | None) -> bool:
@@ -151,7 +159,7 @@ _WINDOW_OPTIONS = [
 def _window_options(command: click.decorators.FC) -> click.decorators.FC:
     for option in reversed(_WINDOW_OPTIONS):
         command = option(command)
-    return command
+    return input_options(command)
 
 
 @click.group(name="rbac")
@@ -184,6 +192,8 @@ def generate_command(
     files: tuple[str, ...],
     since: str | None,
     until: str | None,
+    input_format: str,
+    strict: bool,
     output: str,
 ) -> None:
     """Write Roles, ClusterRoles and bindings that grant exactly the requests the subject made.
@@ -203,7 +213,7 @@ def generate_command(
     now = datetime.now(UTC)
     start, end = parse_when(since, now, "--since"), parse_when(until, now, "--until")
     usernames = frozenset({subject.username})
-    events = load_events(files + logs, store_dir, start, end, usernames)
+    events = load_events(files + logs, store_dir, start, end, usernames, input_format=input_format, strict=strict)
     options = GenerateOptions(resource_names=resource_names, include_denied=include_denied, namespace=namespace)
     generated = generate(subject, observe(events, usernames).values(), options)
     window = f"{start or 'the beginning'} to {end or 'the end'}"
@@ -260,6 +270,8 @@ def unused_command(
     files: tuple[str, ...],
     since: str | None,
     until: str | None,
+    input_format: str,
+    strict: bool,
     output: str,
 ) -> None:
     """Report, per subject, permissions the RBAC manifests grant that no request used in the window.
@@ -276,7 +288,7 @@ def unused_command(
     rbac = load_rbac(rbac_paths)
     now = datetime.now(UTC)
     window = parse_when(since, now, "--since"), parse_when(until, now, "--until")
-    events = load_events(files + logs, store_dir, *window, None)
+    events = load_events(files + logs, store_dir, *window, None, input_format=input_format, strict=strict)
     report = find_unused(rbac, observe(events).values(), identities_of(events))
     wanted = {_subject_label(text) for text in subjects}
     unused = [item for item in report.unused if not wanted or item.subject in wanted]

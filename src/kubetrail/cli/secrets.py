@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from kubetrail.collect.readers import expand_inputs
+from kubetrail.intake import expand_inputs
 from kubetrail.secrets import Finding, SecretsError, redact_file, scan_file, scan_text
 from kubetrail.store import Store
 

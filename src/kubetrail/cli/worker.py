@@ -108,7 +108,7 @@ def worker_command(
       kubetrail query --lake /srv/lake 'resource=secrets verb=get'
     """
     from kubetrail.detect import load_ruleset, rule_sources
-    from kubetrail.serve.detection import default_rule_specs
+    from kubetrail.pipeline.detection import default_rule_specs
 
     bus = parse_bus_url(bus_url, replicas=bus_replicas, partitions=bus_partitions)
     config = dataclasses.replace(bus, ack_wait_seconds=ack_wait)

@@ -1,12 +1,12 @@
-"""Size limits of the receiver: read a request body, and inflate gzip, without ever holding more than allowed.
+"""Size limits of the receiver: read a request body without ever holding more than allowed.
 
-The body limit is checked while the body streams in (and against `Content-Length` before reading), and again
-after decompression, so a small gzip bomb cannot expand past it.
+The body limit is checked while the body streams in (and against `Content-Length` before reading); the intake
+checks it again while inflating a gzip body (`kubetrail.intake.inflate`), so a small gzip bomb cannot expand
+past it.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,30 +70,3 @@ async def read_body(receive: Receive, limit: int, content_length: int | None = N
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def gunzip(data: bytes, limit: int) -> bytes:
-    """Inflate a gzip body (concatenated members too); 413 past `limit` decompressed bytes, 400 when corrupt."""
-    parts: list[bytes] = []
-    size = 0
-    remaining = data
-    while True:
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = remaining
-        try:
-            while not inflater.eof:
-                out = inflater.decompress(pending, _INFLATE_STEP)
-                pending = inflater.unconsumed_tail
-                if not out and not pending:
-                    break
-                size += len(out)
-                if size > limit:
-                    raise too_large("the decompressed request body", limit)
-                parts.append(out)
-        except zlib.error as error:
-            raise RequestError(400, f"the gzip body is corrupt: {error}") from None
-        if not inflater.eof:
-            raise RequestError(400, "the gzip body is truncated")
-        remaining = inflater.unused_data
-        if not remaining.strip(b"\x00"):
-            return b"".join(parts)

@@ -15,26 +15,17 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from kubetrail.collect.auth import Authenticator, Identity
-from kubetrail.collect.limits import (
-    DEFAULT_MAX_EVENT_BYTES,
-    ClientDisconnected,
-    Limits,
-    RequestError,
-    gunzip,
-    read_body,
-    too_large,
-)
+from kubetrail.collect.limits import ClientDisconnected, Limits, RequestError, read_body, too_large
 from kubetrail.collect.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from kubetrail.collect.metrics import Registry
-from kubetrail.model import Event, EventDecodeError, decode_event
-from kubetrail.model.event import API_VERSION_V1, SUPPORTED_EVENT_API_VERSIONS
-from kubetrail.store import Store, StoreError, check_cluster
+from kubetrail.intake import Batch, EventTooLargeError, GzipError, InflateLimitError, NotJsonError, decode_body
+from kubetrail.pipeline import Outcome, Pipeline, Sink
+from kubetrail.store import StoreError, check_cluster
 
 log = logging.getLogger(__name__)
 
@@ -50,123 +41,7 @@ RETRY_AFTER_SECONDS = 1
 INLINE_BYTES = 1 << 20
 """Bodies below this are decoded on the event loop (a 400-event batch takes a few ms); larger ones in a thread."""
 
-
-class _Envelope(msgspec.Struct):
-    """Just enough of a document to tell an EventList from an Event (everything else is skipped)."""
-
-    kind: str = ""
-    apiVersion: str = ""
-    items: msgspec.Raw = msgspec.Raw()
-
-
-_top_decoder = msgspec.json.Decoder(list[msgspec.Raw] | _Envelope)
-_envelope_decoder = msgspec.json.Decoder(_Envelope)
-_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
-_json_checker = msgspec.json.Decoder(msgspec.Raw)
-_event_decoder = msgspec.json.Decoder(Event)
 _encoder = msgspec.json.Encoder()
-
-
-@dataclass
-class Payload:
-    """A request body split into valid events (with their JSON) and refused items (with the reason)."""
-
-    events: list[Event] = field(default_factory=list)
-    raws: list[bytes | None] = field(default_factory=list)
-    rejected: list[tuple[bytes, str]] = field(default_factory=list)
-
-    @property
-    def received(self) -> int:
-        return len(self.events) + len(self.rejected)
-
-
-def split_body(body: bytes, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Payload:
-    """Validate every item of an Event / EventList / JSON array body.
-
-    Raises RequestError 400 when the body is not JSON at all, 413 when one event exceeds `max_event_bytes`.
-    """
-    payload = Payload()
-    try:
-        top = _top_decoder.decode(body)
-    except msgspec.ValidationError as error:
-        try:
-            _json_checker.decode(body)
-        except msgspec.DecodeError as syntax:
-            raise RequestError(400, f"the body is not JSON: {syntax}") from None
-        _event(payload, body, "body", max_event_bytes, fallback=f"not an audit Event or EventList: {error}")
-        return payload
-    except msgspec.DecodeError as error:
-        raise RequestError(400, f"the body is not JSON: {error}") from None
-    if isinstance(top, list):
-        for index, item in enumerate(top):
-            raw = bytes(item)
-            if b'"EventList"' in raw:
-                _document(payload, raw, None, f"item {index}", max_event_bytes)
-            else:
-                _event(payload, raw, f"item {index}", max_event_bytes)
-    else:
-        _document(payload, body, top, "body", max_event_bytes)
-    return payload
-
-
-def _document(payload: Payload, raw: bytes, envelope: _Envelope | None, where: str, max_event_bytes: int) -> None:
-    if envelope is None:
-        try:
-            envelope = _envelope_decoder.decode(raw)
-        except msgspec.DecodeError as error:
-            _event(payload, raw, where, max_event_bytes, fallback=f"not an audit Event or EventList: {error}")
-            return
-    if envelope.kind != "EventList":
-        _event(payload, raw, where, max_event_bytes)
-        return
-    if envelope.apiVersion and envelope.apiVersion not in SUPPORTED_EVENT_API_VERSIONS:
-        payload.rejected.append(
-            (raw, f"{where}: apiVersion {envelope.apiVersion!r} is not an audit event version - at `$.apiVersion`")
-        )
-        return
-    if not envelope.items:
-        return
-    try:
-        items = _items_decoder.decode(envelope.items)
-    except msgspec.DecodeError as error:
-        payload.rejected.append((raw, f"{where}: {error} - at `$.items`"))
-        return
-    _events(payload, items, f"{where} items", max_event_bytes)
-
-
-def _events(payload: Payload, items: list[msgspec.Raw], where: str, max_event_bytes: int) -> None:
-    """The hot loop: one decode per item; the location text is only built for an item that fails."""
-    events, raws = payload.events, payload.raws
-    decode = _event_decoder.decode
-    for index, item in enumerate(items):
-        raw = bytes(item)
-        if len(raw) > max_event_bytes:
-            raise too_large(f"{where}[{index}] ({len(raw)} bytes)", max_event_bytes)
-        try:
-            event = decode(raw)
-        except msgspec.DecodeError:
-            _event(payload, raw, f"{where}[{index}]", max_event_bytes)
-            continue
-        if event.apiVersion != API_VERSION_V1:
-            _event(payload, raw, f"{where}[{index}]", max_event_bytes)
-            continue
-        events.append(event)
-        raws.append(raw)
-
-
-def _event(payload: Payload, raw: bytes, where: str, max_event_bytes: int, fallback: str = "") -> None:
-    if len(raw) > max_event_bytes:
-        raise too_large(f"{where} ({len(raw)} bytes)", max_event_bytes)
-    if fallback:
-        payload.rejected.append((raw, f"{where}: {fallback}"))
-        return
-    try:
-        event = decode_event(raw, source=where)
-    except EventDecodeError as error:
-        payload.rejected.append((raw, f"{where}: {error.message}"))
-        return
-    payload.events.append(event)
-    payload.raws.append(raw)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -193,14 +68,16 @@ class Receiver:
 
     def __init__(
         self,
-        store: Store,
+        target: Pipeline | Sink,
         *,
         default_cluster: str = DEFAULT_CLUSTER,
         limits: Limits | None = None,
         auth: Authenticator | None = None,
         metrics: Registry | None = None,
     ) -> None:
-        self.store = store
+        """`target` is the pipeline batches go through (a bare sink gets a pipeline without redaction)."""
+        self.pipeline = target if isinstance(target, Pipeline) else Pipeline(target, default_cluster=default_cluster)
+        self.store = self.pipeline.sink
         self.default_cluster = check_cluster(default_cluster)
         self.limits = limits or Limits()
         self.auth = auth or Authenticator()
@@ -243,7 +120,8 @@ class Receiver:
             return "shutting down"
         if self.store.read_only:
             return "the store is open read-only"
-        if not os.access(self.store.layout.wal_dir, os.W_OK):
+        wal_dir = getattr(getattr(self.store, "layout", None), "wal_dir", None)
+        if wal_dir is not None and not os.access(wal_dir, os.W_OK):
             return "the store's WAL directory is not writable"
         return self._last_failure
 
@@ -279,10 +157,11 @@ class Receiver:
             body = await self._body(scope, receive)
             self.metrics.bytes.inc(len(body), cluster)
             gzipped = (_header(scope, b"content-encoding") or "").strip().lower() == "gzip"
+            source = f"webhook {client[0]} {path}"
             if len(body) < INLINE_BYTES and not gzipped:
-                payload = split_body(body, self.limits.max_event_bytes)
+                batch = self._decode(body, gzipped, source)
             else:
-                payload = await asyncio.to_thread(self._decode, body, gzipped)
+                batch = await asyncio.to_thread(self._decode, body, gzipped, source)
         except ClientDisconnected:
             return
         except RequestError as error:
@@ -291,13 +170,27 @@ class Receiver:
                 headers.append(("retry-after", str(RETRY_AFTER_SECONDS)))
             await self._answer(send, path, error.status, error.message, headers=headers, hint=error.hint)
             return
-        await self._store(send, path, cluster, payload, source=f"webhook {client[0]} {path}")
+        await self._store(send, path, cluster, batch, source)
 
-    def _decode(self, body: bytes, gzipped: bool) -> Payload:
-        """Inflate and split a large body off the event loop, so that other requests keep being served."""
-        if gzipped:
-            body = gunzip(body, self.limits.max_body_bytes)
-        return split_body(body, self.limits.max_event_bytes)
+    def _decode(self, body: bytes, gzipped: bool, source: str) -> Batch:
+        """Inflate and decode a body through the intake (large ones off the event loop)."""
+        limits = self.limits
+        try:
+            return decode_body(
+                body,
+                source=source,
+                gzipped=gzipped,
+                max_body_bytes=limits.max_body_bytes,
+                max_event_bytes=limits.max_event_bytes,
+            )
+        except NotJsonError as error:
+            raise RequestError(400, f"the body is {error.message}") from None
+        except EventTooLargeError as error:
+            raise too_large(error.what, limits.max_event_bytes) from None
+        except InflateLimitError:
+            raise too_large("the decompressed request body", limits.max_body_bytes) from None
+        except GzipError as error:
+            raise RequestError(400, f"the gzip body is unreadable: {error.message}") from None
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         content_type = (_header(scope, b"content-type") or "").lower()
@@ -310,19 +203,18 @@ class Receiver:
         declared = int(length) if length is not None and length.strip().isdigit() else None
         return await read_body(receive, self.limits.max_body_bytes, declared)
 
-    async def _store(self, send: Send, path: str, cluster: str, payload: Payload, source: str) -> None:
+    async def _store(self, send: Send, path: str, cluster: str, batch: Batch, source: str) -> None:
         metrics = self.metrics
-        metrics.received.inc(payload.received, cluster)
+        received = len(batch.events) + len(batch.rejected)
+        metrics.received.inc(received, cluster)
         started = time.perf_counter()
         metrics.queue.add(1)
-        metrics.pending.add(len(payload.events))
+        metrics.pending.add(len(batch.events))
         try:
-            result = await self.store.append_async(cluster, payload.events, payload.raws)
-            if payload.rejected:
-                await asyncio.to_thread(self._dead_letter, cluster, payload.rejected, source)
+            outcome: Outcome = await self.pipeline.accept_async(batch, cluster, source=source)
         except (StoreError, OSError) as error:
             self._last_failure = f"the last batch could not be made durable: {error}"
-            log.error("answering 503 for %d events of %s: %s", payload.received, cluster, error)
+            log.error("answering 503 for %d events of %s: %s", received, cluster, error)
             await self._answer(
                 send,
                 path,
@@ -333,33 +225,26 @@ class Receiver:
             return
         finally:
             metrics.queue.add(-1)
-            metrics.pending.add(-len(payload.events))
+            metrics.pending.add(-len(batch.events))
         self._last_failure = None
         metrics.ack.observe(time.perf_counter() - started)
-        metrics.accepted.inc(result.accepted, cluster)
-        metrics.duplicates.inc(result.duplicates, cluster)
-        metrics.rejected.inc(len(payload.rejected), cluster)
-        if payload.rejected:
-            log.warning(
-                "%s: %d invalid events of %s went to the dead-letter file", source, len(payload.rejected), cluster
-            )
-        if not payload.events and payload.rejected:
-            first = payload.rejected[0][1]
-            await self._answer(send, path, 422, f"no valid audit events ({len(payload.rejected)} refused): {first}")
+        metrics.accepted.inc(outcome.accepted, cluster)
+        metrics.duplicates.inc(outcome.duplicates, cluster)
+        metrics.rejected.inc(outcome.rejected, cluster)
+        if outcome.rejected:
+            log.warning("%s: %d invalid events of %s went to the dead-letter file", source, outcome.rejected, cluster)
+        if not batch.events and batch.rejected:
+            first = batch.rejected[0].reason
+            await self._answer(send, path, 422, f"no valid audit events ({len(batch.rejected)} refused): {first}")
             return
         summary = {
             "cluster": cluster,
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "rejected": len(payload.rejected),
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": outcome.rejected,
         }
         metrics.requests.inc(1, "/audit" if path.startswith(AUDIT_PREFIX) else path, "200")
         await _respond(send, 200, _encoder.encode(summary) + b"\n", "application/json")
-
-    def _dead_letter(self, cluster: str, rejected: list[tuple[bytes, str]], source: str) -> None:
-        for raw, reason in rejected:
-            self.store.dead_letter(source=source, reason=reason, raw=raw, cluster=cluster)
-        self.store.dead_letters.flush()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -21,7 +21,6 @@ keeps only to its clock tick, so under very fast rotation their order may differ
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import os
 import re
@@ -32,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetrail.collect.checkpoint import Checkpoint, CheckpointStore, line_digest
-from kubetrail.model import Event, EventDecodeError, decode_event
+from kubetrail.intake import Batch, GzipError, add_line, open_gzip
+from kubetrail.pipeline import Pipeline
 from kubetrail.store import Store
 
 log = logging.getLogger(__name__)
@@ -125,19 +125,41 @@ def _open_plain(path: str) -> _File:
     return _File(path, info.st_dev, info.st_ino, read, lambda: os.close(fd), fd=fd)
 
 
+class _Inflated:
+    """A gzip'd backup read at decompressed offsets through the intake's inflater: forward by reading on,
+    backward by starting over (backups are read once, front to back, so going back is rare)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.stream = open_gzip(self.raw, source=path)
+        self.position = 0
+
+    def read(self, position: int, size: int) -> bytes:
+        if position < self.position:
+            self.raw.seek(0)
+            self.stream = open_gzip(self.raw, source=self.path)
+            self.position = 0
+        while self.position < position:
+            skipped = self.stream.read(min(CHUNK, position - self.position))
+            if not skipped:
+                return b""
+            self.position += len(skipped)
+        data = self.stream.read(size)
+        self.position += len(data)
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def _open_any(path: str) -> _File:
     """A plain file, or a gzip'd backup read in decompressed offsets."""
     if not path.endswith(".gz"):
         return _open_plain(path)
     info = os.stat(path)
-    stream = gzip.GzipFile(path, "rb")
-
-    def read(position: int, size: int) -> bytes:
-        if stream.tell() != position:
-            stream.seek(position)
-        return stream.read(size)
-
-    return _File(path, info.st_dev, info.st_ino, read, stream.close)
+    inflated = _Inflated(path)
+    return _File(path, info.st_dev, info.st_ino, inflated.read, inflated.close)
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -152,7 +174,7 @@ def _fingerprint_matches(file: _File, line_start: int, offset: int, sha: str) ->
         return True
     try:
         data = file.read(line_start, offset - line_start)
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (OSError, EOFError, GzipError):
         return False
     return len(data) == offset - line_start and line_digest(data) == sha
 
@@ -327,7 +349,7 @@ class Tailer:
             return None
         try:
             identity = _identity(file) if (file.device, file.inode) == key else None
-        except (OSError, EOFError, gzip.BadGzipFile):
+        except (OSError, EOFError, GzipError):
             identity = None
         finally:
             file.close()
@@ -568,29 +590,20 @@ class Tailer:
             self._current = None
 
 
-class StoreSink:
-    """Decodes tailed lines and appends them to a store; undecodable lines go to the dead-letter file."""
+class PipelineSink:
+    """Decodes tailed lines through the intake and hands them to the pipeline (rejections become dead letters)."""
 
-    def __init__(self, store: Store, cluster: str) -> None:
-        self.store = store
+    def __init__(self, pipeline: Pipeline | Store, cluster: str) -> None:
+        self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline(pipeline)
         self.cluster = cluster
         self.rejected = 0
 
     def __call__(self, batch: TailBatch) -> None:
-        events: list[Event] = []
-        raws: list[bytes | None] = []
-        bad: list[tuple[int, bytes, str]] = []
+        decoded = Batch()
         position = batch.offset
+        source = batch.path
         for line in batch.lines:
-            try:
-                events.append(decode_event(line, source=batch.path))
-                raws.append(line)
-            except EventDecodeError as error:
-                bad.append((position, line, error.message))
+            add_line(decoded, line, f"{source}@~{position}", None)
             position += len(line) + 1
-        self.store.append(self.cluster, events, raws)
-        for offset, line, reason in bad:
-            self.store.dead_letter(source=f"{batch.path}@~{offset}", reason=reason, raw=line, cluster=self.cluster)
-        if bad:
-            self.store.dead_letters.flush()
-            self.rejected += len(bad)
+        self.pipeline.accept(decoded, self.cluster, source=source)
+        self.rejected += len(decoded.rejected)

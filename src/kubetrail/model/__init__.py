@@ -5,12 +5,9 @@ from kubetrail.model.codec import (
     decode_document,
     decode_event,
     decode_event_lossless,
-    decode_events,
     encode_event,
     encode_event_list,
     encode_ndjson,
-    iter_events,
-    read_events,
 )
 from kubetrail.model.errors import EventDecodeError
 from kubetrail.model.event import (
@@ -47,13 +44,10 @@ __all__ = [
     "decode_document",
     "decode_event",
     "decode_event_lossless",
-    "decode_events",
     "encode_event",
     "encode_event_list",
     "encode_ndjson",
     "format_microtime",
-    "iter_events",
     "normalize_microtime",
     "parse_microtime",
-    "read_events",
 ]

@@ -1,22 +1,25 @@
 """Querying log files in place, without ingesting them: an `events` view with the store's columns.
 
 Plain or gzip'd NDJSON audit logs (the log backend's format, rotated sets included) are read by DuckDB as
-lines, and each column is extracted from the JSON only when a query uses it — the fast path. Other inputs
-(EventList or array documents, EKS / GKE / AKS exports) go through kubetrail's readers into an Arrow table.
+lines, and each column is extracted from the JSON only when a query uses it — the fast path. A line enters
+the view only when it has an audit Event's required fields with the right types (as the intake requires);
+when some do not, those files are read once more through the intake to report each refused line by
+`file:line` and reason, as every command reports them. Other inputs (EventList or array documents, EKS /
+GKE / AKS exports) go through the intake into an Arrow table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from kubetrail.collect.readers import expand_inputs, read_file
-from kubetrail.collect.readers.base import GZIP_MAGIC, head, open_input
-from kubetrail.collect.readers.detect import format_of
+from kubetrail.intake import Format, Tally, expand_inputs, is_gzip, open_inflated, peek, read_path, sniff
+from kubetrail.model.event import SUPPORTED_EVENT_API_VERSIONS, Level, Stage
 from kubetrail.store.columns import COLUMN_NAMES, ROW_SCHEMA, build_rows, flat_select
 
 _DECODED_RELATION = "kubetrail_decoded_rows"
@@ -75,19 +78,41 @@ def _literal(text: str) -> str:
 
 def is_plain_ndjson(path: Path) -> bool:
     """Whether a file is the log backend's NDJSON (one Event per line), gzip'd or not."""
-    start = head(path, 65536).lstrip()
-    if not start.startswith(b"{") or format_of(start) != "k8s":
+    start = peek(path).lstrip()
+    if not start.startswith(b"{") or sniff(start) != Format.NATIVE:
         return False
     first_line = start.split(b"\n", 1)[0]
     return b'"auditID"' in first_line and b'"EventList"' not in first_line[:200]
 
 
-def _csv_lines(paths: Sequence[Path], compression: str) -> str:
+def _in(values: Sequence[str]) -> str:
+    return ", ".join(_literal(value) for value in values)
+
+
+_REQUIRED = ["$.kind", "$.apiVersion", "$.level", "$.stage", "$.auditID", "$.requestURI", "$.verb", "$.user"]
+_VALID_PARTS = (
+    "(p[1] IS NULL OR json_extract_string(p[1], '$') = 'Event') "
+    f"AND (p[2] IS NULL OR json_extract_string(p[2], '$') IN ({_in(SUPPORTED_EVENT_API_VERSIONS)})) "
+    f"AND json_extract_string(p[3], '$') IN ({_in([level.value for level in Level])}) "
+    f"AND json_extract_string(p[4], '$') IN ({_in([stage.value for stage in Stage])}) "
+    "AND json_type(p[5]) = 'VARCHAR' AND json_type(p[6]) = 'VARCHAR' AND json_type(p[7]) = 'VARCHAR' "
+    "AND json_type(p[8]) = 'OBJECT'"
+)
+
+
+def valid_event(column: str = "event") -> str:
+    """SQL that is true for a line holding an audit Event: its required fields present with the right types."""
+    paths = "[" + ", ".join(_literal(path) for path in _REQUIRED) + "]"
+    return f"coalesce((SELECT {_VALID_PARTS} FROM (SELECT try(json_extract({column}, {paths})) AS p)), false)"
+
+
+def _csv_lines(paths: Sequence[Path], compression: str, *, filename: bool = False) -> str:
     """DuckDB reading each line of the files as one VARCHAR `event` (no JSON line contains a raw 0x01)."""
     listing = ", ".join(_literal(str(path)) for path in paths)
     return (
         f"read_csv([{listing}], columns = {{'event': 'VARCHAR'}}, delim = '\\x01', quote = '', escape = '', "
-        f"header = false, auto_detect = false, compression = '{compression}', max_line_size = {_MAX_LINE_BYTES})"
+        f"header = false, auto_detect = false, compression = '{compression}', max_line_size = {_MAX_LINE_BYTES}"
+        f"{', filename = true' if filename else ''})"
     )
 
 
@@ -95,8 +120,8 @@ def _python_lines(paths: Sequence[Path]) -> pa.Table:
     """The files' lines as an `event` column, invalid UTF-8 replaced by U+FFFD (as the store keeps it)."""
     lines: list[str] = []
     for path in paths:
-        with open_input(path) as source:
-            lines.extend(line.decode("utf-8", errors="replace") for line in source.stream)
+        with open_inflated(path) as stream:
+            lines.extend(line.decode("utf-8", errors="replace") for line in stream)
     return pa.table({"event": pa.array(lines, pa.string())})
 
 
@@ -104,19 +129,46 @@ def _lines_select(reader: str, cluster: str) -> str:
     columns = [f'{_LINE_COLUMNS[name]} AS "{name}"' for name in COLUMN_NAMES if name in _LINE_COLUMNS]
     return (
         f"SELECT {', '.join(columns)}, CAST(NULL AS DATE) AS date, {_literal(cluster)} AS cluster "
-        f"FROM (SELECT event FROM {reader} WHERE try(json_type(event)) = 'OBJECT')"
+        f"FROM (SELECT event FROM {reader} WHERE {valid_event()})"
     )
 
 
-def _decoded_rows(paths: Sequence[Path], cluster: str | None, input_format: str) -> pa.Table:
+def _decoded_rows(paths: Sequence[Path], cluster: str | None, input_format: str, tally: Tally) -> pa.Table:
     batches: list[pa.RecordBatch] = []
     received = datetime.now(UTC)
     for path in paths:
-        for batch in read_file(path, input_format):
+        for batch in read_path(path, input_format):
+            tally.count(batch)
             if batch.events:
                 rows = build_rows(cluster or batch.cluster or "default", batch.events, batch.raws, received=received)
                 batches.append(rows.record_batch())
     return pa.Table.from_batches(batches, schema=ROW_SCHEMA)
+
+
+@dataclass
+class FileConnection:
+    """A DuckDB connection whose `events` view reads files in place, and what reading them refused."""
+
+    conn: duckdb.DuckDBPyConnection
+    tally: Tally = field(default_factory=Tally)
+
+
+def _refused_lines(conn: duckdb.DuckDBPyConnection, groups: dict[str, list[Path]], tally: Tally) -> None:
+    """Count the lines the fast path leaves out; files that have some are read through the intake for the report."""
+    failing: list[Path] = []
+    for compression, group in groups.items():
+        if not group:
+            continue
+        rows = conn.execute(
+            f"SELECT filename, count(*) FROM {_csv_lines(group, compression, filename=True)} "
+            f"WHERE NOT {valid_event()} GROUP BY filename"
+        ).fetchall()
+        failing.extend(Path(name) for name, count in rows if count)
+    for path in failing:
+        for batch in read_path(path, Format.NATIVE):
+            for item in batch.rejected:
+                tally.reject(item)
+            tally.skipped.update(batch.skipped)
 
 
 def connect_files(
@@ -126,20 +178,21 @@ def connect_files(
     input_format: str = "auto",
     threads: int | None = None,
     python_lines: bool = False,
-) -> duckdb.DuckDBPyConnection:
+) -> FileConnection:
     """An in-memory DuckDB connection whose `events` view reads FILEs (files, directories, globs) in place.
 
-    `cluster` labels the events (default: an export's own cluster, else `default`). Lines that are not JSON
-    objects are left out. `python_lines` reads NDJSON lines in Python instead of DuckDB's reader (slower; what
-    a file with invalid UTF-8 needs: the invalid bytes become U+FFFD, as when ingesting).
+    `cluster` labels the events (default: an export's own cluster, else `default`). Records that are not audit
+    events are left out and counted, with their location, in the returned tally. `python_lines` reads NDJSON
+    lines in Python instead of DuckDB's reader (slower; what a file with invalid UTF-8 needs: the invalid
+    bytes become U+FFFD, as when ingesting).
     """
     paths = expand_inputs([str(item) for item in inputs])
+    tally = Tally(files=len(paths))
     fast: dict[str, list[Path]] = {"gzip": [], "none": []}
     slow: list[Path] = []
     for path in paths:
         if input_format in ("auto", "k8s") and is_plain_ndjson(path):
-            with open(path, "rb") as handle:
-                fast["gzip" if handle.read(2) == GZIP_MAGIC else "none"].append(path)
+            fast["gzip" if _gzip_on_disk(path) else "none"].append(path)
         else:
             slow.append(path)
     conn = duckdb.connect(":memory:")
@@ -151,17 +204,34 @@ def connect_files(
     if python_lines:
         conn.register(_LINES_RELATION, _python_lines([*fast["gzip"], *fast["none"]]))
         parts = [f"SELECT {names} FROM ({_lines_select(_LINES_RELATION, label)})"]
+        for path in [*fast["gzip"], *fast["none"]]:
+            for batch in read_path(path, Format.NATIVE):
+                for item in batch.rejected:
+                    tally.reject(item)
     else:
         parts = [
             f"SELECT {names} FROM ({_lines_select(_csv_lines(group, compression), label)})"
             for compression, group in fast.items()
             if group
         ]
+        try:
+            _refused_lines(conn, fast, tally)
+        except duckdb.InvalidInputException as error:
+            if "csv" not in str(error).lower():
+                raise
+            conn.close()
+            return connect_files(inputs, cluster=cluster, input_format=input_format, threads=threads, python_lines=True)
     if slow:
-        conn.register(_DECODED_RELATION, _decoded_rows(slow, cluster, input_format))
+        conn.register(_DECODED_RELATION, _decoded_rows(slow, cluster, input_format, tally))
         parts.append(f"SELECT {names} FROM ({flat_select(_DECODED_RELATION)})")
     if not parts:
         conn.register(_DECODED_RELATION, ROW_SCHEMA.empty_table())
         parts.append(f"SELECT {names} FROM ({flat_select(_DECODED_RELATION)})")
     conn.execute("CREATE VIEW events AS " + " UNION ALL ".join(parts))
-    return conn
+    return FileConnection(conn, tally)
+
+
+def _gzip_on_disk(path: Path) -> bool:
+    """Whether the file's own bytes are gzip (DuckDB inflates them itself)."""
+    with open(path, "rb") as handle:
+        return is_gzip(handle.read(2))

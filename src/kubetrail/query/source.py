@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from kubetrail.intake import Tally
 from kubetrail.query.errors import QueryError
 from kubetrail.query.fields import FieldKind
 from kubetrail.query.files import connect_files
@@ -94,6 +95,8 @@ class Source:
     relation: str = "events"
     # Builds a connection reading lines in Python, for files DuckDB refuses to read as text (invalid UTF-8).
     reopen: Callable[[], duckdb.DuckDBPyConnection] | None = None
+    # What reading files in place refused or skipped (records that are not audit events), for the report.
+    tally: Tally = field(default_factory=Tally)
 
     def where(
         self, text: str | Filter, window: Window | None = None, *, now: datetime | None = None
@@ -184,9 +187,11 @@ def open_store(path: str | Path) -> Source:
 
 def open_files(inputs: Sequence[str | Path], *, cluster: str | None = None, input_format: str = "auto") -> Source:
     """A source reading log files in place (see `kubetrail.query.files`)."""
+    connected = connect_files(inputs, cluster=cluster, input_format=input_format)
     return Source(
-        connect_files(inputs, cluster=cluster, input_format=input_format),
+        connected.conn,
         raw_lines=True,
         description=", ".join(str(item) for item in inputs),
-        reopen=lambda: connect_files(inputs, cluster=cluster, input_format=input_format, python_lines=True),
+        reopen=lambda: connect_files(inputs, cluster=cluster, input_format=input_format, python_lines=True).conn,
+        tally=connected.tally,
     )

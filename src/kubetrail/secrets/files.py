@@ -1,5 +1,7 @@
 """Scanning and redacting audit log files: NDJSON line by line, other JSON documents whole; gzip either way.
 
+A native log is scanned as text, every line (a malformed line can leak a secret too), inflated and told apart
+by the intake; a managed-cloud export is read as events by the intake and each event's JSON is scanned.
 Lines without secrets are copied as bytes, so a redacted log differs from the original only inside the
 replaced values (and has the same number of lines).
 """
@@ -13,8 +15,7 @@ from typing import BinaryIO
 
 import orjson
 
-from kubetrail.collect.readers import format_of, read_file
-from kubetrail.collect.readers.base import ReaderError, head, open_input
+from kubetrail.intake import Format, IntakeError, format_of, open_inflated, read_path
 from kubetrail.model import encode_event
 from kubetrail.secrets.errors import SecretsError
 from kubetrail.secrets.scan import Finding, redact_text, scan_text
@@ -53,10 +54,10 @@ def _units(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 def _open(path: Path) -> Iterator[tuple[int, bytes]]:
     try:
-        with open_input(path) as source:
-            yield from _units(source.stream)
-    except ReaderError as error:
-        raise SecretsError(error.args[0] if error.args else "cannot read", hint=error.hint) from error
+        with open_inflated(path) as stream:
+            yield from _units(stream)
+    except IntakeError as error:
+        raise SecretsError(error.message, source=error.source, hint=error.hint) from error
 
 
 def scan_file(path: Path) -> Iterator[Finding]:
@@ -75,20 +76,23 @@ def scan_file(path: Path) -> Iterator[Finding]:
 
 def _export_format(path: Path) -> str | None:
     try:
-        found = format_of(head(path))
-    except ReaderError as error:
-        raise SecretsError(error.args[0] if error.args else "cannot read", hint=error.hint) from error
-    return found if found not in (None, "k8s") else None
+        found = format_of(path)
+    except IntakeError as error:
+        raise SecretsError(error.message, source=error.source, hint=error.hint) from error
+    return found.value if found not in (None, Format.NATIVE) else None
 
 
 def _scan_export(path: Path) -> Iterator[Finding]:
     try:
-        for batch in read_file(path):
+        for batch in read_path(path):
             for event, raw in zip(batch.events, batch.raws, strict=True):
                 findings, _ = scan_text(_decode(raw if raw is not None else encode_event(event)), str(path), None)
                 yield from findings
-    except ReaderError as error:
-        raise SecretsError(error.args[0] if error.args else "cannot read", hint=error.hint) from error
+            for rejected in batch.rejected:
+                findings, _ = scan_text(_decode(rejected.raw), str(path), rejected.line)
+                yield from findings
+    except IntakeError as error:
+        raise SecretsError(error.message, source=error.source, hint=error.hint) from error
 
 
 def redact_file(path: Path, output: Path) -> list[Finding]:

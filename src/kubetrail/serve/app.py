@@ -11,18 +11,21 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubetrail.collect.auth import Authenticator, CertificateMap, TokenTable
 from kubetrail.collect.checkpoint import CheckpointStore
 from kubetrail.collect.limits import Limits
 from kubetrail.collect.metrics import Labels, Registry, TimedFileOps
 from kubetrail.collect.receiver import Receiver
-from kubetrail.collect.tailer import StoreSink, Tailer, TailOptions
-from kubetrail.serve.config import ServeConfig
-from kubetrail.serve.detection import DetectingStore, Detection, open_detection
+from kubetrail.collect.tailer import PipelineSink, Tailer, TailOptions
+from kubetrail.pipeline import Pipeline
+from kubetrail.pipeline.detection import Detection, open_detection
+from kubetrail.serve.config import ServeConfig, ServeConfigError
 from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
-from kubetrail.ui.mount import UIService, open_ui
+
+if TYPE_CHECKING:
+    from kubetrail.ui.mount import UIService
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,26 @@ class ShutdownSummary:
     tail_lines: int
 
 
+def _open_ui(config: ServeConfig, store: Store) -> UIService | None:
+    """The web UI (None with `--no-ui`), imported only when it is served (it pulls in Starlette and Jinja2)."""
+    if not config.ui:
+        return None
+    from kubetrail.ui.mount import UIMountError, UISettings, open_ui
+
+    settings = UISettings(
+        host=config.host,
+        ui_port=config.ui_port,
+        ui_token_file=config.ui_token_file,
+        ui_users_file=config.ui_users_file,
+        tls_cert=config.tls_cert if config.tls else None,
+        tls_key=config.tls_key if config.tls else None,
+    )
+    try:
+        return open_ui(settings, store)
+    except UIMountError as error:
+        raise ServeConfigError(error.message, file=error.file, field=error.field, hint=error.hint) from None
+
+
 class ServeApp:
     """The long-running parts of `serve`, opened in order and closed in reverse."""
 
@@ -48,6 +71,7 @@ class ServeApp:
         self._file_ops = file_ops
         self.metrics = Registry()
         self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
         self.receiver: Receiver | None = None
         self.tailers: list[Tailer] = []
         self.ui: UIService | None = None
@@ -64,15 +88,18 @@ class ServeApp:
             TokenTable.load(config.token_file) if config.token_file is not None else None,
             CertificateMap.parse(config.client_cert_clusters) if config.client_ca is not None else None,
         )
-        self.store = DetectingStore.open(
-            config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops))
-        )
-        if isinstance(self.store, DetectingStore):
-            self.store.redact = config.redact
+        self.store = Store.open(config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops)))
+        self.pipeline = Pipeline(self.store, redact=config.redact, default_cluster=config.cluster)
         try:
-            self.detection = open_detection(config, self.store, self.metrics)
-            self.receiver = Receiver(
+            self.detection = open_detection(
                 self.store,
+                config.rules,
+                outputs_file=config.outputs,
+                max_keys=config.max_keys,
+                metrics=self.metrics,
+            )
+            self.receiver = Receiver(
+                self.pipeline,
                 default_cluster=config.cluster,
                 limits=Limits(config.max_body_bytes, config.max_event_bytes),
                 auth=auth,
@@ -82,9 +109,9 @@ class ServeApp:
             options = TailOptions(poll_interval=config.poll_interval, from_start=config.tail_from_start)
             for spec in config.tails:
                 checkpoints.load(spec.path)
-                self.tailers.append(Tailer(spec.path, StoreSink(self.store, spec.cluster), checkpoints, options))
+                self.tailers.append(Tailer(spec.path, PipelineSink(self.pipeline, spec.cluster), checkpoints, options))
             self._register_gauges()
-            self.ui = open_ui(config, self.store)
+            self.ui = _open_ui(config, self.store)
         except BaseException:
             if self.detection is not None:
                 self.detection.close()

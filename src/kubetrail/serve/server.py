@@ -77,7 +77,7 @@ class _Server(uvicorn.Server):
 def make_app(config: ServeConfig, *, file_ops: FileOps | None = None) -> Any:
     """The single-process app (store, detection, UI), or with `--bus` a stateless receiver publishing to NATS."""
     if config.bus is not None:
-        from kubetrail.bus.front import BusFrontApp
+        from kubetrail.serve.bus_front import BusFrontApp
 
         return BusFrontApp(config)
     return ServeApp(config, file_ops=file_ops)

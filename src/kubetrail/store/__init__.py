@@ -7,7 +7,7 @@ from kubetrail.store.columns import FILE_SCHEMA, TAIL_SCHEMA, dedup_key
 from kubetrail.store.errors import NotDurableError, StoreError, StoreLockedError
 from kubetrail.store.manifest import FileRecord
 from kubetrail.store.retention import RetentionPlan
-from kubetrail.store.store import AppendResult, Store, StoreOptions, StoreStats, check_cluster
+from kubetrail.store.store import AppendResult, Durable, DurableListener, Store, StoreOptions, StoreStats, check_cluster
 from kubetrail.store.verify import Finding, VerifyReport, verify_store
 from kubetrail.store.wal import FileOps
 
@@ -15,6 +15,8 @@ __all__ = [
     "FILE_SCHEMA",
     "TAIL_SCHEMA",
     "AppendResult",
+    "Durable",
+    "DurableListener",
     "FileOps",
     "FileRecord",
     "Finding",

@@ -24,7 +24,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -57,7 +57,7 @@ from kubetrail.store.wal import (
 log = logging.getLogger(__name__)
 
 DAMAGED_SUFFIX = ".damaged"
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,19 @@ class AppendResult:
     accepted: int
     duplicates: int
     seq: int
+
+
+@dataclass(frozen=True)
+class Durable:
+    """The events of one append that are newly stored (duplicates left out), after their fsync."""
+
+    cluster: str
+    events: list[Event]
+    raws: list[bytes | None]
+
+
+DurableListener = Callable[[Durable], None]
+"""Told about every append that stored something new, once it is durable (e.g. detection's queue)."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +141,7 @@ class _TailSegment:
 
 def check_cluster(cluster: str) -> str:
     """Cluster names become directory names (`cluster=NAME`): letters, digits, `.`, `_`, `-`."""
-    if not CLUSTER_NAME.match(cluster):
+    if not CLUSTER_NAME.fullmatch(cluster):
         raise StoreError(
             f"invalid cluster name {cluster!r}",
             hint="use letters, digits, '.', '_' or '-' (at most 128 characters, not starting with a symbol)",
@@ -168,6 +181,8 @@ class Store:
         # The sealed files queries and dedup see; changes together with the tail, under `_lock`.
         self._visible: dict[str, Path] = {}
         self._index = DedupIndex(self._load_keys, max_keys=options.dedup_max_keys)
+        self.on_durable: DurableListener | None = None
+        """Called after each append's fsync with the events it newly stored (from the appending thread)."""
 
     # ----- opening and recovery -------------------------------------------------------------------------
 
@@ -277,28 +292,28 @@ class Store:
             if not events:
                 continue
             received = datetime.fromtimestamp(wal_batch.received_us / 1e6, UTC)
-            item = self._dedup(build_rows(wal_batch.cluster, events, lines, received=received))
+            item, _ = self._dedup(build_rows(wal_batch.cluster, events, lines, received=received))
             if item is not None:
                 self._index.add(item.partitions, item.keys)
                 segment.batches.append(item)
 
     # ----- appending ------------------------------------------------------------------------------------
 
-    def _dedup(self, rows: Rows) -> _TailBatch | None:
-        """The rows not stored yet (None when every one is a duplicate)."""
+    def _dedup(self, rows: Rows) -> tuple[_TailBatch | None, list[bool]]:
+        """The rows not stored yet (None when every one is a duplicate), and which rows those are."""
         partitions: list[Partition] = [(day, rows.cluster) for day in rows.dates]
         fresh = self._index.new_rows(partitions, rows.keys)
         if all(fresh):
-            return _TailBatch(0, rows, partitions)
+            return _TailBatch(0, rows, partitions), fresh
         if not any(fresh):
-            return None
+            return None, fresh
         kept = [part for part, keep in zip(partitions, fresh, strict=True) if keep]
-        return _TailBatch(0, rows.select(fresh), kept)
+        return _TailBatch(0, rows.select(fresh), kept), fresh
 
     def _write(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None
-    ) -> tuple[AppendResult, int]:
-        """Write a batch to the WAL (not yet durable); returns the result and the sequence number to wait for."""
+    ) -> tuple[AppendResult, int, list[bool]]:
+        """Write a batch to the WAL (not yet durable): the result, the sequence number to wait for, which are new."""
         if self.read_only or self._wal is None:
             raise StoreError("the store is open read-only", path=str(self.layout.root))
         check_cluster(cluster)
@@ -312,9 +327,9 @@ class Store:
         with self._lock:
             if self._closed:
                 raise NotDurableError("the store is closed", path=str(self.layout.root))
-            item = self._dedup(rows)
+            item, fresh = self._dedup(rows)
             if item is None:
-                return AppendResult(0, len(events), self._wal.written_seq), self._wal.written_seq
+                return AppendResult(0, len(events), self._wal.written_seq), self._wal.written_seq, fresh
             if len(item.rows) != len(rows):
                 record = encode_record(WalBatch(cluster, received_us, item.rows.lines))
             seq = self._wal.append(record)
@@ -329,7 +344,20 @@ class Store:
             if self._wal.segment_bytes >= self.options.segment_bytes:
                 self._rotate_locked()
         accepted = len(item.rows)
-        return AppendResult(accepted, len(events) - accepted, seq), seq
+        return AppendResult(accepted, len(events) - accepted, seq), seq, fresh
+
+    def _notify(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None, fresh: list[bool]
+    ) -> None:
+        listener = self.on_durable
+        if listener is None or not any(fresh):
+            return
+        raws: Sequence[bytes | None] = raw_lines if raw_lines is not None else [None] * len(events)
+        if all(fresh):
+            listener(Durable(cluster, list(events), list(raws)))
+            return
+        kept = [index for index, keep in enumerate(fresh) if keep]
+        listener(Durable(cluster, [events[index] for index in kept], [raws[index] for index in kept]))
 
     def append(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
@@ -341,9 +369,10 @@ class Store:
         """
         if not events:
             return AppendResult(0, 0, 0)
-        result, seq = self._write(cluster, events, raw_lines)
+        result, seq, fresh = self._write(cluster, events, raw_lines)
         assert self._wal is not None
         self._wal.wait(seq)
+        self._notify(cluster, events, raw_lines, fresh)
         return result
 
     async def append_async(
@@ -352,9 +381,10 @@ class Store:
         """`append` for asyncio: the write runs in a worker thread, the fsync is awaited without holding one."""
         if not events:
             return AppendResult(0, 0, 0)
-        result, seq = await asyncio.to_thread(self._write, cluster, events, raw_lines)
+        result, seq, fresh = await asyncio.to_thread(self._write, cluster, events, raw_lines)
         assert self._wal is not None
         await self._wal.future(seq, asyncio.get_running_loop())
+        self._notify(cluster, events, raw_lines, fresh)
         return result
 
     def dead_letter(self, *, source: str, reason: str, raw: bytes, line: int | None = None, cluster: str = "") -> None:

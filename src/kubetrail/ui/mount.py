@@ -10,11 +10,13 @@ import asyncio
 import logging
 import socket
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from kubetrail.serve.config import ServeConfig, ServeConfigError
+from kubetrail.errors import KubetrailError
 from kubetrail.store import Store
 from kubetrail.ui.app import WithUI, build_ui
 from kubetrail.ui.auth import UIAuth, UIAuthError
@@ -24,10 +26,38 @@ from kubetrail.ui.snapshot import StoreSnapshot
 log = logging.getLogger(__name__)
 
 
+class UIMountError(KubetrailError):
+    """The UI cannot be served as configured: names the setting (`field`) and how to fix it."""
+
+    def __init__(self, message: str, *, file: str = "", field: str = "", hint: str = "") -> None:
+        self.message = message
+        self.file = file
+        self.field = field
+        self.hint = hint
+        where = ": ".join(part for part in (file, field) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class UISettings:
+    """What the UI needs from `serve`'s configuration."""
+
+    host: str = "127.0.0.1"
+    ui_port: int | None = None
+    ui_token_file: Path | None = None
+    ui_users_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+
 class UIService:
     """The UI of one `serve`: `wrap` joins it to the receiver's app; `start`/`stop` run its own port."""
 
-    def __init__(self, config: ServeConfig, store: Store) -> None:
+    def __init__(self, config: UISettings, store: Store) -> None:
         try:
             auth = (
                 UIAuth.load(config.ui_token_file, config.ui_users_file)
@@ -35,7 +65,7 @@ class UIService:
                 else None
             )
         except UIAuthError as error:
-            raise ServeConfigError(error.message, file=error.file, field="ui", hint=error.hint) from None
+            raise UIMountError(error.message, file=error.file, field="ui", hint=error.hint) from None
         self.config = config
         self.snapshot = StoreSnapshot(store)
         self.app = build_ui(UIData(self.snapshot), auth)
@@ -55,7 +85,7 @@ class UIService:
             sock.bind((host, port))
         except OSError as error:
             sock.close()
-            raise ServeConfigError(
+            raise UIMountError(
                 f"cannot listen on {host}:{port} for the UI: {error.strerror}", field="ui-port", hint="pick a free port"
             ) from None
         sock.listen(128)
@@ -104,6 +134,6 @@ class UIService:
         self.snapshot.close()
 
 
-def open_ui(config: ServeConfig, store: Store) -> UIService | None:
-    """The UI service, or None when `--no-ui`."""
-    return UIService(config, store) if config.ui else None
+def open_ui(config: UISettings, store: Store) -> UIService:
+    """The UI service of a store."""
+    return UIService(config, store)

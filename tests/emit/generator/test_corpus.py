@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bench.corpus import realistic_events, write_realistic_ndjson
 
-from kubetrail.model import Level, Stage, encode_ndjson, read_events
+from kubetrail.intake import read_events
+from kubetrail.model import Level, Stage, encode_ndjson
 
 
 def test_realistic_events_are_recorded_under_the_sample_policy() -> None:

@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from kubetrail.emit.generator import GeneratorConfig, generate, scenario_times
-from kubetrail.model import API_VERSION_V1, Event, Stage, decode_events, encode_ndjson, parse_microtime
+from kubetrail.intake import read_bytes
+from kubetrail.model import API_VERSION_V1, Event, Stage, encode_ndjson, parse_microtime
 from tests.emit.generator.conftest import SMALL
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -42,7 +43,7 @@ def test_scenarios_do_not_change_the_background_traffic() -> None:
 
 def test_every_event_round_trips_through_the_model_in_v1_wire_format(stream: list[Event]) -> None:
     data = encode_ndjson(stream)
-    decoded = decode_events(data)
+    decoded = [event for batch in read_bytes(data) for event in batch.events]
     assert decoded == stream
     for line in data.splitlines()[:500]:
         assert line.startswith(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1",')

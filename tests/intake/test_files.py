@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetrail.collect.readers import ReaderError, expand_inputs
+from kubetrail.intake import IntakeError, expand_inputs
 
 
 def _touch(directory: Path, *names: str) -> None:
@@ -39,7 +39,7 @@ def test_logrotate_numbers_highest_first(tmp_path: Path) -> None:
 
 
 def test_missing_inputs_are_errors(tmp_path: Path) -> None:
-    with pytest.raises(ReaderError):
+    with pytest.raises(IntakeError):
         expand_inputs([str(tmp_path / "nope.log")])
-    with pytest.raises(ReaderError):
+    with pytest.raises(IntakeError):
         expand_inputs([str(tmp_path / "*.gz")])

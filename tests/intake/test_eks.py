@@ -6,8 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
-from kubetrail.collect.readers import detect_format, read_file
-from kubetrail.collect.readers.eks import NOT_AUDIT, cluster_of
+from kubetrail.intake import format_of, read_path
+from kubetrail.intake.eks import NOT_AUDIT, cluster_of
 
 
 def _audit_event(number: int, verb: str = "get") -> dict[str, object]:
@@ -37,7 +37,7 @@ def _collect(path: Path) -> tuple[list[str], list[str | None], dict[str, int], i
     clusters: list[str | None] = []
     skipped: dict[str, int] = {}
     rejected = 0
-    for batch in read_file(path):
+    for batch in read_path(path):
         ids.extend(event.auditID for event in batch.events)
         clusters.extend([batch.cluster] * len(batch.events))
         for reason, count in batch.skipped.items():
@@ -55,7 +55,7 @@ def test_s3_export_lines_gzip(tmp_path: Path) -> None:
     ]
     path = tmp_path / "000000.gz"
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    assert detect_format(path) == "eks"
+    assert format_of(path) == "eks"
     ids, _, skipped, rejected = _collect(path)
     assert ids == ["eks-1", "eks-2"]
     assert skipped == {NOT_AUDIT: 1}
@@ -100,7 +100,7 @@ def test_filter_log_events_output(tmp_path: Path) -> None:
     }
     path = tmp_path / "events.json"
     path.write_text(json.dumps(output, indent=2))
-    assert detect_format(path) == "eks"
+    assert format_of(path) == "eks"
     ids, _, skipped, _ = _collect(path)
     assert ids == ["eks-7"] and skipped == {NOT_AUDIT: 1}
 

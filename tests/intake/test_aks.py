@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kubetrail.collect.readers import detect_format, read_file
-from kubetrail.collect.readers.aks import cluster_of
+from kubetrail.intake import format_of, read_path
+from kubetrail.intake.aks import cluster_of
 
 RESOURCE_ID = (
     "/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/RG-PROD/PROVIDERS/"
@@ -54,8 +54,8 @@ def test_records_document_keeps_audit_categories_only(tmp_path: Path) -> None:
     }
     path = tmp_path / "eventhub.json"
     path.write_text(json.dumps(document, indent=2))
-    assert detect_format(path) == "aks"
-    batches = list(read_file(path))
+    assert format_of(path) == "aks"
+    batches = list(read_path(path))
     events = [event for batch in batches for event in batch.events]
     assert [event.auditID for event in events] == ["aks-1", "aks-2"]
     assert {batch.cluster for batch in batches if batch.events} == {"prod-aks"}
@@ -69,8 +69,8 @@ def test_records_document_keeps_audit_categories_only(tmp_path: Path) -> None:
 def test_json_lines_blob(tmp_path: Path) -> None:
     path = tmp_path / "PT1H.json"
     path.write_text("\n".join(json.dumps(_record("kube-audit", _event(number))) for number in range(5)) + "\n")
-    assert detect_format(path) == "aks"
-    events = [event for batch in read_file(path) for event in batch.events]
+    assert format_of(path) == "aks"
+    events = [event for batch in read_path(path) for event in batch.events]
     assert [event.auditID for event in events] == [f"aks-{number}" for number in range(5)]
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import yaml
 
-from kubetrail.collect.readers import detect_format, read_file
-from kubetrail.collect.readers.gke import NOT_K8S, object_ref
+from kubetrail.intake import format_of, read_path
+from kubetrail.intake.gke import NOT_K8S, object_ref
 from kubetrail.model import Event, Level, Stage
 
 
 def _events(path: Path) -> tuple[list[Event], list[str | None]]:
     events: list[Event] = []
     clusters: list[str | None] = []
-    for batch in read_file(path):
+    for batch in read_path(path):
         assert batch.rejected == []
         events.extend(batch.events)
         clusters.extend([batch.cluster] * len(batch.events))
@@ -25,7 +25,7 @@ def _events(path: Path) -> tuple[list[Event], list[str | None]]:
 
 def test_pod_create_entry(corpus: Path) -> None:
     path = corpus / "gke-khi" / "container_recorder_test_1_1.yaml"
-    assert detect_format(path) == "gke"
+    assert format_of(path) == "gke"
     (event,), (cluster,) = _events(path)
     assert cluster == "sample-cluster"
     assert event.auditID == "85371f7c-2383-4041-96e8-dad63d2d1990"
@@ -87,7 +87,7 @@ def test_other_cloud_logging_entries_are_skipped(tmp_path: Path) -> None:
     }
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps([entry]))
-    (batch,) = list(read_file(path))
+    (batch,) = list(read_path(path))
     assert batch.events == [] and batch.skipped == {NOT_K8S: 1}
 
 

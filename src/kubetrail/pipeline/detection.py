@@ -1,27 +1,30 @@
-"""Detection inside `serve`: rules run on the acknowledged stream, alerts go to the store and the outputs.
+"""The one detection runner: rules run on what the store made durable; alerts go to the store and the outputs.
 
-The store hands each batch to detection only after the batch's WAL fsync (so an alert never names an event
-the store could lose), through a bounded queue: a slow rule set or output never delays an acknowledgement.
-When more than DEFAULT_QUEUE_EVENTS events wait, a new batch is not detected; that is counted
-(`kubetrail_detection_dropped_events_total`) and logged, never silent. Stateful detectors that offer
-`save`/`load` are restored at start and checkpointed periodically and at shutdown under `<store>/checkpoints/`.
-Events the store recovers from its WAL at start (acknowledged before a crash, perhaps never detected) go
-through the stateless rules once more; only alerts the alert log does not hold yet are stored and sent.
-With `redact: true` the store replaces secret values in each batch before it is written (so neither the store
-nor the rules ever see them).
+`serve` and `ingest` use it the same way: the store tells the runner about each batch only after the batch's
+WAL fsync (`Store.on_durable`, so an alert never names an event the store could lose) and only about the events
+it newly stored (so re-sending or re-ingesting raises nothing twice). Batches wait in a bounded queue: for
+`serve` a slow rule set or output never delays an acknowledgement — when more than DEFAULT_QUEUE_EVENTS events
+wait, a new batch is not detected, which is counted (`kubetrail_detection_dropped_events_total`) and logged,
+never silent; for `ingest` (`block=True`) the reader waits instead, so nothing goes undetected.
+
+Stateful detectors that offer `save`/`load` are restored at start and checkpointed periodically and at shutdown
+under `<store>/checkpoints/`. Events the store recovers from its WAL at start (acknowledged before a crash,
+perhaps never detected) go through the stateless rules once more; only alerts the alert log does not hold yet
+are stored and sent. Every rule set is wrapped in `OncePerRequest`, as in `kubetrail detect`, so the alerts
+are the same whichever stages the audit policy keeps. The bus worker builds its engines with `build_engine` too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,15 +41,15 @@ from kubetrail.detect import (
     Engine,
     EventContext,
     Matching,
+    RuleSet,
     event_time_ns,
     load_ruleset,
     rule_sources,
 )
+from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.stateful.spec import DEFAULT_MAX_KEYS
 from kubetrail.model import Event, decode_event
-from kubetrail.secrets.batch import redact_events
-from kubetrail.serve.config import ServeConfig
-from kubetrail.store import AppendResult, Store, StoreError
+from kubetrail.store import Durable, Store, StoreError
 from kubetrail.store.alerts import AlertLog, recent_alert_keys
 
 log = logging.getLogger(__name__)
@@ -55,10 +58,6 @@ DEFAULT_QUEUE_EVENTS = 200_000
 """Acknowledged events waiting for detection at most (a few hundred MB of decoded events at worst)."""
 CHECKPOINT_EVERY_SECONDS = 60.0
 CHECKPOINT_DIR = "checkpoints"
-RECENT_KEYS = 200_000
-"""How many recent (cluster, auditID, stage) keys are remembered to skip the duplicates of a partly new batch."""
-
-Listener = Callable[[str, Sequence[Event], Sequence[bytes | None] | None, AppendResult], None]
 
 
 @runtime_checkable
@@ -70,51 +69,6 @@ class Checkpointable(Protocol):
     def load(self, path: str) -> None: ...
 
 
-class DetectingStore(Store):
-    """A store that tells a listener about every batch it made durable (duplicates excluded when all are).
-
-    With `redact` set, secret values in each batch are replaced before it is written (`redacted` counts them).
-    """
-
-    listener: Listener | None = None
-    redact: bool = False
-    redacted: int = 0
-
-    def _redacted(
-        self, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None
-    ) -> tuple[Sequence[Event], Sequence[bytes | None] | None]:
-        if not self.redact or not events:
-            return events, raw_lines
-        copies = list(events)
-        raws: list[bytes | None] = list(raw_lines) if raw_lines is not None else [None] * len(copies)
-        self.redacted += redact_events(copies, raws)
-        return copies, raws
-
-    def _notify(
-        self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None] | None, result: AppendResult
-    ) -> None:
-        listener = self.listener
-        if listener is not None and result.accepted:
-            listener(cluster, events, raws, result)
-
-    def append(
-        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
-    ) -> AppendResult:
-        events, raw_lines = self._redacted(events, raw_lines)
-        result = super().append(cluster, events, raw_lines)
-        self._notify(cluster, events, raw_lines, result)
-        return result
-
-    async def append_async(
-        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
-    ) -> AppendResult:
-        if self.redact:
-            events, raw_lines = await asyncio.to_thread(self._redacted, events, raw_lines)
-        result = await super().append_async(cluster, events, raw_lines)
-        self._notify(cluster, events, raw_lines, result)
-        return result
-
-
 def default_rule_specs() -> list[str]:
     """The built-in ruleset when this version has one, else no rules (detection stays off)."""
     if BUILTIN_RULES_DIR.is_dir() and any(BUILTIN_RULES_DIR.glob("*.y*ml")):
@@ -122,12 +76,14 @@ def default_rule_specs() -> list[str]:
     return []
 
 
-def build_engine(specs: Iterable[str | Path], *, hostname: str | None = None, max_keys: int | None = None) -> Engine:
+def build_engine(
+    specs: Iterable[str | Path] | RuleSet, *, hostname: str | None = None, max_keys: int | None = None
+) -> Engine:
     """Load rules as `kubetrail detect` does (every matching rule alerts), with any stateful detectors.
 
     `max_keys` bounds the keys each stateful rule keeps (a rule's own `max_keys` wins; None: the default).
     """
-    ruleset = load_ruleset(rule_sources(specs))
+    ruleset = specs if isinstance(specs, RuleSet) else load_ruleset(rule_sources(specs))
     for notice in ruleset.notices:
         log.info("rules: %s", notice)
     host = hostname or socket.gethostname()
@@ -147,6 +103,7 @@ class DetectionStats:
     unstored_alerts: int = 0
     replayed_events: int = 0
     checkpoints: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
 
 
 _STOP = object()
@@ -154,12 +111,11 @@ _STOP = object()
 
 @dataclass(frozen=True)
 class _Batch:
-    """An acknowledged batch; `partly_duplicate` when the store skipped some of its events as already stored."""
+    """Events the store newly made durable."""
 
     cluster: str
     events: list[Event]
-    raws: list[bytes | None] | None
-    partly_duplicate: bool
+    raws: list[bytes | None]
 
 
 @dataclass(frozen=True)
@@ -181,8 +137,12 @@ class Detection:
         checkpoint_dir: Path | None = None,
         queue_events: int = DEFAULT_QUEUE_EVENTS,
         checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+        block: bool = False,
     ) -> None:
+        """`block`: a full queue makes `submit` wait (ingest) instead of leaving the batch undetected (serve)."""
         self.detector = detector
+        self.per_request = OncePerRequest(detector)
+        self.block = block
         self.alert_log = alert_log
         self.outputs = outputs
         self.stats = DetectionStats()
@@ -191,8 +151,7 @@ class Detection:
         self.queue_events = queue_events
         self._queue: queue.Queue[object] = queue.Queue()
         self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._recent: dict[int, None] = {}
+        self._pending_lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._last_warning = 0.0
         self._closed = False
@@ -238,19 +197,20 @@ class Detection:
         self._thread = threading.Thread(target=self._run, name="kubetrail-detection", daemon=True)
         self._thread.start()
 
-    def submit(
-        self, cluster: str, events: Sequence[Event], raws: Sequence[bytes | None] | None, result: AppendResult
-    ) -> None:
-        """Queue an acknowledged batch; never blocks (a full queue drops the batch from detection, counted)."""
+    def submit(self, durable: Durable) -> None:
+        """Queue a batch the store made durable; never blocks unless `block` (a full queue then waits for room)."""
+        events = durable.events
         with self._pending_lock:
             room = self._pending == 0 or self._pending + len(events) <= self.queue_events
+            while self.block and not room and not self._closed:
+                self._pending_lock.wait(1.0)
+                room = self._pending == 0 or self._pending + len(events) <= self.queue_events
             if room:
                 self._pending += len(events)
             else:
                 self.stats.dropped_events += len(events)
         if room:
-            raw_list = list(raws) if raws is not None else None
-            self._queue.put(_Batch(cluster, list(events), raw_list, result.duplicates > 0))
+            self._queue.put(_Batch(durable.cluster, durable.events, durable.raws))
         else:
             now = time.monotonic()
             if now - self._last_warning > 10:
@@ -281,31 +241,19 @@ class Detection:
                 if isinstance(item, _Batch):
                     with self._pending_lock:
                         self._pending -= len(item.events)
+                        self._pending_lock.notify_all()
                 if item is not None:
                     self._queue.task_done()
             if self._stateful and time.monotonic() - last_checkpoint >= self.checkpoint_every:
                 self.checkpoint()
                 last_checkpoint = time.monotonic()
 
-    def _fresh(self, cluster: str, event: Event, partly_duplicate: bool) -> bool:
-        key = hash((cluster, event.auditID, event.stage))
-        recent = self._recent
-        if partly_duplicate and key in recent:
-            return False
-        recent[key] = None
-        if len(recent) > RECENT_KEYS:
-            for old in list(recent)[: RECENT_KEYS // 4]:
-                del recent[old]
-        return True
-
     def _process(self, batch: _Batch) -> None:
-        detect = self.detector.detect
+        detect = self.per_request.detect
         cluster, raws = batch.cluster, batch.raws
         alerts: list[Alert] = []
-        for index, event in enumerate(batch.events):
-            if not self._fresh(cluster, event, batch.partly_duplicate):
-                continue
-            alerts.extend(detect(EventContext(event, cluster, raws[index] if raws is not None else None)))
+        for event, raw in zip(batch.events, raws, strict=True):
+            alerts.extend(detect(EventContext(event, cluster, raw)))
         self.stats.events += len(batch.events)
         if alerts:
             self._deliver(alerts)
@@ -328,7 +276,6 @@ class Detection:
             raw = line.encode()
             event = decode_event(raw)
             ctx = EventContext(event, cluster, raw)
-            self._recent[hash((cluster, event.auditID, event.stage))] = None
             rules = engine.matches(ctx)
             if not rules:
                 continue
@@ -343,6 +290,7 @@ class Detection:
 
     def _deliver(self, alerts: list[Alert]) -> None:
         self.stats.alerts += len(alerts)
+        self.stats.by_rule.update(alert.rule for alert in alerts)
         try:
             self.alert_log.append(alerts)
         except StoreError as error:
@@ -365,6 +313,8 @@ class Detection:
         if self._closed:
             return
         self._closed = True
+        with self._pending_lock:
+            self._pending_lock.notify_all()
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
@@ -387,25 +337,34 @@ def _stateful_parts(detector: Any) -> list[Any]:
     return unique
 
 
-def open_detection(config: ServeConfig, store: Store, metrics: Registry) -> Detection | None:
-    """Load the rules and outputs `config` names and hook detection to `store` (None when there are no rules).
+def open_detection(
+    store: Store,
+    rules: Sequence[str | Path] | None,
+    *,
+    outputs_file: str | Path | None = None,
+    max_keys: int | None = None,
+    metrics: Registry | None = None,
+    block: bool = False,
+) -> Detection | None:
+    """Load the rules (None: the built-in set) and outputs, and hook detection to `store` (None: no rules).
 
-    Rule and outputs errors surface here, before anything listens.
+    Rule and outputs errors surface here, before anything runs. Alerts go to the store's `alerts` view;
+    stateful state is checkpointed under the store; events the WAL recovered are detected again (stateless).
     """
-    specs = list(config.rules) if config.rules is not None else default_rule_specs()
+    specs = list(rules) if rules is not None else default_rule_specs()
     if not specs:
-        if config.rules is None:
+        if rules is None:
             log.warning("no detection rules: events are stored but not checked (pass --rules)")
         return None
-    if not isinstance(store, DetectingStore):
-        raise TypeError("detection needs a store opened with DetectingStore.open")
-    engine = build_engine(specs, max_keys=config.max_keys)
-    outputs = load_outputs(config.outputs) if config.outputs is not None else None
-    detection = Detection(engine, AlertLog(config.store), outputs, checkpoint_dir=config.store / CHECKPOINT_DIR)
-    _register_metrics(detection, metrics)
+    engine = build_engine(specs, max_keys=max_keys)
+    outputs = load_outputs(outputs_file, block=block) if outputs_file is not None else None
+    root = store.layout.root
+    detection = Detection(engine, AlertLog(root), outputs, checkpoint_dir=root / CHECKPOINT_DIR, block=block)
+    if metrics is not None:
+        _register_metrics(detection, metrics)
     detection.replay(store.tail_rows())
     detection.start()
-    store.listener = detection.submit
+    store.on_durable = detection.submit
     return detection
 
 

@@ -6,20 +6,24 @@ Each entry becomes an `audit.k8s.io/v1` Event. Taken directly:
 - `auditID` ← `operation.id` (else `insertId`); `user.username` ← `authenticationInfo.principalEmail`;
   `sourceIPs` ← `requestMetadata.callerIp`; `userAgent` ← `requestMetadata.callerSuppliedUserAgent`;
   `requestObject`/`responseObject` ← `request`/`response` (without their `@type`);
-  `annotations` ← the entry's `labels` (GKE puts the apiserver's annotations there);
+  `annotations` ← the entry's `labels` (GKE puts the apiserver's annotations there) and the resource's
+  labels (`cluster_name`, `location`, `project_id`), as Falco's GKE plugin does;
   the cluster ← `resource.labels.cluster_name`.
 
-Inferred (GKE does not record them; documented in docs/storage.md):
+Inferred (GKE does not record them; documented in docs/cloud-mapping.md):
 
 - `verb` ← the last part of `methodName` (`io.k8s.core.v1.pods.create` → `create`);
 - `objectRef` (group, version, namespace, resource, name, subresource) ← `resourceName`, parsed with the
   apiserver's RequestInfo rules (`core/v1/namespaces/ns/pods/p/status`; `core` is the legacy group `""`);
 - `requestURI` ← rebuilt from those parts (`/api/v1/…` or `/apis/<group>/<version>/…`, no query string);
-- `responseStatus.code` ← `status.code`, a google.rpc code mapped to HTTP (0 → 200, or 201 for `create`;
-  7 → 403, 5 → 404, …), and
+- `responseStatus.code` ← the `code` of a `Status` response when GKE recorded one, else `status.code`, a
+  google.rpc code mapped to HTTP (0 → 200, or 201 for `create`; 7 → 403, 5 → 404, …), and
   `responseStatus.message` ← `status.message`;
-- `stage` is `ResponseComplete` (GKE logs completed requests); `level` is `RequestResponse` with a response,
-  `Request` with only a request, else `Metadata`;
+- `stage` is `ResponseComplete` (GKE logs each request once, when it completes), except for the streaming
+  subresources `exec`, `attach` and `portforward`: a granted one becomes two events, `ResponseStarted` and
+  `ResponseComplete`, both with code 101 (Switching Protocols), as the apiserver records an upgraded
+  connection and as Falco's GKE plugin reports it;
+- `level` is `RequestResponse` with a response, `Request` with only a request, else `Metadata`;
 - `requestReceivedTimestamp` and `stageTimestamp` are both the entry's `timestamp`;
 - `user.groups` stays empty; `authorization.k8s.io/decision` comes from `authorizationInfo[].granted` when
   the labels lack it.
@@ -27,15 +31,14 @@ Inferred (GKE does not record them; documented in docs/storage.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
-from kubetrail.collect.readers.base import ReadBatch, Rejected, open_input
+from kubetrail.intake.batch import BATCH_EVENTS, Batch
 from kubetrail.model import Event, ObjectReference, Stage, Status, UserInfo, format_microtime, parse_microtime
 from kubetrail.model.event import Level
 
@@ -48,8 +51,12 @@ RPC_TO_HTTP = {
 }  # fmt: skip
 # Namespace subresources: /namespaces/<name>/<sub> is the namespace object's subresource, as in RequestInfo.
 NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+STREAMING_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
+"""Requests the apiserver answers by upgrading the connection (101), recorded at ResponseStarted too."""
+SWITCHING_PROTOCOLS = 101
 
 _json = msgspec.json.Encoder()
+_any = msgspec.json.Decoder()
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -72,8 +79,10 @@ def _body(value: Any) -> msgspec.Raw:
     return msgspec.Raw(_json.encode(body))
 
 
-def _http_code(rpc_code: int, verb: str) -> int:
-    """The HTTP status: the gRPC mapping, except that a successful create answers 201 Created."""
+def _http_code(rpc_code: int, verb: str, response: Any) -> int:
+    """The HTTP status: a recorded Status response's code, else the gRPC mapping (a successful create: 201)."""
+    if isinstance(response, dict) and response.get("kind") == "Status" and isinstance(response.get("code"), int):
+        return int(response["code"])
     if rpc_code == 0 and verb == "create":
         return 201
     return RPC_TO_HTTP.get(rpc_code, 500)
@@ -104,8 +113,22 @@ def object_ref(resource_name: str) -> tuple[ObjectReference | None, str]:
     return reference, path
 
 
-def convert_entry(entry: dict[str, Any]) -> tuple[Event, str | None]:
-    """One LogEntry → (Event, cluster name). Raises GkeEntryError when a needed field is missing."""
+def _annotations(entry: dict[str, Any], authorization: Any) -> dict[str, str]:
+    annotations = {str(key): str(value) for key, value in (entry.get("labels") or {}).items()}
+    resource = entry.get("resource") or {}
+    for key, value in (resource.get("labels") or {}).items() if isinstance(resource, dict) else ():
+        annotations.setdefault(str(key), str(value))
+    if "authorization.k8s.io/decision" not in annotations and isinstance(authorization, list) and authorization:
+        granted = all(bool(item.get("granted")) for item in authorization if isinstance(item, dict))
+        annotations["authorization.k8s.io/decision"] = "allow" if granted else "forbid"
+    return annotations
+
+
+def convert_entry(entry: dict[str, Any]) -> tuple[list[Event], str | None]:
+    """One LogEntry → its events (two for a granted exec, attach or portforward) and the cluster name.
+
+    Raises GkeEntryError when a needed field is missing.
+    """
     payload = entry.get("protoPayload")
     if not isinstance(payload, dict):
         raise GkeEntryError("no protoPayload")
@@ -119,40 +142,45 @@ def convert_entry(entry: dict[str, Any]) -> tuple[Event, str | None]:
     if not audit_id:
         raise GkeEntryError("neither operation.id nor insertId is set")
     reference, path = object_ref(str(payload.get("resourceName") or ""))
-    labels = entry.get("labels") or {}
-    annotations = {str(key): str(value) for key, value in labels.items()}
-    authorization = payload.get("authorizationInfo") or []
-    if "authorization.k8s.io/decision" not in annotations and authorization:
-        granted = all(bool(item.get("granted")) for item in authorization if isinstance(item, dict))
-        annotations["authorization.k8s.io/decision"] = "allow" if granted else "forbid"
     status = payload.get("status") or {}
     rpc_code = int(status.get("code") or 0)
     request = payload.get("request")
     response = payload.get("response")
     level = Level.REQUEST_RESPONSE if response else Level.REQUEST if request else Level.METADATA
-    stamp = _timestamp(entry.get("timestamp"))
+    stamp = _timestamp(entry.get("timestamp") or entry.get("receiveTimestamp"))
+    if not stamp:
+        raise GkeEntryError("the entry has no timestamp")
     verb = method.rsplit(".", 1)[-1]
     caller_ip = metadata.get("callerIp")
+    code = _http_code(rpc_code, verb, response)
+    streaming = reference is not None and reference.subresource in STREAMING_SUBRESOURCES and code < 300
+    if streaming:
+        code = SWITCHING_PROTOCOLS
+    username = authentication.get("principalEmail") or authentication.get("principalSubject") or ""
     event = Event(
         level=level,
         auditID=audit_id,
         stage=Stage.RESPONSE_COMPLETE,
         requestURI=path,
         verb=verb,
-        user=UserInfo(username=str(authentication.get("principalEmail") or "")),
+        user=UserInfo(username=str(username)),
         sourceIPs=[str(caller_ip)] if caller_ip else [],
         userAgent=str(metadata.get("callerSuppliedUserAgent") or ""),
         objectRef=reference,
-        responseStatus=Status(code=_http_code(rpc_code, verb), message=str(status.get("message") or "")),
+        responseStatus=Status(code=code, message=str(status.get("message") or "")),
         requestObject=_body(request),
         responseObject=_body(response),
         requestReceivedTimestamp=stamp,
         stageTimestamp=stamp,
-        annotations=annotations,
+        annotations=_annotations(entry, payload.get("authorizationInfo")),
     )
+    events = [event]
+    if streaming:
+        started = msgspec.structs.replace(event, stage=Stage.RESPONSE_STARTED, responseObject=msgspec.Raw())
+        events = [started, event]
     resource = entry.get("resource") or {}
-    cluster = (resource.get("labels") or {}).get("cluster_name")
-    return event, str(cluster) if cluster else None
+    cluster = (resource.get("labels") or {}).get("cluster_name") if isinstance(resource, dict) else None
+    return events, str(cluster) if cluster else None
 
 
 def is_k8s_entry(entry: Any) -> bool:
@@ -163,18 +191,22 @@ def is_k8s_entry(entry: Any) -> bool:
 
 
 def _entries(data: bytes) -> Iterator[tuple[int | None, Any]]:
+    """Each LogEntry with its line: a JSON array, NDJSON, one JSON document, or YAML documents."""
     stripped = data.lstrip()
     if stripped.startswith(b"["):
-        for index, item in enumerate(msgspec.json.decode(stripped)):
+        for index, item in enumerate(_any.decode(stripped)):
             yield index + 1, item
         return
     if stripped.startswith(b"{"):
-        lines = data.split(b"\n")
-        try:
-            values = [(number, msgspec.json.decode(line)) for number, line in enumerate(lines, 1) if line.strip()]
-        except msgspec.DecodeError:
-            yield None, msgspec.json.decode(stripped)
-            return
+        values: list[tuple[int | None, Any]] = []
+        for number, line in enumerate(data.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                values.append((number, _any.decode(line)))
+            except msgspec.DecodeError:
+                yield None, _any.decode(stripped)
+                return
         yield from values
         return
     for document in yaml.load_all(data, Loader=_SafeLoader):
@@ -182,36 +214,33 @@ def _entries(data: bytes) -> Iterator[tuple[int | None, Any]]:
             yield None, document
 
 
-def read_gke(path: Path) -> Iterator[ReadBatch]:
-    """Batches of events converted from GKE Cloud Logging entries (YAML, JSON array or NDJSON; plain or gzip)."""
-    with open_input(path) as source:
-        data = source.stream.read()
-        position = source.position
-    batches: dict[str | None, ReadBatch] = {}
+def decode_gke(chunks: Iterable[bytes], source: str) -> Iterator[Batch]:
+    """Batches of events converted from GKE Cloud Logging entries (already inflated)."""
+    data = b"".join(chunks)
+    batches: dict[str | None, Batch] = {}
     try:
         entries = list(_entries(data))
-    except (msgspec.DecodeError, yaml.YAMLError) as error:
-        batch = ReadBatch(position=position)
-        batch.rejected.append(Rejected(str(path), None, f"not Cloud Logging JSON or YAML: {error}", data[:4096]))
+    except (msgspec.DecodeError, yaml.YAMLError, RecursionError) as error:
+        batch = Batch()
+        batch.reject(source, None, f"not Cloud Logging JSON or YAML: {error}", data[:4096])
         yield batch
         return
     for line, entry in entries:
         if not is_k8s_entry(entry):
-            batch = batches.setdefault(None, ReadBatch())
-            batch.skip(NOT_K8S)
+            batches.setdefault(None, Batch()).skip(NOT_K8S)
             continue
         try:
-            event, cluster = convert_entry(entry)
+            events, cluster = convert_entry(entry)
         except (GkeEntryError, ValueError, TypeError, AttributeError) as error:
-            batch = batches.setdefault(None, ReadBatch())
-            batch.rejected.append(
-                Rejected(str(path), line, f"cannot convert the LogEntry: {error}", _json.encode(entry))
+            batches.setdefault(None, Batch()).reject(
+                source, line, f"cannot convert the LogEntry: {error}", _json.encode(entry)[:4096]
             )
             continue
-        batch = batches.setdefault(cluster, ReadBatch(cluster=cluster))
-        batch.add(event, None)
-        if batch.full:
+        batch = batches.setdefault(cluster, Batch(cluster=cluster))
+        for event in events:
+            batch.add(event, None)
+        if len(batch.events) >= BATCH_EVENTS:
             yield batches.pop(cluster)
     for batch in batches.values():
-        batch.position = position
-        yield batch
+        if not batch.empty:
+            yield batch

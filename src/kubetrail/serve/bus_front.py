@@ -22,6 +22,7 @@ from kubetrail.collect.limits import Limits
 from kubetrail.collect.metrics import Registry
 from kubetrail.collect.receiver import Receiver
 from kubetrail.model import Event
+from kubetrail.pipeline import Pipeline
 from kubetrail.serve.app import ShutdownSummary
 from kubetrail.serve.config import ServeConfig
 from kubetrail.store import AppendResult
@@ -71,8 +72,11 @@ class BusSink:
         self.published += len(events)
         return AppendResult(published.events, published.duplicates, published.sequence)
 
-    def dead_letter(self, *, source: str, reason: str, raw: bytes, line: int | None = None, cluster: str = "") -> None:
-        self.dead_letters.write(source=source, reason=reason, raw=raw, line=line, cluster=cluster)
+    def append(
+        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
+    ) -> AppendResult:
+        """Only the asynchronous path publishes (no door of `serve --bus` appends synchronously)."""
+        raise NotDurableError("the bus sink only publishes from the event loop (append_async)")
 
     def close(self) -> None:
         self.dead_letters.close()
@@ -99,7 +103,7 @@ class BusFrontApp:
         )
         self.sink = BusSink(BusPublisher(self.bus), config.store)
         self.receiver = Receiver(
-            self.sink,  # type: ignore[arg-type]
+            Pipeline(self.sink, redact=config.redact, default_cluster=config.cluster),
             default_cluster=config.cluster,
             limits=Limits(config.max_body_bytes, config.max_event_bytes),
             auth=auth,

@@ -1,0 +1,70 @@
+"""The intake: every door's bytes become typed `audit.k8s.io/v1` events here, and only here.
+
+A door (the webhook receiver, the file tailer, the bus worker, a cloud source, a command reading FILEs) moves
+bytes; the intake decides what they mean. It inflates gzip (any number of members), tells the format from
+the first bytes, decodes each event once into a typed Event that keeps the JSON it came from, maps managed
+clouds' records (EKS, GKE, AKS) to the apiserver's own events, and reports every record it refuses as a
+located Rejection (file, line or item, and why) instead of failing the rest of its batch.
+
+    from kubetrail.intake import expand_inputs, read_paths
+    for path, batch in read_paths(expand_inputs(["audit.log", "eks-export.gz"])):
+        batch.events, batch.raws, batch.rejected, batch.skipped, batch.cluster
+
+Everything except `files` (the edge with the file system) is pure.
+"""
+
+from kubetrail.intake.batch import BATCH_EVENTS, Batch, IntakeError, Rejection, Tally, short_reason
+from kubetrail.intake.body import decode_body
+from kubetrail.intake.files import (
+    STDIN,
+    expand_inputs,
+    format_of,
+    input_size,
+    open_inflated,
+    order_rotated,
+    peek,
+    read_events,
+    read_path,
+    read_paths,
+)
+from kubetrail.intake.inflate import GZIP_MAGIC, GzipError, InflateLimitError, gunzip, is_gzip, open_gzip
+from kubetrail.intake.native import EventTooLargeError, NotJsonError, add_line, repairing
+from kubetrail.intake.read import parse_format, read_bytes, read_stream
+from kubetrail.intake.sniff import FORMATS, SNIFF_BYTES, Format, sniff
+
+__all__ = [
+    "BATCH_EVENTS",
+    "FORMATS",
+    "GZIP_MAGIC",
+    "SNIFF_BYTES",
+    "STDIN",
+    "Batch",
+    "EventTooLargeError",
+    "Format",
+    "GzipError",
+    "InflateLimitError",
+    "IntakeError",
+    "NotJsonError",
+    "Rejection",
+    "Tally",
+    "add_line",
+    "decode_body",
+    "expand_inputs",
+    "format_of",
+    "gunzip",
+    "input_size",
+    "is_gzip",
+    "open_gzip",
+    "open_inflated",
+    "order_rotated",
+    "parse_format",
+    "peek",
+    "read_bytes",
+    "read_events",
+    "read_path",
+    "read_paths",
+    "read_stream",
+    "repairing",
+    "short_reason",
+    "sniff",
+]
