@@ -173,7 +173,9 @@ def ingest_command(
     if cluster is not None:
         check_cluster(cluster)
     console = Console(stderr=output == "json")
-    files = InputFiles(inputs, input_format=input_format, console=console, progress=progress, label="ingest")
+    files = InputFiles(
+        inputs, input_format=input_format, console=Console(stderr=True), progress=progress, label="ingest"
+    )
     summary = Summary(files=len(files.paths))
     started = time.perf_counter()
     with Store.open(store_dir) as store:

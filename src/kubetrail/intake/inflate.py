@@ -14,7 +14,9 @@ from typing import BinaryIO
 from kubetrail.intake.batch import IntakeError
 
 GZIP_MAGIC = b"\x1f\x8b"
-_PIECE = 16 << 10
+_PIECE = 4 << 10
+"""Compressed bytes fed at once: bounds what one call inflates (a bomb: ~4 MiB) and what zlib copies after a
+member's end."""
 _READ = 64 << 10
 
 
@@ -45,6 +47,7 @@ class GzipReader(io.RawIOBase):
         self._inflater: zlib._Decompress | None = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         self._input = memoryview(b"")
         self._pending = b""
+        self._offset = 0
         self._produced = 0
         self._ended = False
         self._member_started = False
@@ -63,7 +66,7 @@ class GzipReader(io.RawIOBase):
         self._input = memoryview(data)
         return True
 
-    def _inflate_some(self, want: int) -> bytes:
+    def _inflate_some(self) -> bytes:
         while not self._ended:
             if not self._fill():
                 if self._member_started:
@@ -80,12 +83,11 @@ class GzipReader(io.RawIOBase):
                 self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
             piece = self._input[:_PIECE]
             try:
-                out = self._inflater.decompress(piece, max(want, 1))
+                out = self._inflater.decompress(piece)
             except zlib.error as error:
                 raise GzipError(f"gzip data is corrupt ({error})", source=self._source) from None
             self._member_started = True
-            left = len(self._inflater.unconsumed_tail) + len(self._inflater.unused_data)
-            used = len(piece) - left
+            used = len(piece) - len(self._inflater.unused_data)
             self.consumed += used
             self._input = self._input[used:]
             if self._inflater.eof:
@@ -100,11 +102,13 @@ class GzipReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        if not self._pending:
-            self._pending = self._inflate_some(len(view))
-        count = min(len(view), len(self._pending))
-        view[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
+        if self._offset >= len(self._pending):
+            self._pending = self._inflate_some()
+            self._offset = 0
+        start = self._offset
+        count = min(len(view), len(self._pending) - start)
+        view[:count] = self._pending[start : start + count]
+        self._offset = start + count
         return count
 
 

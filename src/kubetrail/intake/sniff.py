@@ -26,6 +26,8 @@ EXPORT_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:?\d{2}) ")
 """A CloudWatch Logs export line (S3 export task): `<RFC 3339 time> <message>`."""
 
 _raw_decoder = json.JSONDecoder()
+_LEADING_KEYS = re.compile(rb'[{,]\s*"([A-Za-z@][A-Za-z0-9_@.-]{0,40})"\s*:')
+"""Object keys near the start, for a head that ends inside its first document (a large delivery)."""
 
 
 def _first_object(text: bytes) -> dict[str, object] | None:
@@ -45,6 +47,8 @@ def _by_keys(first: dict[str, object]) -> Format | None:
         return Format.GKE
     if "awslogs" in first or "logEvents" in first or "messageType" in first:
         return Format.EKS
+    if "records" in first and "requestId" in first:
+        return Format.EKS  # an Amazon Data Firehose HTTP endpoint request
     records = first.get("records")
     if isinstance(records, list):
         head = records[0] if records else {}
@@ -70,6 +74,11 @@ def sniff(head: bytes) -> Format | None:
     first = _first_object(text)
     if first is not None:
         found = _by_keys(first)
+        if found is not None:
+            return found
+    keys = _LEADING_KEYS.findall(text[:4096])
+    if keys:
+        found = _by_keys(dict.fromkeys(key.decode("utf-8", "replace") for key in keys))
         if found is not None:
             return found
     if re.search(rb"(?m)^protoPayload:", text) or b'"protoPayload"' in text:

@@ -16,7 +16,6 @@ are the same whichever stages the audit policy keeps. The bus worker builds its 
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import socket
@@ -32,7 +31,6 @@ import pyarrow as pa
 
 from kubetrail.alert.config import load_outputs
 from kubetrail.alert.outputs import Outputs
-from kubetrail.collect.metrics import Labels, Registry
 from kubetrail.detect import (
     BUILTIN,
     BUILTIN_RULES_DIR,
@@ -156,7 +154,7 @@ class Detection:
         self._last_warning = 0.0
         self._closed = False
         self._stateful = [
-            (index, item) for index, item in enumerate(_stateful_parts(detector)) if isinstance(item, Checkpointable)
+            (index, item) for index, item in enumerate(stateful_parts(detector)) if isinstance(item, Checkpointable)
         ]
 
     # ----- state ------------------------------------------------------------------------------------------
@@ -325,7 +323,7 @@ class Detection:
         self.alert_log.close()
 
 
-def _stateful_parts(detector: Any) -> list[Any]:
+def stateful_parts(detector: Any) -> list[Any]:
     """The detector and the detectors inside it (an Engine's extra detectors), each once."""
     parts = [detector, *getattr(detector, "detectors", ())]
     seen: set[int] = set()
@@ -343,7 +341,6 @@ def open_detection(
     *,
     outputs_file: str | Path | None = None,
     max_keys: int | None = None,
-    metrics: Registry | None = None,
     block: bool = False,
 ) -> Detection | None:
     """Load the rules (None: the built-in set) and outputs, and hook detection to `store` (None: no rules).
@@ -360,54 +357,7 @@ def open_detection(
     outputs = load_outputs(outputs_file, block=block) if outputs_file is not None else None
     root = store.layout.root
     detection = Detection(engine, AlertLog(root), outputs, checkpoint_dir=root / CHECKPOINT_DIR, block=block)
-    if metrics is not None:
-        _register_metrics(detection, metrics)
     detection.replay(store.tail_rows())
     detection.start()
     store.on_durable = detection.submit
     return detection
-
-
-def _register_metrics(detection: Detection, metrics: Registry) -> None:
-    stats = detection.stats
-    for name, attribute, text in (
-        ("kubetrail_detection_events_total", "events", "Acknowledged events run through the rules."),
-        ("kubetrail_detection_alerts_total", "alerts", "Alerts raised and stored."),
-        ("kubetrail_detection_dropped_events_total", "dropped_events", "Events stored but not detected (queue full)."),
-        ("kubetrail_detection_failed_batches_total", "failed_batches", "Batches whose detection failed."),
-        ("kubetrail_detection_unstored_alerts_total", "unstored_alerts", "Alerts the alert log could not store."),
-    ):
-        metrics.gauge(name, text, read=functools.partial(_stat, stats, attribute), kind="counter")
-    metrics.gauge(
-        "kubetrail_detection_state_evictions_total",
-        "Stateful rule keys evicted by the key limit (max_keys).",
-        read=functools.partial(_evictions, detection.detector),
-        kind="counter",
-    )
-    outputs = detection.outputs
-    if outputs is None:
-        return
-
-    def per_output() -> Iterable[tuple[Labels, float]]:
-        return [
-            ((name, fate), float(getattr(counts, fate)))
-            for name, counts in outputs.stats().items()
-            for fate in ("sent", "below_min_priority", "rate_limited", "queue_full", "failed")
-        ]
-
-    metrics.gauge(
-        "kubetrail_output_alerts_total",
-        "Alerts per output and fate.",
-        ("output", "fate"),
-        read=per_output,
-        kind="counter",
-    )
-
-
-def _evictions(detector: Detector) -> Iterable[tuple[Labels, float]]:
-    total = sum(getattr(part, "evictions", 0) for part in _stateful_parts(detector) if not isinstance(part, Engine))
-    return [((), float(total))]
-
-
-def _stat(stats: DetectionStats, attribute: str) -> Iterable[tuple[Labels, float]]:
-    return [((), float(getattr(stats, attribute)))]

@@ -154,16 +154,21 @@ class FileConnection:
 
 
 def _refused_lines(conn: duckdb.DuckDBPyConnection, groups: dict[str, list[Path]], tally: Tally) -> None:
-    """Count the lines the fast path leaves out; files that have some are read through the intake for the report."""
+    """Count the events and the lines the fast path leaves out; files with some of those are read through the
+    intake for the report (where, and why)."""
     failing: list[Path] = []
     for compression, group in groups.items():
         if not group:
             continue
         rows = conn.execute(
-            f"SELECT filename, count(*) FROM {_csv_lines(group, compression, filename=True)} "
-            f"WHERE NOT {valid_event()} GROUP BY filename"
+            f"SELECT filename, count(*) FILTER (WHERE valid), count(*) FILTER (WHERE NOT valid) "
+            f"FROM (SELECT filename, {valid_event()} AS valid FROM {_csv_lines(group, compression, filename=True)}) "
+            "GROUP BY filename"
         ).fetchall()
-        failing.extend(Path(name) for name, count in rows if count)
+        for name, valid, refused in rows:
+            tally.events += valid
+            if refused:
+                failing.append(Path(name))
     for path in failing:
         for batch in read_path(path, Format.NATIVE):
             for item in batch.rejected:
@@ -206,8 +211,7 @@ def connect_files(
         parts = [f"SELECT {names} FROM ({_lines_select(_LINES_RELATION, label)})"]
         for path in [*fast["gzip"], *fast["none"]]:
             for batch in read_path(path, Format.NATIVE):
-                for item in batch.rejected:
-                    tally.reject(item)
+                tally.count(batch)
     else:
         parts = [
             f"SELECT {names} FROM ({_lines_select(_csv_lines(group, compression), label)})"

@@ -22,6 +22,7 @@ from kubetrail.collect.tailer import PipelineSink, Tailer, TailOptions
 from kubetrail.pipeline import Pipeline
 from kubetrail.pipeline.detection import Detection, open_detection
 from kubetrail.serve.config import ServeConfig, ServeConfigError
+from kubetrail.serve.detection_metrics import register_detection_metrics
 from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
 
 if TYPE_CHECKING:
@@ -96,8 +97,9 @@ class ServeApp:
                 config.rules,
                 outputs_file=config.outputs,
                 max_keys=config.max_keys,
-                metrics=self.metrics,
             )
+            if self.detection is not None:
+                register_detection_metrics(self.detection, self.metrics)
             self.receiver = Receiver(
                 self.pipeline,
                 default_cluster=config.cluster,
