@@ -10,3 +10,15 @@ class KubetrailError(Exception):
     """An error a user can act on: says what is wrong, where, and how to fix it."""
 
     hint: str = ""
+
+
+class SettingError(KubetrailError):
+    """A configuration value that cannot be used: names the file and key (or flag) and how to fix it."""
+
+    def __init__(self, message: str, *, file: str = "", field: str = "", hint: str = "") -> None:
+        self.message = message
+        self.file = file
+        self.field = field
+        self.hint = hint
+        where = ": ".join(part for part in (file, field) if part)
+        super().__init__(f"{where}: {message}" if where else message)

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from kubetrail.cli.inputs import InputFiles, input_options
+from kubetrail.intake import Tally
 from kubetrail.pipeline import DEFAULT_CLUSTER, Pipeline
 from kubetrail.pipeline.detection import Detection, open_detection
 from kubetrail.store import Store, check_cluster
@@ -45,12 +46,9 @@ class SizeType(click.ParamType[int]):
 class Summary:
     """What an ingest did, for the closing report (text or JSON)."""
 
-    files: int = 0
-    read: int = 0
+    inputs: Tally = field(default_factory=Tally)
     accepted: int = 0
     duplicates: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)
     clusters: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     dead_letter: str = ""
@@ -60,38 +58,34 @@ class Summary:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "files": self.files,
-            "events": self.read,
+            **self.inputs.as_dict(),
             "accepted": self.accepted,
             "duplicates": self.duplicates,
-            "rejected": sum(self.rejected.values()),
-            "rejected_reasons": dict(self.rejected.most_common()),
-            "skipped": sum(self.skipped.values()),
-            "skipped_reasons": dict(self.skipped.most_common()),
             "clusters": dict(self.clusters),
             "alerts": self.alerts,
             "alerts_by_rule": dict(self.alerts_by_rule.most_common()),
             "seconds": round(self.seconds, 3),
-            "events_per_second": round(self.read / self.seconds) if self.seconds else 0,
+            "events_per_second": round(self.inputs.events / self.seconds) if self.seconds else 0,
             "dead_letter": self.dead_letter,
             "retention_removed_files": self.retention_removed,
         }
 
 
 def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
-    rate = f"{summary.read / summary.seconds:,.0f} events/s" if summary.seconds else ""
-    console.print(f"ingested {summary.files} file(s) into {store_dir} in {summary.seconds:.1f} s ({rate})")
+    tally = summary.inputs
+    rate = f"{tally.events / summary.seconds:,.0f} events/s" if summary.seconds else ""
+    console.print(f"ingested {tally.files} file(s) into {store_dir} in {summary.seconds:.1f} s ({rate})")
     console.print(f"  accepted    {summary.accepted:,} new events", highlight=False)
     console.print(f"  duplicates  {summary.duplicates:,} (already stored)", highlight=False)
-    rejected = sum(summary.rejected.values())
+    rejected = tally.rejected
     where = f" (kept with the reason in {summary.dead_letter})" if rejected else ""
     console.print(f"  rejected    {rejected:,}{where}", highlight=False)
-    for reason, count in summary.rejected.most_common(10):
+    for reason, count in tally.reasons.most_common(10):
         console.print(f"    {count:>8,}  {reason}", highlight=False, markup=False)
-    skipped = sum(summary.skipped.values())
+    skipped = sum(tally.skipped.values())
     if skipped:
         console.print(f"  skipped     {skipped:,} records that are not audit events", highlight=False)
-        for reason, count in summary.skipped.most_common(10):
+        for reason, count in tally.skipped.most_common(10):
             console.print(f"    {count:>8,}  {reason}", highlight=False, markup=False)
     if len(summary.clusters) > 1 or (summary.clusters and DEFAULT_CLUSTER not in summary.clusters):
         listing = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.clusters.items()))
@@ -176,7 +170,7 @@ def ingest_command(
     files = InputFiles(
         inputs, input_format=input_format, console=Console(stderr=True), progress=progress, label="ingest"
     )
-    summary = Summary(files=len(files.paths))
+    summary = Summary(inputs=files.tally)
     started = time.perf_counter()
     with Store.open(store_dir) as store:
         detection = (
@@ -186,7 +180,6 @@ def ingest_command(
         try:
             for path, batch in files.batches():
                 outcome = pipeline.accept(batch, cluster, source=str(path))
-                summary.read += len(batch.events)
                 summary.accepted += outcome.accepted
                 summary.duplicates += outcome.duplicates
                 if batch.events:
@@ -194,14 +187,12 @@ def ingest_command(
         finally:
             if detection is not None:
                 _close_detection(detection, summary)
-        summary.rejected.update(files.tally.reasons)
-        summary.skipped.update(files.tally.skipped)
         store.seal()
         if retention_days is not None or max_bytes is not None:
             plan = store.apply_retention(retention_days=retention_days, max_bytes=max_bytes)
             summary.retention_removed = len(plan.removed)
         dead = store.dead_letters.current_path
-        summary.dead_letter = str(dead) if dead is not None and summary.rejected else ""
+        summary.dead_letter = str(dead) if dead is not None and files.tally.rejected else ""
     summary.seconds = time.perf_counter() - started
     if files.tally.rejected and not files.tally.events:
         files.report()

@@ -25,22 +25,24 @@ from kubetrail.model import Event
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+format_option = click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format: native audit log (k8s) or an EKS / GKE / AKS export; auto tells them apart.",
+)
+strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with code 1 when any input record was refused (they are reported either way).",
+)
+
+
 def input_options(function: F) -> F:
     """`--format` and `--strict`, the same for every command that reads FILEs."""
-    function = click.option(
-        "--strict",
-        is_flag=True,
-        help="Exit with code 1 when any input record was refused (they are reported either way).",
-    )(function)
-    function = click.option(
-        "--format",
-        "input_format",
-        type=click.Choice(["auto", *FORMATS]),
-        default="auto",
-        show_default=True,
-        help="Input format: native audit log (k8s) or an EKS / GKE / AKS export; auto tells them apart.",
-    )(function)
-    return function
+    return format_option(strict_option(function))
 
 
 class InputFiles:

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 
 import click
 
-from kubetrail.cli.inputs import exit_if_strict, report_tally
+from kubetrail.cli.inputs import exit_if_strict, format_option, report_tally, strict_option
 from kubetrail.cli.query_engines import ENGINES, open_engine
-from kubetrail.intake import FORMATS as INPUT_FORMATS
 from kubetrail.intake import Tally
 from kubetrail.query import QueryError, parse_filter
 from kubetrail.query.fields import FieldKind, lookup
@@ -67,17 +66,8 @@ def source_options(function: click.decorators.FC) -> click.decorators.FC:
             metavar="FILE",
             help="Read these logs in place instead (NDJSON, gzip, rotated sets, EKS/GKE/AKS exports); repeatable.",
         ),
-        click.option(
-            "--format",
-            "input_format",
-            type=click.Choice(["auto", *INPUT_FORMATS]),
-            default="auto",
-            show_default=True,
-            help="Format of --file inputs.",
-        ),
-        click.option(
-            "--strict", is_flag=True, help="With --file: exit 1 when any record was refused (reported either way)."
-        ),
+        format_option,
+        strict_option,
         click.option("--since", help="Only events at or after: a duration back from now (1h, 7d) or a time."),
         click.option("--until", help="Only events before: a duration back from now or a time (RFC 3339)."),
         click.option("--cluster", help="Only this cluster (with --file: the cluster to label the events with)."),

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from kubetrail.collect.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
-from kubetrail.errors import KubetrailError
+from kubetrail.errors import SettingError
 from kubetrail.store import StoreError, check_cluster
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -79,16 +79,8 @@ KEYS = (
 _DETECTION_KEYS = ("max_keys",)
 
 
-class ServeConfigError(KubetrailError):
-    """A configuration value that cannot be used: names the file and key (or flag) and how to fix it."""
-
-    def __init__(self, message: str, *, file: str = "", field: str = "", hint: str = "") -> None:
-        self.message = message
-        self.file = file
-        self.field = field
-        self.hint = hint
-        where = ": ".join(part for part in (file, field) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+class ServeConfigError(SettingError):
+    """A `serve` setting that cannot be used: names the file and key (or flag) and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from kubetrail.errors import KubetrailError
+from kubetrail.errors import SettingError
 from kubetrail.store import Store
 from kubetrail.ui.app import WithUI, build_ui
 from kubetrail.ui.auth import UIAuth, UIAuthError
@@ -26,16 +26,8 @@ from kubetrail.ui.snapshot import StoreSnapshot
 log = logging.getLogger(__name__)
 
 
-class UIMountError(KubetrailError):
+class UIMountError(SettingError):
     """The UI cannot be served as configured: names the setting (`field`) and how to fix it."""
-
-    def __init__(self, message: str, *, file: str = "", field: str = "", hint: str = "") -> None:
-        self.message = message
-        self.file = file
-        self.field = field
-        self.hint = hint
-        where = ": ".join(part for part in (file, field) if part)
-        super().__init__(f"{where}: {message}" if where else message)
 
 
 @dataclass(frozen=True)
