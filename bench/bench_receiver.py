@@ -4,12 +4,17 @@ Several client threads (one keep-alive connection each) POST EventLists of 400 r
 apiserver's default `--audit-webhook-batch-max-size`) as fast as they are answered. Reported: events/s
 acknowledged (every answer must be 200), and the p50/p99 latency of one batch. Target: ≥ 20k events/s on a
 2-core machine, where the clients share the cores with the server. Run alone: `python -m bench receiver`.
+
+Before/after in the same run: the receiver of an earlier commit (`KUBETRAIL_BENCH_BASELINE_REF`, default the
+last commit before the one intake, whose receiver decoded each item in several passes) is extracted with
+`git archive` and measured on the same bodies, right before the current one. Skipped outside a git checkout.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -29,6 +34,7 @@ BATCH = 400
 CLIENTS = 4
 TARGET_EVENTS_PER_SECOND = 20_000
 PROJECT = Path(__file__).resolve().parent.parent
+BASELINE_REF = os.environ.get("KUBETRAIL_BENCH_BASELINE_REF", "d1fc949")
 
 
 def scaled(count: int) -> int:
@@ -42,13 +48,30 @@ def batches(count: int) -> list[bytes]:
     return [head + b",".join(lines[start : start + BATCH]) + b"]}" for start in range(0, len(lines), BATCH)]
 
 
-def start_server(store: Path) -> tuple[subprocess.Popen[str], str]:
+def baseline_tree(folder: Path) -> Path | None:
+    """The sources of BASELINE_REF under `folder` (None when there is no git checkout or no such commit)."""
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT), "archive", BASELINE_REF, "src"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "src"
+
+
+def start_server(store: Path, source: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`kubetrail serve` on a free loopback port: this checkout's, or the one whose sources are at `source`."""
     command = [sys.executable, "-m", "kubetrail.cli.main", "serve", "--store", str(store)]
+    environment = dict(os.environ)
+    if source is not None:
+        environment["PYTHONPATH"] = str(source)
     process = subprocess.Popen(
         [*command, "--listen", "127.0.0.1:0", "--log-level", "warning"],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=PROJECT,
+        cwd=PROJECT if source is None else source,
+        env=environment,
     )
     assert process.stdout is not None
     for line in process.stdout:
@@ -95,21 +118,73 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def run() -> list[BenchResult]:
-    count = scaled(EVENTS)
-    bodies = batches(count)
-    events = sum(body.count(b'"auditID"') for body in bodies)
-    folder = Path(tempfile.mkdtemp(prefix="kubetrail-bench-receiver-"))
-    process, url = start_server(folder / "store")
+_DECODE_SCRIPT = """
+import pickle, sys, time
+bodies = pickle.load(open(sys.argv[1], "rb"))
+try:
+    from kubetrail.intake import decode_body
+    decode = lambda body: decode_body(body, source="bench", max_event_bytes=256 << 10).events
+except ImportError:
+    from kubetrail.collect.receiver import split_body
+    decode = lambda body: split_body(body).events
+best = float("inf")
+for _ in range(5):
+    started = time.perf_counter()
+    count = sum(len(decode(body)) for body in bodies)
+    best = min(best, time.perf_counter() - started)
+print(count / best)
+"""
+
+
+def decode_rate(bodies_file: Path, source: Path | None) -> float:
+    """Events/s the receiver's body decoding reaches on one core (this checkout's, or the tree at `source`)."""
+    environment = dict(os.environ)
+    if source is not None:
+        environment["PYTHONPATH"] = str(source)
+    completed = subprocess.run(
+        [sys.executable, "-c", _DECODE_SCRIPT, str(bodies_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT if source is None else source,
+        env=environment,
+    )
+    return float(completed.stdout.strip())
+
+
+def measure(bodies: list[bytes], store: Path, source: Path | None = None) -> tuple[float, list[float]]:
+    """Seconds to post every body (after a warm-up) to a fresh serve, and the batch latencies."""
+    process, url = start_server(store, source)
     try:
         post_all(url, bodies[: 2 * CLIENTS], CLIENTS)
         seconds, latencies, failures = post_all(url, bodies, CLIENTS)
     finally:
         process.terminate()
         process.wait(timeout=120)
-        shutil.rmtree(folder, ignore_errors=True)
     if failures:
         raise RuntimeError(f"{failures} batches were not answered 200")
+    return seconds, latencies
+
+
+def run() -> list[BenchResult]:
+    count = scaled(EVENTS)
+    bodies = batches(count)
+    events = sum(body.count(b'"auditID"') for body in bodies)
+    folder = Path(tempfile.mkdtemp(prefix="kubetrail-bench-receiver-"))
+    before: float | None = None
+    decode_before: float | None = None
+    try:
+        source = baseline_tree(folder / "baseline")
+        bodies_file = folder / "bodies.pickle"
+        bodies_file.write_bytes(pickle.dumps(bodies))
+        if source is not None:
+            before_seconds, _ = measure(bodies, folder / "store-before", source)
+            before = events / before_seconds
+            decode_before = decode_rate(bodies_file, source)
+        seconds, latencies = measure(bodies, folder / "store")
+        decode_after = decode_rate(bodies_file, None)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     detail = {
         "events": events,
         "batch_events": BATCH,
@@ -119,15 +194,25 @@ def run() -> list[BenchResult]:
         "cpus": os.cpu_count(),
         "note": "clients run on the same machine; every answer waited for the WAL fsync",
     }
+    after = events / seconds
+    comparison = [BenchResult(NAME, "body decoding alone, one core", decode_after, "events/s")]
+    if before is not None and decode_before is not None:
+        comparison += [
+            BenchResult(NAME, f"events/s acknowledged by {BASELINE_REF} (before, same run)", before, "events/s"),
+            BenchResult(NAME, f"acknowledged: now / {BASELINE_REF}", after / before, "x"),
+            BenchResult(NAME, f"body decoding alone by {BASELINE_REF}", decode_before, "events/s"),
+            BenchResult(NAME, f"decoding: now / {BASELINE_REF}", decode_after / decode_before, "x"),
+        ]
     return [
         BenchResult(
             NAME,
             "events/s acknowledged (fsync'd, 400 per batch)",
-            events / seconds,
+            after,
             "events/s",
             target=TARGET_EVENTS_PER_SECOND,
             detail=detail,
         ),
+        *comparison,
         BenchResult(NAME, "batch latency p50", percentile(latencies, 0.5) * 1000, "ms", detail=detail),
         BenchResult(NAME, "batch latency p99", percentile(latencies, 0.99) * 1000, "ms", higher_is_better=False),
     ]

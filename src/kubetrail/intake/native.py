@@ -22,17 +22,17 @@ from kubetrail.model.event import API_VERSION_V1, SUPPORTED_EVENT_API_VERSIONS, 
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _event_decoder = msgspec.json.Decoder(Event)
 _events_decoder = msgspec.json.Decoder(list[Event])
-_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _api_version = operator.attrgetter("apiVersion")
 _ONLY_V1 = frozenset({API_VERSION_V1})
 
 
 class _Envelope(msgspec.Struct):
-    """Just enough of a document to tell an EventList from an Event."""
+    """Just enough of a document to tell an EventList from an Event, with the list's items still raw JSON
+    (split in the same pass that reads the envelope; each item is then decoded once, typed)."""
 
     kind: str = ""
     apiVersion: str = ""
-    items: msgspec.Raw = msgspec.Raw()
+    items: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
 _top_decoder = msgspec.json.Decoder(list[msgspec.Raw] | _Envelope)
@@ -159,14 +159,8 @@ def _add_document(
             "`$.apiVersion`", raw
         )  # fmt: skip
         return
-    if not envelope.items:
-        return
-    try:
-        items = _items_decoder.decode(envelope.items)
-    except _DECODE_ERRORS as error:
-        batch.reject(source, line, f"{where}: {error} - at `$.items`", raw)
-        return
-    add_items(batch, items, source, line, f"{where} items", limit)
+    if envelope.items:
+        add_items(batch, envelope.items, source, line, f"{where} items".strip(), limit)
 
 
 def add_document(
@@ -179,10 +173,11 @@ def add_document(
     """
     try:
         top = _top_decoder.decode(data)
-    except msgspec.ValidationError:
+    except msgspec.ValidationError as error:
         _probe_json(data, source, line)
         _check_size(data, "body", max_event_bytes)
-        batch.reject(source, line, f"not an audit Event or EventList: {_reason(data, source, line)}", data)
+        reason = str(error) if "$.items" in str(error) else _reason(data, source, line)
+        batch.reject(source, line, f"not an audit Event or EventList: {reason}", data)
         return
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
         raise NotJsonError(_not_json(data, error), source=source, line=_error_line(data, error, line)) from None
