@@ -39,6 +39,7 @@ from kubetrail.alert.outputs import (
 from kubetrail.alert.outputs.fanout import DEFAULT_QUEUE_BATCHES
 from kubetrail.alert.outputs.syslog import FACILITIES
 from kubetrail.detect.priority import PRIORITY_NAMES, Priority
+from kubetrail.extras import require
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -201,6 +202,7 @@ def _output(item: _Item, name: str) -> Output:
         servers = [servers]
     if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
         raise item.fail("`servers` is a URL or a list of URLs", "servers")
+    require("nats", f"the NATS output {name!r}")
     from kubetrail.alert.outputs.nats import NatsOutput
 
     return NatsOutput(

@@ -18,6 +18,9 @@ DEFAULT_CONSUMER = "kubetrail-workers"
 DEFAULT_MEMBERS_BUCKET = "KUBETRAIL_WORKERS"
 DEFAULT_PARTITIONS = 8
 MAX_PARTITIONS = 256
+DEFAULT_HEALTH_LISTEN = "127.0.0.1:0"
+"""A worker's health port: a free loopback port, printed at start (several workers can share a host; pods pass
+0.0.0.0:8081)."""
 # Identities that did not authenticate share one partition, so rules about them (keyed by address) see them all.
 UNAUTHENTICATED = frozenset({"", "system:anonymous"})
 CLUSTER_HEADER = "Kubetrail-Cluster"

@@ -22,8 +22,6 @@ from kubetrail.bus.config import BusError
 from kubetrail.bus.worker import Worker
 from kubetrail.collect.metrics import CONTENT_TYPE, Gauge, Labels
 
-DEFAULT_HEALTH_LISTEN = "127.0.0.1:0"
-"""A free loopback port, printed at start: several workers can share a host; pods pass 0.0.0.0:8081."""
 GRACEFUL_SECONDS = 2
 
 

@@ -1,36 +1,108 @@
-"""The list of top-level sub-commands; each area contributes its own click command or group."""
+"""The top-level sub-commands, loaded only when run: `kubetrail --help` imports none of them.
+
+Each entry names the module and attribute of the click command and its one-line help (kept equal to the
+command's own by a test), so that listing the commands costs nothing and a command's dependencies (DuckDB,
+Starlette, the NATS client, …) load only when that command runs.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
 import click
 
-# (module, attribute) of every top-level command, in the order `kubetrail --help` lists them.
-COMMANDS: list[tuple[str, str]] = [
-    ("kubetrail.cli.apiserver_config", "apiserver_config_command"),
-    ("kubetrail.cli.check", "check_group"),
-    ("kubetrail.cli.demo", "demo_command"),
-    ("kubetrail.cli.detect", "detect_command"),
-    ("kubetrail.cli.generate", "generate_command"),
-    ("kubetrail.cli.ingest", "ingest_command"),
-    ("kubetrail.cli.investigate", "investigate_group"),
-    ("kubetrail.cli.policy", "policy_group"),
-    ("kubetrail.cli.query", "query_command"),
-    ("kubetrail.cli.rbac", "rbac_group"),
-    ("kubetrail.cli.report", "report_group"),
-    ("kubetrail.cli.request_info", "request_info_command"),
-    ("kubetrail.cli.secrets", "secrets_group"),
-    ("kubetrail.cli.serve", "serve_command"),
-    ("kubetrail.cli.verify", "verify_command"),
-    ("kubetrail.cli.worker", "worker_command"),
-]
+
+class CommandEntry(NamedTuple):
+    """Where a top-level command lives, and its one-line help for `kubetrail --help`."""
+
+    module: str
+    attribute: str
+    short_help: str
+
+
+COMMANDS: dict[str, CommandEntry] = {
+    "apiserver-config": CommandEntry(
+        "kubetrail.cli.apiserver_config",
+        "apiserver_config_command",
+        "Print the kube-apiserver flags and the webhook kubeconfig that send audit events to `kubetrail serve`.",
+    ),
+    "check": CommandEntry(
+        "kubetrail.cli.check", "check_group", "Check a cluster component's configuration for sound audit logging."
+    ),
+    "demo": CommandEntry(
+        "kubetrail.cli.demo",
+        "demo_command",
+        "Run kubetrail on a generated cluster: serve, store, and what the audit policy records.",
+    ),
+    "detect": CommandEntry(
+        "kubetrail.cli.detect", "detect_command", "Run detection rules over audit log FILES and print alerts."
+    ),
+    "generate": CommandEntry(
+        "kubetrail.cli.generate",
+        "generate_command",
+        "Generate a realistic audit log of a small cluster as NDJSON (`audit.k8s.io/v1` events).",
+    ),
+    "ingest": CommandEntry(
+        "kubetrail.cli.ingest",
+        "ingest_command",
+        "Load audit events from FILEs into the store; re-ingesting a file stores nothing twice.",
+    ),
+    "investigate": CommandEntry(
+        "kubetrail.cli.investigate",
+        "investigate_group",
+        "Answer incident questions: who read secrets, what was forbidden, who exec'd, RBAC changes, …",
+    ),
+    "policy": CommandEntry(
+        "kubetrail.cli.policy", "policy_group", "Work with kube-apiserver audit policies (audit.k8s.io/v1 Policy)."
+    ),
+    "query": CommandEntry(
+        "kubetrail.cli.query",
+        "query_command",
+        "Print the events EXPR selects, from the store or (with --file) straight from log files.",
+    ),
+    "rbac": CommandEntry(
+        "kubetrail.cli.rbac",
+        "rbac_group",
+        "RBAC from activity: roles granting exactly what was used, and granted permissions never used.",
+    ),
+    "report": CommandEntry(
+        "kubetrail.cli.report",
+        "report_group",
+        "Reports for people outside the on-call rotation: compliance evidence for assessors.",
+    ),
+    "request-info": CommandEntry(
+        "kubetrail.cli.request_info",
+        "request_info_command",
+        "Show the request attributes kube-apiserver derives from METHOD and URL.",
+    ),
+    "secrets": CommandEntry(
+        "kubetrail.cli.secrets",
+        "secrets_group",
+        "Find secret material in audit logs, and write copies with it redacted.",
+    ),
+    "serve": CommandEntry(
+        "kubetrail.cli.serve", "serve_command", "Receive audit events (webhook and log files) and store them durably."
+    ),
+    "verify": CommandEntry(
+        "kubetrail.cli.verify", "verify_command", "Check every sealed segment against the hash-chained manifest."
+    ),
+    "worker": CommandEntry(
+        "kubetrail.cli.worker",
+        "worker_command",
+        "Consume audit batches from NATS JetStream into this worker's part of the lake, detecting as they pass.",
+    ),
+}
+
+
+def load(name: str) -> click.Command:
+    """Import one top-level command."""
+    entry = COMMANDS[name]
+    command = getattr(importlib.import_module(entry.module), entry.attribute)
+    assert isinstance(command, click.Command)
+    return command
 
 
 def all_commands() -> list[click.Command]:
-    """Every top-level sub-command."""
-    commands: list[click.Command] = []
-    for module_name, attribute in COMMANDS:
-        module = importlib.import_module(module_name)
-        commands.append(getattr(module, attribute))
-    return commands
+    """Every top-level sub-command, imported (for tests and documentation)."""
+    return [load(name) for name in COMMANDS]

@@ -8,11 +8,26 @@ from typing import Any
 import click
 
 from kubetrail import __version__
+from kubetrail.cli import commands
 from kubetrail.errors import KubetrailError
 
 
 class KubetrailGroup(click.Group):
-    """A click group that prints kubetrail errors as one line, with a traceback only under --debug."""
+    """A click group that prints kubetrail errors as one line (a traceback only under --debug) and imports a
+    sub-command only when it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(commands.COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in commands.COMMANDS:
+            return None
+        return commands.load(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, entry.short_help) for name, entry in sorted(commands.COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -57,16 +72,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
       kubetrail policy explain audit-policy.yaml --user jane --verb get --resource secrets
     """
     ctx.meta["kubetrail.debug"] = debug
-
-
-def _register() -> None:
-    from kubetrail.cli import commands
-
-    for command in commands.all_commands():
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

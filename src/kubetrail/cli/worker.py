@@ -7,20 +7,24 @@ import dataclasses
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from kubetrail.bus import parse_bus_url
-from kubetrail.bus.config import DEFAULT_PARTITIONS, MAX_PARTITIONS
-from kubetrail.bus.health import DEFAULT_HEALTH_LISTEN, HealthServer, parse_health_listen
-from kubetrail.bus.worker import Worker
+from kubetrail.bus.config import DEFAULT_HEALTH_LISTEN, DEFAULT_PARTITIONS, MAX_PARTITIONS, parse_bus_url
 from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
+from kubetrail.extras import require
+
+if TYPE_CHECKING:
+    from kubetrail.bus.worker import Worker
 
 
 async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
+    from kubetrail.bus.health import HealthServer
+
     health: HealthServer | None = None
     try:
         if health_listen is not None:
@@ -107,6 +111,9 @@ def worker_command(
       kubetrail worker --bus nats://127.0.0.1:4222 --lake /srv/lake --id w1
       kubetrail query --lake /srv/lake 'resource=secrets verb=get'
     """
+    require("nats", "kubetrail worker")
+    from kubetrail.bus.health import parse_health_listen
+    from kubetrail.bus.worker import Worker
     from kubetrail.detect import load_ruleset, rule_sources
     from kubetrail.pipeline.detection import default_rule_specs
 

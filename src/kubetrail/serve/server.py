@@ -25,6 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kubetrail.collect.auth import SUBJECT_KEY, TLS_EXTENSION, subject_of
+from kubetrail.extras import require
 from kubetrail.serve.app import ServeApp, ShutdownSummary
 from kubetrail.serve.config import ServeConfig, ServeConfigError, is_loopback
 from kubetrail.store import FileOps
@@ -77,6 +78,7 @@ class _Server(uvicorn.Server):
 def make_app(config: ServeConfig, *, file_ops: FileOps | None = None) -> Any:
     """The single-process app (store, detection, UI), or with `--bus` a stateless receiver publishing to NATS."""
     if config.bus is not None:
+        require("nats", "serve --bus")
         from kubetrail.serve.bus_front import BusFrontApp
 
         return BusFrontApp(config)

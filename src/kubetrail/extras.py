@@ -1,0 +1,31 @@
+"""Optional extras: what each needs, and the one-line error naming the extra when it is not installed."""
+
+from __future__ import annotations
+
+import importlib
+
+from kubetrail.errors import KubetrailError
+
+EXTRAS: dict[str, tuple[str, str]] = {
+    "nats": ("nats", "the NATS client (nats-py)"),
+    "spark": ("pyspark", "Apache Spark (pyspark)"),
+}
+
+
+class MissingExtraError(KubetrailError):
+    """A feature whose optional dependencies are not installed."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        _, what = EXTRAS[extra]
+        self.extra = extra
+        self.hint = f"pip install 'kubetrail[{extra}]'"
+        super().__init__(f"{feature} needs {what}, which is not installed (the `{extra}` extra)")
+
+
+def require(extra: str, feature: str) -> None:
+    """Raise MissingExtraError unless the extra's module can be imported."""
+    module, _ = EXTRAS[extra]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(feature, extra) from None

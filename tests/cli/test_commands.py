@@ -1,0 +1,55 @@
+"""The command starts like a real tool: `--help` imports no sub-command, and a missing extra is one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubetrail.cli import commands
+
+BLOCK_EXTRAS = "import sys; sys.modules['nats'] = None; sys.modules['pyspark'] = None; "
+
+
+def run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", commands.COMMANDS)
+def test_the_listed_help_is_the_commands_own(name: str) -> None:
+    assert commands.load(name).get_short_help_str(limit=200) == commands.COMMANDS[name].short_help
+
+
+def test_help_lists_every_command_without_importing_any() -> None:
+    code = (
+        "import sys; from kubetrail.cli.main import cli\n"
+        "try:\n    cli(['--help'], prog_name='kubetrail')\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('duckdb', 'pyarrow', 'starlette', 'uvicorn', 'nats', 'msgspec', 'kubetrail.cli.serve')"
+        " if m in sys.modules]\nprint('loaded:', heavy)"
+    )
+    result = run(code)
+    assert result.returncode == 0, result.stderr
+    for name in commands.COMMANDS:
+        assert f"  {name} " in result.stdout
+    assert result.stdout.strip().endswith("loaded: []")
+
+
+def test_commands_run_without_the_optional_extras(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text(
+        '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a","stage":"ResponseComplete",'
+        '"requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"jane"},'
+        '"stageTimestamp":"2026-03-19T10:00:00.000000Z"}\n'
+    )
+    main = BLOCK_EXTRAS + "from kubetrail.cli.main import main; sys.argv = ['kubetrail', *sys.argv[1:]]; main()"
+    detect = run(main, "detect", str(log), "-q")
+    assert detect.returncode == 0, detect.stderr
+    worker = run(main, "worker", "--bus", "nats://127.0.0.1:4222", "--lake", str(tmp_path / "lake"))
+    assert worker.returncode == 2
+    error, hint = worker.stderr.strip().splitlines()
+    assert error == "error: kubetrail worker needs the NATS client (nats-py), which is not installed (the `nats` extra)"
+    assert hint.strip() == "hint: pip install 'kubetrail[nats]'"
+    serve = run(main, "serve", "--bus", "nats://127.0.0.1:4222", "--store", str(tmp_path / "spool"))
+    assert serve.returncode == 2 and "the `nats` extra" in serve.stderr and "Traceback" not in serve.stderr
