@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kubetrail.intake import Batch, IntakeError, Rejection, read_bytes, read_events, read_stream
+from kubetrail.intake.split import MAX_NESTING
 from kubetrail.model import Event, decode_event, encode_event
 from tests.model.events import FULL_EVENT, HEALTHZ_EVENT, V1BETA1_EVENT, as_v1, dumps
 
@@ -196,11 +197,32 @@ def test_a_json_scalar_is_not_an_event() -> None:
     assert refusal(b"42\n").line == 1
 
 
-def test_deeply_nested_body_is_refused_not_a_crash() -> None:
-    deep = dumps(HEALTHZ_EVENT)[:-1] + b',"requestObject":' + b"[" * 5000 + b"]" * 5000 + b"}"
-    events, rejected = decode(dumps(FULL_EVENT) + b"\n" + deep + b"\n" + dumps(HEALTHZ_EVENT))
+def _nested(depth: int) -> bytes:
+    return dumps(HEALTHZ_EVENT)[:-1] + b',"requestObject":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_bodies_as_deep_as_the_apiserver_accepts_are_kept() -> None:
+    """kube-apiserver's decoder accepts 10,000 levels; such an event is a real event."""
+    events, rejected = decode(_nested(MAX_NESTING - 5) + b"\n")
+    assert rejected == [] and len(bytes(events[0].requestObject)) == 2 * (MAX_NESTING - 5)
+
+
+def test_deeper_bodies_are_refused_one_by_one_not_a_crash() -> None:
+    events, rejected = decode(dumps(FULL_EVENT) + b"\n" + _nested(50_000) + b"\n" + dumps(HEALTHZ_EVENT))
     assert len(events) == 2
     assert rejected[0].line == 2 and "nested" in rejected[0].reason
+
+
+@pytest.mark.parametrize("wrap", ["event-list", "array"])
+def test_a_too_deep_item_costs_only_itself_in_a_batch(wrap: str) -> None:
+    items = [dumps(FULL_EVENT), _nested(50_000), dumps(HEALTHZ_EVENT)]
+    body = b"[" + b",".join(items) + b"]"
+    if wrap == "event-list":
+        body = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":' + body + b"}"
+    events, rejected = decode(body)
+    assert [event.auditID for event in events] == [FULL_EVENT["auditID"], HEALTHZ_EVENT["auditID"]]
+    (item,) = rejected
+    assert "nested" in item.reason and ("items[1]" in item.reason or "item 1" in item.reason)
 
 
 def test_truncated_gzip_keeps_the_events_before_the_damage() -> None:

@@ -196,7 +196,7 @@ def test_invalid_utf8_is_a_decode_error_naming_the_line() -> None:
 
 
 def test_deep_nesting_is_a_decode_error_not_a_crash() -> None:
-    deep = dumps(HEALTHZ_EVENT)[:-1] + b',"requestObject":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    deep = dumps(HEALTHZ_EVENT)[:-1] + b',"requestObject":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(EventDecodeError) as caught:
         decode_event(deep, source="audit.log", line=3)
     assert caught.value.line == 3 and "nested" in caught.value.message

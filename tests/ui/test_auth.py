@@ -104,6 +104,34 @@ def test_the_login_form_sets_a_strict_http_only_cookie(guarded: ServeProcess) ->
         assert client.get("/ui/search").status_code == 401
 
 
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_huge_login_body_is_refused_without_holding_it(guarded: ServeProcess) -> None:
+    """Unauthenticated, so it must cost the server nothing: 200 MiB streamed in is refused at 4 KiB."""
+    before = _rss_kib(guarded.process.pid)
+    chunk = b"token=" + b"x" * (1 << 20)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(200):
+            yield chunk
+
+    with httpx.Client(base_url=guarded.url, timeout=30) as client:
+        try:
+            answer = client.post(
+                "/ui/login", content=body(), headers={"content-type": "application/x-www-form-urlencoded"}
+            )
+            assert answer.status_code == 413
+        except httpx.WriteError:
+            pass  # the server answered and closed before the client finished sending: just as good
+        assert client.get("/healthz").status_code == 200
+    assert _rss_kib(guarded.process.pid) - before < 50 * 1024
+
+
 def test_serve_will_not_expose_an_open_ui_beyond_loopback(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "kubetrail.cli.main", "serve", "--store", str(tmp_path / "s"), "--listen", "0.0.0.0:0"],

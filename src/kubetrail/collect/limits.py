@@ -15,6 +15,9 @@ from kubetrail.errors import KubetrailError
 
 DEFAULT_MAX_BODY_BYTES = 12 << 20
 DEFAULT_MAX_EVENT_BYTES = 256 << 10
+DEFAULT_MAX_IN_FLIGHT = 64
+"""Batches being read, decoded or stored at once; beyond it the receiver sheds load with 503 and Retry-After
+(the apiserver retries), so memory stays bounded by about this many bodies."""
 _INFLATE_STEP = 1 << 20
 
 Message = MutableMapping[str, Any]
@@ -23,10 +26,12 @@ Receive = Callable[[], Awaitable[Message]]
 
 @dataclass(frozen=True)
 class Limits:
-    """How large a request body (before and after gzip) and one event in it may be, in bytes."""
+    """How large a request body (before and after gzip) and one event in it may be, in bytes, and how many
+    batches may be in hand at once."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
 
 class RequestError(KubetrailError):

@@ -188,6 +188,9 @@ class Registry:
             "kubetrail_receiver_events_rejected_total", "Invalid events written to the dead-letter file.", ("cluster",)
         )
         self.bytes = self.counter("kubetrail_receiver_bytes_total", "Request body bytes as received.", ("cluster",))
+        self.shed = self.counter(
+            "kubetrail_receiver_shed_total", "Batches answered 503 because too many were in hand already."
+        )
         self.fsync = self.histogram("kubetrail_wal_fsync_seconds", "Duration of the WAL's group-commit fsyncs.")
         self.ack = self.histogram(
             "kubetrail_receiver_ack_seconds", "Time from a complete request body to its durable acknowledgement."

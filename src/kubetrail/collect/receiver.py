@@ -83,6 +83,7 @@ class Receiver:
         self.auth = auth or Authenticator()
         self.metrics = metrics or Registry()
         self.accepting = True
+        self.in_flight = 0
         self._last_failure: str | None = None
 
     # ----- routing --------------------------------------------------------------------------------------
@@ -145,6 +146,19 @@ class Receiver:
             raise RequestError(400, error.message, hint=error.hint) from None
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str, from_path: str | None) -> None:
+        if self.in_flight >= self.limits.max_in_flight:
+            self.metrics.shed.inc(1)
+            await self._answer(
+                send, path, 503, "too many batches in hand; retry", headers=[("retry-after", str(RETRY_AFTER_SECONDS))]
+            )
+            return
+        self.in_flight += 1
+        try:
+            await self._accept(scope, receive, send, path, from_path)
+        finally:
+            self.in_flight -= 1
+
+    async def _accept(self, scope: Scope, receive: Receive, send: Send, path: str, from_path: str | None) -> None:
         client = scope.get("client") or ("?", 0)
         try:
             identity = self.auth.authenticate(scope)
@@ -193,9 +207,10 @@ class Receiver:
             raise RequestError(400, f"the gzip body is unreadable: {error.message}") from None
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        content_type = (_header(scope, b"content-type") or "").lower()
-        if "application/json" not in content_type:
-            raise RequestError(415, f"Content-Type must be application/json, not {content_type or 'missing'}")
+        content_type = (_header(scope, b"content-type") or "").strip()
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            shown = content_type[:100].encode("unicode_escape").decode() or "missing"
+            raise RequestError(415, f"Content-Type must be application/json, not {shown}")
         encoding = (_header(scope, b"content-encoding") or "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
             raise RequestError(415, f"Content-Encoding {encoding} is not supported (use gzip or none)")

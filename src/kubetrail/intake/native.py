@@ -16,10 +16,12 @@ import msgspec
 
 from kubetrail.intake.batch import BATCH_EVENTS, Batch, IntakeError
 from kubetrail.intake.lines import blocks, is_blank, line_of_offset
+from kubetrail.intake.split import allow_nesting, split_document
 from kubetrail.model import EventDecodeError, decode_event
 from kubetrail.model.event import API_VERSION_V1, SUPPORTED_EVENT_API_VERSIONS, Event
 
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+allow_nesting()  # events nest as deep as the apiserver accepts (intake.split.MAX_NESTING)
 _event_decoder = msgspec.json.Decoder(Event)
 _events_decoder = msgspec.json.Decoder(list[Event])
 _api_version = operator.attrgetter("apiVersion")
@@ -173,13 +175,16 @@ def add_document(
     """
     try:
         top = _top_decoder.decode(data)
+    except RecursionError:
+        _add_split(batch, data, source, line, max_event_bytes)
+        return
     except msgspec.ValidationError as error:
         _probe_json(data, source, line)
         _check_size(data, "body", max_event_bytes)
         reason = str(error) if "$.items" in str(error) else _reason(data, source, line)
         batch.reject(source, line, f"not an audit Event or EventList: {reason}", data)
         return
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise NotJsonError(_not_json(data, error), source=source, line=_error_line(data, error, line)) from None
     if isinstance(top, list):
         for index, item in enumerate(top):
@@ -192,6 +197,26 @@ def add_document(
                 add_item(batch, raw, source, line, where)
     else:
         _add_document(batch, data, top, source, line, "", max_event_bytes)
+
+
+def _add_split(batch: Batch, data: bytes, source: str, line: int | None, limit: int | None) -> None:
+    """A document nested too deeply to parse whole: split without recursion, then each item on its own."""
+    split = split_document(data)
+    if split is None:
+        raise NotJsonError("not JSON, or JSON nested too deeply to read", source=source, line=line)
+    if split.is_array:
+        for index, raw in enumerate(split.items):
+            _check_size(raw, f"item {index}", limit)
+            add_item(batch, raw, source, line, f"item {index}")
+        return
+    if split.kind != "EventList":
+        _check_size(data, "body", limit)
+        add_item(batch, data, source, line, "")
+        return
+    if split.api_version and split.api_version not in SUPPORTED_EVENT_API_VERSIONS:
+        batch.reject(source, line, f"apiVersion {split.api_version!r} is not an audit event version", data[:4096])
+        return
+    add_items(batch, [msgspec.Raw(raw) for raw in split.items], source, line, "items", limit)
 
 
 def _probe_json(data: bytes, source: str, line: int | None) -> None:

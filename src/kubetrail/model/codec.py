@@ -56,7 +56,7 @@ def _check_version(event: Event, source: str, line: int | None) -> Event:
 
 def _describe(error: Exception) -> str:
     if isinstance(error, RecursionError):
-        return "JSON nested too deeply to decode safely (more levels than the interpreter's recursion limit)"
+        return "JSON nested too deeply to decode (kube-apiserver itself accepts at most 10,000 levels)"
     if isinstance(error, UnicodeDecodeError):
         bad = error.object[error.start : error.start + 1].hex()
         return f"not valid UTF-8: a string holds the byte 0x{bad} (JSON text must be UTF-8)"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from kubetrail.secrets.detect import event_hits
@@ -25,7 +26,8 @@ from kubetrail.secrets.patterns import REDACTED_PREFIX, ascii_lower, find_creden
 
 _BY_NAME = frozenset({"credential-in-configmap", "credential-in-env"})
 """Findings made from a key's name only: a pattern match inside the value replaces them."""
-_SCANNED = frozenset({"requestObject", "responseObject", "requestURI"})
+_SCANNED = frozenset({"requestObject", "responseObject", "requestURI", "annotations", "responseStatus"})
+_CREDENTIAL_HINTS = ("bearer", "eyj", "basic ", "passw", "secret", "token", "-----begin", "akia", "asia", "key")
 _STRUCTURE_WORDS = ("ecret", "token", "configmap", "last-applied", "passw", "pwd", "credential", "key")
 
 
@@ -108,10 +110,14 @@ def _locate(text: str, lowered: str) -> list[_Found]:
     has_structure = any(word in lowered for word in _STRUCTURE_WORDS) or "?" in text
     if not matches and not has_structure:
         return []
+    data = text.encode("utf-8", "surrogateescape")
     try:
-        document = orjson.loads(text.encode("utf-8", "surrogateescape"))
+        document = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return []
+        try:  # orjson stops at 1,024 levels; events may nest as deep as the apiserver accepts
+            document = msgspec.json.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            return []
     events = list(_events(document))
     ids = {prefix: str(event.get("auditID", "")) for prefix, event in events}
     hits = [(prefix, hit) for prefix, event in events for hit in event_hits(event, with_env='"env"' in text)]
@@ -151,8 +157,12 @@ def _locate(text: str, lowered: str) -> list[_Found]:
 
 
 def _bodiless_without_query(text: str) -> bool:
-    """One event with no request or response body and no query string (a Metadata-level event): nothing to find."""
+    """One event with no request or response body, no query string and nothing that looks like a credential
+    anywhere (a plain Metadata-level event): nothing to find."""
     if '"requestObject"' in text or '"responseObject"' in text:
+        return False
+    lowered = ascii_lower(text)
+    if any(hint in lowered for hint in _CREDENTIAL_HINTS):
         return False
     start = text.find('"requestURI":"')
     if start < 0 or text.find('"requestURI"', start + 1) >= 0:

@@ -28,13 +28,12 @@ from kubetrail.collect.auth import SUBJECT_KEY, TLS_EXTENSION, subject_of
 from kubetrail.extras import require
 from kubetrail.serve.app import ServeApp, ShutdownSummary
 from kubetrail.serve.config import ServeConfig, ServeConfigError, is_loopback
+from kubetrail.serve.connections import GuardedConnection
 from kubetrail.store import FileOps
 
 log = logging.getLogger(__name__)
 
 GRACEFUL_SECONDS = 15
-MAX_CONNECTIONS = 128
-"""Beyond this many connections uvicorn answers 503 (the sender retries) instead of buffering more bodies."""
 
 
 class _WithPeer:
@@ -50,8 +49,9 @@ class _WithPeer:
         await self.app(scope, receive, send)
 
 
-class PeerCertificateProtocol(H11Protocol):
-    """uvicorn's h11 protocol, telling the app who the TLS client is (uvicorn does not by itself)."""
+class PeerCertificateProtocol(GuardedConnection, H11Protocol):
+    """uvicorn's h11 protocol with connection hygiene (`serve.connections`), telling the app who the TLS client
+    is (uvicorn does not by itself)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -121,7 +121,6 @@ def uvicorn_config(app: Any, config: ServeConfig) -> uvicorn.Config:
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         timeout_keep_alive=30,
-        limit_concurrency=MAX_CONNECTIONS,
         **options,
     )
 

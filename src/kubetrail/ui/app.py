@@ -18,7 +18,7 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -221,8 +221,10 @@ class UI:
     async def login(self, request: Request) -> Response:
         if self.auth is None:
             return RedirectResponse(f"{PREFIX}/", status_code=303)
-        body = await request.body()
-        form = {key: values[0] for key, values in parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace")).items()}
+        body = await _bounded_body(request, MAX_FORM_BYTES)
+        if body is None:
+            return PlainTextResponse("the login form is larger than 4 KiB\n", status_code=413)
+        form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         target = _safe_next(form.get("next", ""))
         identity = None
         if form.get("token"):
@@ -249,6 +251,21 @@ class UI:
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, read only up to `limit` bytes (None beyond it: the rest is never held in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _safe_next(target: str) -> str:

@@ -1,0 +1,127 @@
+"""Hostile input and broken peers against a real `serve` on loopback: nothing they send costs data or service."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubetrail.serve import connections
+from kubetrail.serve.config import build_config
+from kubetrail.serve.server import BackgroundServer
+from tests.serve.helpers import audit_event, audit_ids, event_list
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    monkeypatch.setattr(connections, "HEADER_TIMEOUT", 1.0)
+    monkeypatch.setattr(connections, "IDLE_TIMEOUT", 1.0)
+    config = build_config({}, {"store": str(tmp_path / "store"), "listen": "127.0.0.1:0", "rules": [], "ui": False})
+    server = BackgroundServer(config)
+    url = server.start()
+    try:
+        yield url, tmp_path / "store"
+    finally:
+        server.stop()
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def test_idle_connections_do_not_starve_health_or_the_apiserver(served: tuple[str, Path]) -> None:
+    """Hundreds of connections that send one byte and stop: health and batches are still answered, and the
+    stalled connections are closed within seconds."""
+    url, store = served
+    stalled: list[socket.socket] = []
+    for _ in range(200):
+        sock = socket.create_connection(_address(url))
+        sock.sendall(b"P")
+        stalled.append(sock)
+    silent = [socket.create_connection(_address(url)) for _ in range(50)]
+    try:
+        with httpx.Client(timeout=5) as client:
+            assert client.get(f"{url}/healthz").status_code == 200
+            response = client.post(f"{url}/audit/prod", content=event_list([audit_event(1)]), headers=JSON)
+            assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 10
+        for sock in [*stalled, *silent]:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            assert _closed(sock), "a stalled connection was kept open"
+    finally:
+        for sock in [*stalled, *silent]:
+            sock.close()
+    assert audit_ids(store) == [audit_event(1)["auditID"]]
+
+
+def _closed(sock: socket.socket) -> bool:
+    """True once the server has closed the connection (a reset counts: it had unread bytes)."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_slow_body_is_cut_but_a_steady_one_is_not(served: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, store = served
+    monkeypatch.setattr(connections, "BODY_TIMEOUT", 1.0)
+    body = event_list([audit_event(2)])
+    head = (
+        f"POST /audit/prod HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    stalled = socket.create_connection(_address(url))
+    stalled.sendall(head + body[:10])
+    steady = socket.create_connection(_address(url))
+    steady.sendall(head)
+    for start in range(0, len(body), 100):
+        steady.sendall(body[start : start + 100])
+        time.sleep(0.05)
+    steady.settimeout(5)
+    assert steady.recv(4096).startswith(b"HTTP/1.1 200")
+    stalled.settimeout(5)
+    assert _closed(stalled)
+    steady.close()
+    stalled.close()
+    assert audit_ids(store) == [audit_event(2)["auditID"]]
+
+
+@pytest.mark.parametrize("name", ["prod%0A", "prod%0D", "pr%00od", "..", "prod%20x", "a" * 129, "-prod"])
+def test_cluster_names_are_whole_and_plain(served: tuple[str, Path], name: str) -> None:
+    url, store = served
+    response = httpx.post(f"{url}/audit/{name}", content=event_list([audit_event(3)]), headers=JSON)
+    assert response.status_code in (400, 404), response.text
+    assert audit_ids(store) == []
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/jsonx", "text/plain; x=application/json", "application/json-seq"]
+)
+def test_the_content_type_is_parsed_not_searched(served: tuple[str, Path], content_type: str) -> None:
+    url, _ = served
+    response = httpx.post(
+        f"{url}/audit/prod", content=event_list([audit_event(4)]), headers={"content-type": content_type}
+    )
+    assert response.status_code == 415
+
+
+def test_a_deep_body_is_refused_alone_and_its_batch_stored(served: tuple[str, Path]) -> None:
+    url, store = served
+    deep = audit_event(5)
+    text = json.dumps(deep)[:-1] + ', "requestObject": ' + "[" * 20_000 + "]" * 20_000 + "}"
+    body = (
+        b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":['
+        + b",".join([json.dumps(audit_event(6)).encode(), text.encode(), json.dumps(audit_event(7)).encode()])
+        + b"]}"
+    )
+    response = httpx.post(f"{url}/audit/prod", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"cluster": "prod", "accepted": 2, "duplicates": 0, "rejected": 1}
+    assert sorted(audit_ids(store)) == sorted([audit_event(6)["auditID"], audit_event(7)["auditID"]])
