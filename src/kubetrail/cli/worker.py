@@ -128,5 +128,5 @@ def worker_command(
     stats = worker.stats
     click.echo(
         f"kubetrail worker {worker.worker_id}: stopped; {stats.events:,} events stored "
-        f"({stats.duplicates:,} duplicates, {stats.malformed:,} malformed), {stats.alerts:,} alerts"
+        f"({stats.duplicates:,} duplicates, {stats.malformed:,} refused), {stats.alerts:,} alerts"
     )
