@@ -3,6 +3,7 @@ count the same events on each source's shape, and report the same refused record
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -58,6 +59,19 @@ def test_every_command_counts_the_same_events(name: str, tmp_path: Path) -> None
     path.write_bytes(shape.data)
     found = counts(path, tmp_path)
     assert found == dict.fromkeys(found, shape.events)
+
+
+def test_a_rotated_set_counts_the_same_everywhere(tmp_path: Path) -> None:
+    """A directory of lumberjack backups (gzip'd) and the live file, read oldest first by every command."""
+    lines = SHAPES["native-ndjson"].data.splitlines(keepends=True)
+    third = len(lines) // 3
+    logs = tmp_path / "audit"
+    logs.mkdir()
+    (logs / "audit-2026-03-19T09-00-00.000.log.gz").write_bytes(gzip.compress(b"".join(lines[:third])))
+    (logs / "audit-2026-03-19T10-00-00.000.log").write_bytes(b"".join(lines[third : 2 * third]))
+    (logs / "audit.log").write_bytes(b"".join(lines[2 * third :]))
+    found = counts(logs, tmp_path)
+    assert found == dict.fromkeys(found, len(lines))
 
 
 def test_a_refused_record_is_reported_alike_and_never_shown_as_an_event(tmp_path: Path) -> None:

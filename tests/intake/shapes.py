@@ -245,6 +245,9 @@ def shapes() -> list[Shape]:
         ),
         Shape("gke-array", json.dumps(entries).encode(), gke_n, cluster="gke-prod"),
         Shape("gke-sink-ndjson", ndjson(entry_lines), gke_n, cluster="gke-prod"),
+        Shape(
+            "gke-one-entry", json.dumps(entries[0], indent=2).encode(), gke_event_count(entries[:1]), cluster="gke-prod"
+        ),
         Shape("gke-gcloud-yaml", yaml.safe_dump_all(entries).encode(), gke_n, cluster="gke-prod", suffix=".yaml"),
         Shape("aks-records", json.dumps({"records": aks_records}).encode(), n, skipped=1, cluster="aks-prod"),
         Shape("aks-records-log-object", json.dumps({"records": aks_objects}).encode(), n, cluster="aks-prod"),

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from kubetrail.alert.config import load_outputs
 from kubetrail.cli.inputs import InputFiles, input_options
+from kubetrail.cli.text import plain
 from kubetrail.detect import (
     BUILTIN,
     BUILTIN_RULES_DIR,
@@ -95,12 +96,12 @@ def _summary(
     table.add_column("priority")
     table.add_column("alerts", justify="right")
     for (rule, priority), count in sorted(by_rule.items(), key=lambda item: (item[0][1], -item[1], item[0][0])):
-        table.add_row(rule, priority.label, str(count))
+        table.add_row(plain(rule), priority.label, str(count))
     console.print(table)
 
 
 @click.command(name="detect")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "--rules",
     "rules",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from kubetrail.store import verify_store
+from kubetrail.store import Finding, verify_store
 
 
 @click.command(name="verify")
@@ -36,6 +36,8 @@ def verify_command(store_dir: str | None, lake_dir: str | None, expected_head: s
     Prints OK, or each segment that was altered, removed or added outside retention, each broken link of
     the manifest chain and each damaged WAL record. Exit code 0 when OK, 1 otherwise. Keep the printed
     head hash somewhere else (a ticket, a log): `--head` then also proves no entry was cut from the end.
+    Damage to the WAL fails until it is resolved: the store recovers the intact records when it opens and
+    keeps the damaged segment as wal/N.wal.damaged; check that copy, then delete it or move it out of wal/.
 
     \b
     Examples:
@@ -54,7 +56,7 @@ def verify_command(store_dir: str | None, lake_dir: str | None, expected_head: s
     if output == "json":
         payload = {
             "ok": report.ok,
-            "findings": [{"kind": item.kind, "path": item.path, "message": item.message} for item in report.findings],
+            "findings": [_finding_json(item) for item in report.findings],
             "notes": report.notes,
             "entries": report.entries,
             "files": report.files,
@@ -76,11 +78,20 @@ def verify_command(store_dir: str | None, lake_dir: str | None, expected_head: s
             click.echo(f"FAILED: {len(report.findings)} problem(s)")
             for finding in report.findings:
                 click.echo(f"  {finding.kind:<8} {finding.path}: {finding.message}")
+                if finding.hint:
+                    click.echo(f"  {'':<8} hint: {finding.hint}")
         for note in report.notes:
             click.echo(f"  note: {note}")
         click.echo(f"head: {report.head}")
     if not report.ok:
         sys.exit(1)
+
+
+def _finding_json(finding: Finding) -> dict[str, str]:
+    payload = {"kind": finding.kind, "path": finding.path, "message": finding.message}
+    if finding.hint:
+        payload["hint"] = finding.hint
+    return payload
 
 
 def _verify_lake(lake: Path, output: str) -> None:
@@ -95,9 +106,7 @@ def _verify_lake(lake: Path, output: str) -> None:
             {
                 "worker": name,
                 "ok": report.ok,
-                "findings": [
-                    {"kind": item.kind, "path": item.path, "message": item.message} for item in report.findings
-                ],
+                "findings": [_finding_json(item) for item in report.findings],
                 "files": report.files,
                 "events": report.rows,
                 "entries": report.entries,
@@ -117,6 +126,8 @@ def _verify_lake(lake: Path, output: str) -> None:
                 click.echo(f"FAILED  worker {name}: {len(report.findings)} problem(s)")
                 for finding in report.findings:
                     click.echo(f"          {finding.kind:<8} {finding.path}: {finding.message}")
+                    if finding.hint:
+                        click.echo(f"          {'':<8} hint: {finding.hint}")
         if not reports:
             click.echo(f"FAILED: {lake} holds no worker store")
         else:

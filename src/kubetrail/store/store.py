@@ -21,7 +21,6 @@ import fcntl
 import logging
 import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -56,7 +55,6 @@ from kubetrail.store.wal import (
 
 log = logging.getLogger(__name__)
 
-DAMAGED_SUFFIX = ".damaged"
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -266,14 +264,25 @@ class Store:
             self.layout.absolute(relative).unlink(missing_ok=True)
 
     def _replay(self, segment_id: int, path: Path, *, repair: bool) -> None:
-        if repair:
-            probe = scan_segment(path)
-            if probe.problem and not probe.problem.startswith(("torn", "segment header is incomplete")):
-                keep = path.with_name(path.name + DAMAGED_SUFFIX)
-                shutil.copyfile(path, keep)
-                log.warning("%s: %s; a copy is kept as %s", path, probe.problem, keep.name)
+        # with `repair`, a damaged segment is copied aside (N.wal.damaged) and rewritten with its intact records
         scan = scan_segment(path, repair=repair)
-        if scan.problem:
+        if scan.damaged:
+            after = (
+                f"the damaged segment is kept as {scan.kept.name}; `kubetrail verify` fails until it is checked "
+                "and removed (docs/storage.md)"
+                if scan.kept is not None
+                else "the next writer to open the store repairs it"
+            )
+            level = logging.ERROR if repair else logging.WARNING
+            log.log(
+                level,
+                "%s: WAL damage: %s; recovered %d intact record(s); %s",
+                path,
+                scan.damage_summary(),
+                len(scan.batches),
+                after,
+            )
+        elif scan.problem:
             log.warning("%s: %s; kept %d complete records", path, scan.problem, len(scan.batches))
         segment = _TailSegment(segment_id)
         self._tail.append(segment)

@@ -2,7 +2,8 @@
 
 Checks, in order: every manifest line parses, links to the previous line's hash and hashes to its own `hash`;
 every live file exists with the listed SHA-256 (a changed hash with fewer rows means events were removed);
-no Parquet file exists that the chain does not list (or that retention removed); WAL records are intact.
+no Parquet file exists that the chain does not list (or that retention removed); WAL records are intact, and
+no damaged WAL segment (or the `wal/*.damaged` copy kept when one was repaired) awaits the operator.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 
 from kubetrail.store.layout import TMP_SUFFIX, Layout
 from kubetrail.store.manifest import GENESIS, ManifestState, entry_hash, file_sha256, parse_lines
-from kubetrail.store.wal import scan_segment
+from kubetrail.store.wal import damaged_copies, scan_segment
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Finding:
     kind: str
     path: str
     message: str
+    hint: str = ""
+    """How to resolve it, when that is not obvious."""
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.path}: {self.message}"
@@ -139,10 +142,37 @@ def _check_files(layout: Layout, state: ManifestState, report: VerifyReport) -> 
             report.notes.append(f"{layout.relative(temporary)}: an unfinished seal; the next open cleans it up")
 
 
+REPAIR_WAL_HINT = (
+    "the next writer to open the store (`kubetrail serve` or `kubetrail ingest` on it) recovers every intact "
+    "record and keeps the damaged segment as wal/N.wal.damaged; then check and remove that copy"
+)
+TORN_WAL_HINT = (
+    "a record cut short is never acknowledged (a write that failed, e.g. on a full disk, when the writer could "
+    "not take it back); if nobody truncated the file, the next writer to open the store cuts it"
+)
+RESOLVE_WAL_HINT = (
+    "its intact records were recovered; what it skipped is lost unless you can salvage it from this copy. "
+    "Check it, then delete it or move it out of wal/ (e.g. next to the incident notes): verify passes again "
+    "once no *.damaged file is left in wal/"
+)
+
+
 def _check_wal(layout: Layout, state: ManifestState, report: VerifyReport) -> None:
-    if layout.wal_dir.is_dir():
-        for kept in sorted(layout.wal_dir.glob("*.damaged")):
-            report.notes.append(f"{layout.relative(kept)}: a damaged WAL segment set aside when the store was opened")
+    # Damage is unresolved while a damaged segment or the copy kept when one was repaired is in wal/.
+    for kept in damaged_copies(layout.wal_dir):
+        try:
+            copy = scan_segment(kept, repair=False)
+            detail = copy.damage_summary() or copy.problem or "no damage found in it now"
+        except OSError as error:
+            detail = f"cannot read it: {error.strerror or error}"
+        report.findings.append(
+            Finding(
+                "wal",
+                layout.relative(kept),
+                f"a damaged WAL segment, kept when the store recovered its intact records: {detail}",
+                hint=RESOLVE_WAL_HINT,
+            )
+        )
     segments = layout.wal_segments()
     report.wal_segments = len(segments)
     last = len(segments) - 1
@@ -150,14 +180,19 @@ def _check_wal(layout: Layout, state: ManifestState, report: VerifyReport) -> No
         scan = scan_segment(path, repair=False)
         report.wal_records += len(scan.batches)
         relative = layout.relative(path)
-        if segment_id in state.sealed_wal:
+        if segment_id in state.sealed_wal:  # its events are in the chain; the next open deletes it unread
             report.notes.append(f"{relative}: already sealed; the next open removes it")
-        if not scan.problem:
             continue
-        if position == last and "torn" in scan.problem:
+        if scan.damaged:
+            report.findings.append(
+                Finding("wal", relative, f"damaged, not repaired yet: {scan.damage_summary()}", hint=REPAIR_WAL_HINT)
+            )
+        elif scan.torn and position == last:
             report.notes.append(f"{relative}: {scan.problem} (an interrupted write; the next open truncates it)")
-        else:
-            report.findings.append(Finding("wal", relative, scan.problem))
+        elif scan.torn:
+            report.findings.append(
+                Finding("wal", relative, f"{scan.problem}, but it is not the last segment", hint=TORN_WAL_HINT)
+            )
 
 
 def verify_store(root: str | Path, *, expected_head: str | None = None) -> VerifyReport:

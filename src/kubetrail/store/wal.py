@@ -2,8 +2,14 @@
 
 A record is one batch (`WalBatch`): `<u32 length><u32 crc32><msgpack payload>`. A batch counts only after
 the fsync that covers it; a single sync thread runs one fsync at a time, and each fsync covers every batch
-written while the previous one ran (group commit). Recovery keeps every complete record and truncates a
-torn tail (a write cut short by a crash or `kill -9`).
+written while the previous one ran (group commit).
+
+Recovery keeps every intact record. A torn tail (an incomplete last record: a write cut short by a crash or
+`kill -9`, never acknowledged) is truncated silently. Any other damage (a checksum mismatch, an implausible
+header) is skipped by resynchronising: the scan moves forward to the next offset where a record with a
+plausible length and a matching CRC starts and goes on from there, so one damaged record costs only itself.
+A damaged segment is copied aside (`N.wal.damaged`) before it is rewritten, and `kubetrail verify` fails
+until that copy is dealt with (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import struct
 import threading
 import time
@@ -27,6 +34,10 @@ from kubetrail.store.layout import Layout, fsync_dir
 SEGMENT_MAGIC = b"KTWAL01\n"
 RECORD_HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 1 << 30
+MIN_RECORD_BYTES = 4
+"""The smallest payload a batch encodes to (an empty cluster, time 0, no lines): shorter lengths are damage."""
+DAMAGED_SUFFIX = ".damaged"
+REPAIR_SUFFIX = ".repair"
 
 
 class WalBatch(msgspec.Struct, array_like=True):
@@ -47,60 +58,268 @@ def encode_record(batch: WalBatch) -> bytes:
     return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+@dataclass(frozen=True)
+class Damage:
+    """A run of bytes that holds no intact record, skipped by recovery (not a torn tail).
+
+    `records` counts the damaged records the run held as far as their headers tell; when the headers are
+    themselves damaged it is a lower bound (`exact` is False). A damaged segment header counts no record.
+    """
+
+    offset: int
+    size: int
+    records: int
+    exact: bool
+    reason: str
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+    @property
+    def where(self) -> str:
+        return f"bytes {self.offset}-{self.end - 1}"
+
+    def __str__(self) -> str:
+        return f"{self.where} ({_count_records(self.records, exact=self.exact)}: {self.reason})"
+
+
+def _count_records(records: int, *, exact: bool) -> str:
+    return f"{'' if exact else 'at least '}{records} record{'' if records == 1 else 's'}"
+
+
 @dataclass
 class SegmentScan:
-    """What a segment holds: its complete records, and where (if anywhere) it stops being valid."""
+    """What a segment holds: its intact records, the damaged runs skipped between them, and any torn tail.
+
+    A torn tail is an incomplete last record, what a crash in the middle of a write leaves: it was never
+    acknowledged, so recovery cuts it silently. Anything else that is not an intact record is `damage`.
+    """
 
     path: Path
     batches: list[WalBatch] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    """The byte range of each intact record, in the order of `batches`."""
     size: int = 0
-    valid_bytes: int = 0
-    problem: str = ""
+    damage: list[Damage] = field(default_factory=list)
+    torn_at: int = -1
+    """Where the torn tail starts (-1: none)."""
+    torn_reason: str = ""
+    kept: Path | None = None
+    """With `repair`: the copy of the damaged segment kept before it was rewritten."""
 
     @property
     def torn(self) -> bool:
-        return self.valid_bytes < self.size
+        return self.torn_at >= 0
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.damage)
+
+    @property
+    def valid_bytes(self) -> int:
+        """The size of the segment once repaired: its header and its intact records."""
+        if self.size == 0 or self.torn_at == 0:
+            return 0
+        return len(SEGMENT_MAGIC) + sum(end - start for start, end in self.spans)
+
+    @property
+    def skipped_bytes(self) -> int:
+        return sum(item.size for item in self.damage)
+
+    @property
+    def skipped_records(self) -> int:
+        return sum(item.records for item in self.damage)
+
+    def damage_summary(self) -> str:
+        """One sentence for logs and `verify`: how many bytes and records were skipped, and where."""
+        if not self.damage:
+            return ""
+        records = _count_records(self.skipped_records, exact=all(item.exact for item in self.damage))
+        skipped = f"skipped {self.skipped_bytes} damaged bytes ({records})"
+        if len(self.damage) == 1:
+            return f"{skipped} at {self.damage[0].where}: {self.damage[0].reason}"
+        return f"{skipped} in {len(self.damage)} runs: " + "; ".join(str(item) for item in self.damage)
+
+    @property
+    def problem(self) -> str:
+        """Everything wrong with the segment, or "" when it is intact."""
+        parts = [f"damaged {item}" for item in self.damage]
+        if self.torn:
+            parts.append(self.torn_reason)
+        return "; ".join(parts)
 
 
-def scan_segment(path: Path, *, repair: bool = False) -> SegmentScan:
-    """Read every complete record; with `repair`, truncate whatever follows the last one (a torn tail)."""
-    data = path.read_bytes()
+# A record's payload is a msgpack array (WalBatch is array_like): the byte a record's payload starts with.
+# Resynchronising looks for a valid record only where one is followed by this, then checks length and CRC.
+_ARRAY_START = re.compile(rb"[\x90-\x9f\xdc\xdd]")
+
+
+def _record_at(data: bytes, view: memoryview, offset: int) -> WalBatch | tuple[str, bool]:
+    """The intact record at `offset`, or why there is none and whether it could be a torn last record."""
+    header = RECORD_HEADER.size
+    left = len(data) - offset
+    if left < header:
+        return f"incomplete record header ({left} of {header} bytes)", True
+    length, crc = RECORD_HEADER.unpack_from(data, offset)
+    if length < MIN_RECORD_BYTES or length > MAX_RECORD_BYTES:
+        return f"implausible record length {length}", False
+    if length > left - header:
+        return f"incomplete record (needs {length} bytes, {left - header} left)", True
+    payload = view[offset + header : offset + header + length]
+    if zlib.crc32(payload) != crc:
+        return "checksum mismatch", False
+    try:
+        return _decoder.decode(payload)
+    except msgspec.DecodeError:
+        return "undecodable record", False
+
+
+def _resync(data: bytes, view: memoryview, start: int) -> int | None:
+    """The first offset at or after `start` where an intact record begins (plausible length, matching CRC)."""
+    header = RECORD_HEADER.size
+    position = start + header
+    while True:
+        found = _ARRAY_START.search(data, position)
+        if found is None:
+            return None
+        candidate = found.start() - header
+        if isinstance(_record_at(data, view, candidate), WalBatch):
+            return candidate
+        position = found.start() + 1
+
+
+def _is_torn_tail(data: bytes, view: memoryview, offset: int) -> bool:
+    """Whether the bytes from `offset` to the end are an incomplete record, not a complete one damaged.
+
+    A crash cuts a record short but leaves its header intact; when the bytes that follow are exactly a
+    payload matching the header's CRC, the record is complete and its length field is what was damaged.
+    """
+    header = RECORD_HEADER.size
+    if len(data) - offset < header:
+        return True
+    crc: int = RECORD_HEADER.unpack_from(data, offset)[1]
+    return zlib.crc32(view[offset + header :]) != crc
+
+
+def _damage(data: bytes, start: int, end: int, reason: str, *, first_record: int | None = None) -> Damage:
+    """Describe the skipped run `start..end`, counting the records its headers chain through."""
+    header = RECORD_HEADER.size
+    position = start if first_record is None else first_record
+    records = 0
+    while position < end:
+        records += 1
+        if end - position < header:
+            break
+        length = RECORD_HEADER.unpack_from(data, position)[0]
+        if length < MIN_RECORD_BYTES or position + header + length > end:
+            break
+        position += header + length
+    return Damage(start, end - start, records, position == end, reason)
+
+
+def _scan(path: Path, data: bytes) -> SegmentScan:
     scan = SegmentScan(path=path, size=len(data))
     if not data:
         return scan
-    if len(data) < len(SEGMENT_MAGIC) or not data.startswith(SEGMENT_MAGIC):
-        if SEGMENT_MAGIC.startswith(data):
-            scan.problem = "segment header is incomplete"
-        else:
-            scan.problem = "not a kubetrail WAL segment (bad header)"
-        if repair and SEGMENT_MAGIC.startswith(data):
-            _truncate(path, 0)
+    if len(data) < len(SEGMENT_MAGIC) and SEGMENT_MAGIC.startswith(data):
+        scan.torn_at = 0
+        scan.torn_reason = "segment header is incomplete"
         return scan
+    view = memoryview(data)
     offset = len(SEGMENT_MAGIC)
-    header = RECORD_HEADER.size
-    while offset < len(data):
-        if offset + header > len(data):
-            scan.problem = f"torn record header at byte {offset}"
-            break
-        length, crc = RECORD_HEADER.unpack_from(data, offset)
-        end = offset + header + length
-        if length > MAX_RECORD_BYTES or end > len(data):
-            scan.problem = f"torn record at byte {offset} (needs {length} bytes, {len(data) - offset - header} left)"
-            break
-        payload = data[offset + header : end]
-        if zlib.crc32(payload) != crc:
-            scan.problem = f"checksum mismatch in the record at byte {offset}"
-            break
-        try:
-            scan.batches.append(_decoder.decode(payload))
-        except msgspec.DecodeError:
-            scan.problem = f"undecodable record at byte {offset}"
-            break
+    if not data.startswith(SEGMENT_MAGIC):
+        # A damaged segment header hides no record: look for the intact ones after it all the same.
+        following = _resync(data, view, 1)
+        end = len(data) if following is None else following
+        first = len(SEGMENT_MAGIC) if end > len(SEGMENT_MAGIC) else end
+        scan.damage.append(_damage(data, 0, end, "bad segment header", first_record=first))
         offset = end
-    scan.valid_bytes = offset
-    if repair and scan.torn:
-        _truncate(path, offset)
+    while offset < len(data):
+        found = _record_at(data, view, offset)
+        if isinstance(found, WalBatch):
+            end = offset + RECORD_HEADER.size + RECORD_HEADER.unpack_from(data, offset)[0]
+            scan.batches.append(found)
+            scan.spans.append((offset, end))
+            offset = end
+            continue
+        reason, maybe_torn = found
+        following = _resync(data, view, offset + 1)
+        if following is not None:
+            scan.damage.append(_damage(data, offset, following, reason))
+            offset = following
+            continue
+        if maybe_torn and _is_torn_tail(data, view, offset):
+            scan.torn_at = offset
+            scan.torn_reason = f"torn record at byte {offset}: {reason}"
+        else:
+            scan.damage.append(_damage(data, offset, len(data), reason))
+        break
     return scan
+
+
+def scan_segment(path: Path, *, repair: bool = False) -> SegmentScan:
+    """Read every intact record, skipping damaged runs between them (resynchronising on the next valid record).
+
+    With `repair`: a torn tail is truncated; a damaged segment is first copied aside (`N.wal.damaged`,
+    fsynced) and then rewritten atomically to hold exactly its intact records (`scan.kept` names the copy).
+    """
+    data = path.read_bytes()
+    scan = _scan(path, data)
+    if repair and scan.damaged:
+        scan.kept = _keep_copy(path, data)
+        _rewrite(path, data, scan.spans)
+    elif repair and scan.torn:
+        _truncate(path, scan.torn_at)
+    return scan
+
+
+def damaged_copies(directory: Path) -> list[Path]:
+    """The copies of damaged segments kept in a WAL directory, oldest segment first."""
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob(f"*{DAMAGED_SUFFIX}"))
+
+
+def _keep_copy(path: Path, data: bytes) -> Path:
+    """Copy a damaged segment aside before it is repaired; an earlier copy with other bytes is never replaced."""
+    number = 1
+    while True:
+        name = f"{path.name}{DAMAGED_SUFFIX}" if number == 1 else f"{path.name}.{number}{DAMAGED_SUFFIX}"
+        keep = path.with_name(name)
+        if not keep.exists():
+            break
+        if keep.read_bytes() == data:  # a repair interrupted after the copy: the same damage
+            return keep
+        number += 1
+    _write_atomically(keep, [data])
+    return keep
+
+
+def _rewrite(path: Path, data: bytes, spans: list[tuple[int, int]]) -> None:
+    """Replace a segment by its header and intact records."""
+    view = memoryview(data)
+    _write_atomically(path, [SEGMENT_MAGIC, *(view[start:end] for start, end in spans)])
+
+
+def _write_atomically(path: Path, chunks: list[bytes | memoryview]) -> None:
+    """Write a private file under a temporary name, fsync it, rename it into place and fsync the directory."""
+    temporary = path.with_name(path.name + REPAIR_SUFFIX)
+    fd = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    try:
+        for chunk in chunks:
+            _write_fully(fd, chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
+
+
+def _write_fully(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _truncate(path: Path, length: int) -> None:
