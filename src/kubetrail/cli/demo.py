@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kubetrail.cli.demo_live import LiveDemo, LiveResult, wait_for_interrupt
 from kubetrail.cli.generate import with_progress
+from kubetrail.cli.text import line, plain
 from kubetrail.emit.generator import SCENARIOS, GeneratorConfig, generate
 from kubetrail.model.event import Level
 from kubetrail.policy.describe import describe_rule, human_bytes
@@ -63,7 +64,7 @@ def render_report(report: SimulationReport, policy: CompiledPolicy, console: Con
             f"{stats.requests:,}",
             f"{stats.events:,}",
             human_bytes(stats.bytes),
-            describe_rule(rules[stats.rule]),
+            plain(describe_rule(rules[stats.rule])),
         )
     missed = report.unmatched
     table.add_row("-", "[dim]None[/]", f"{missed.requests:,}", f"{missed.events:,}", "0 B", "(no rule matched)")
@@ -110,16 +111,20 @@ def _report_alerts(result: LiveResult, console: Console) -> None:
     table.add_column("priority", no_wrap=True)
     table.add_column("alerts", justify="right", no_wrap=True)
     for rule, priority, count in result.alerts:
-        table.add_row(rule, priority, f"{count:,}")
+        table.add_row(plain(rule), plain(priority), f"{count:,}")
     console.print(table)
 
 
 def _next_steps(store: Path, url: str, console: Console, *, serving: bool) -> None:
-    console.print(f"store: [bold]{store}[/] (Parquet + write-ahead log, tamper-evident manifest)")
-    console.print(f"  kubetrail verify --store {store}")
-    console.print(f"  kubetrail investigate exec --store {store}")
+    console.print(line("store: ", (str(store), "bold"), " (Parquet + write-ahead log, tamper-evident manifest)"))
+    console.print(line(f"  kubetrail verify --store {store}"))
+    console.print(line(f"  kubetrail investigate exec --store {store}"))
     if serving:
-        console.print(f"serving [bold]{url}/ui/[/] (web UI) until Ctrl-C; POST audit events to {url}/audit/CLUSTER")
+        console.print(
+            line(
+                "serving ", (f"{url}/ui/", "bold"), f" (web UI) until Ctrl-C; POST audit events to {url}/audit/CLUSTER"
+            )
+        )
 
 
 @click.command(name="demo")
@@ -180,7 +185,7 @@ def demo_command(
     console = Console() if sys.stdout.isatty() else Console(width=120)
     err = Console(stderr=True)
     for warning in loaded.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(line(("warning:", "yellow"), " ", str(warning)))
     config = GeneratorConfig(
         seed=seed,
         nodes=nodes,
@@ -191,18 +196,18 @@ def demo_command(
     compiled = compile_policy(loaded.policy)
     if not live:
         report = policy_report(config, compiled, err)
-        console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
+        console.print(line("policy: ", (loaded.source, "bold"), f"  ({len(compiled)} rules)"))
         render_report(report, compiled, console, span_seconds=config.duration)
         return
     host, port = parse_listen(listen, field="--listen")
     store = Path(store_dir) if store_dir else Path(tempfile.mkdtemp(prefix="kubetrail-demo-"))
     demo = LiveDemo(config, compiled, store, host=host, port=port)
     url = demo.start()
-    err.print(f"kubetrail serve listening on [bold]{url}[/], store {store}")
+    err.print(line("kubetrail serve listening on ", (url, "bold"), f", store {store}"))
     serving = keep_serving if keep_serving is not None else (sys.stdin.isatty() and sys.stdout.isatty())
     try:
         result = demo.feed(err)
-        console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
+        console.print(line("policy: ", (loaded.source, "bold"), f"  ({len(compiled)} rules)"))
         render_report(result.report, compiled, console, span_seconds=config.duration)
         _report_live(result, console)
         _report_alerts(result, console)
@@ -211,4 +216,4 @@ def demo_command(
             wait_for_interrupt()
     finally:
         sealed = demo.stop()
-    console.print(f"serve stopped: {sealed:,} events sealed to Parquet in {store}")
+    console.print(line(f"serve stopped: {sealed:,} events sealed to Parquet in {store}"))

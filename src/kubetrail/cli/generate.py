@@ -80,9 +80,11 @@ def _parse_start(text: str | None) -> datetime:
 
 
 def with_progress(events: Iterator[Event], config: GeneratorConfig, console: Console, label: str) -> Iterator[Event]:
-    """Pass events through while a progress bar on `console` follows the simulated time."""
+    """Pass events through while a progress bar on `console` follows the simulated time.
+
+    `label` (it may name a webhook URL) is the task's description, shown as plain text: not markup."""
     with Progress(
-        TextColumn(f"[bold]{label}[/]"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TextColumn("{task.completed:.0f}/{task.total:.0f} simulated s"),
         TimeElapsedColumn(),

@@ -13,6 +13,7 @@ from rich.table import Table
 from kubetrail.cli.inputs import input_options
 from kubetrail.cli.policy_inputs import InputTally, active_rules, exit_if_strict, recorded_events, report_skipped
 from kubetrail.cli.policy_simulate import coverage_record, load_checked
+from kubetrail.cli.text import line, plain
 from kubetrail.coverage import CoverageAnalyzer, CoverageReport
 from kubetrail.policy.describe import human_bytes
 from kubetrail.policy.diff import CallerKey, PolicyDiff
@@ -63,7 +64,7 @@ def _caller_table(title: str, rows: list[tuple[CallerKey, int]], console: Consol
     for name in ("user", "verb", "resource", "events"):
         table.add_column(name, justify="right" if name == "events" else "left")
     for (user, verb, resource), count in rows:
-        table.add_row(user, verb, resource, f"{count:,}")
+        table.add_row(plain(user), plain(verb), plain(resource), f"{count:,}")
     console.print(table)
 
 
@@ -77,8 +78,8 @@ def _render(
 ) -> None:
     a, b = reports
     per_day_a, per_day_b = a.bytes_per_day(), b.bytes_per_day()
-    console.print(f"A: [bold]{names[0]}[/]  writes {a.events:,} events, {human_bytes(per_day_a)} per day")
-    console.print(f"B: [bold]{names[1]}[/]  writes {b.events:,} events, {human_bytes(per_day_b)} per day")
+    console.print(line("A: ", (names[0], "bold"), f"  writes {a.events:,} events, {human_bytes(per_day_a)} per day"))
+    console.print(line("B: ", (names[1], "bold"), f"  writes {b.events:,} events, {human_bytes(per_day_b)} per day"))
     console.print(f"B - A: {b.events - a.events:+,} events, {_signed_bytes(per_day_b - per_day_a)} per day")
     if diff.identical:
         console.print("both policies write the same events at the same levels")
@@ -93,7 +94,7 @@ def _render(
         for name in ("user", "verb", "resource", "A", "B", "events"):
             table.add_column(name, justify="right" if name == "events" else "left")
         for ((user, verb, resource), level_a, level_b), count in diff.changed_callers.most_common(top):
-            table.add_row(user, verb, resource, level_a.value, level_b.value, f"{count:,}")
+            table.add_row(plain(user), plain(verb), plain(resource), level_a.value, level_b.value, f"{count:,}")
         console.print(table)
     if coverage is None:
         return
@@ -107,7 +108,11 @@ def _render(
         lost = ", ".join(change["fieldsLostOnlyUnderA"]) or "-"
         lost += " / " + (", ".join(change["fieldsLostOnlyUnderB"]) or "-")
         table.add_row(
-            change["rule"], str(change["firedFull"]), str(change["firedUnderA"]), str(change["firedUnderB"]), lost
+            plain(change["rule"]),
+            str(change["firedFull"]),
+            str(change["firedUnderA"]),
+            str(change["firedUnderB"]),
+            plain(lost),
         )
     console.print(table)
 
@@ -196,6 +201,6 @@ def diff_command(
     else:
         _render((loaded_a.source, loaded_b.source), reports, diff, coverage, top, console)
         if coverage is None:
-            console.print(f"detection coverage: {rules_note}")
+            console.print(line("detection coverage: ", rules_note))
     exit_if_strict(tally, strict)
     sys.exit(0 if diff.identical and not coverage else 1)

@@ -75,14 +75,14 @@ def generate_command(
     text = generate_policy(preset, tuned, source=source)
     findings = lint_policy(load_generated(text, preset))
     for finding in findings:
-        err.print(f"lint: {finding}", soft_wrap=True, highlight=False, markup=False)
+        err.print(f"lint: {finding}", soft_wrap=True, highlight=False, markup=False, emoji=False)
     if output == "-":
         sys.stdout.write(text)
     else:
         Path(output).write_text(text, encoding="utf-8")
-        err.print(f"wrote the {preset} policy to {output}", highlight=False, markup=False)
+        err.print(f"wrote the {preset} policy to {output}", highlight=False, markup=False, emoji=False)
     if tuned is not None:
         kept = text.count("  # tuned: ")
-        err.print(f"tuned: {kept} noise rules from {source}", highlight=False, markup=False)
+        err.print(f"tuned: {kept} noise rules from {source}", highlight=False, markup=False, emoji=False)
     exit_if_strict(tally, strict)
     sys.exit(exit_code(findings))

@@ -101,7 +101,7 @@ def report_skipped(tally: InputTally, console: Console) -> None:
     """Warn about refused input records as every command does (see `cli.inputs`)."""
 
     def say(text: str) -> None:
-        console.print(text, soft_wrap=True, highlight=False, markup=False)
+        console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
     if tally.files is not None:
         tally.files.report(say)

@@ -18,6 +18,7 @@ from rich.table import Table
 from kubetrail.cli.demo import render_report
 from kubetrail.cli.inputs import input_options
 from kubetrail.cli.policy_inputs import InputTally, active_rules, exit_if_strict, recorded_events, report_skipped
+from kubetrail.cli.text import line, plain, title
 from kubetrail.coverage import Cause, CoverageAnalyzer, CoverageReport, RuleCoverage
 from kubetrail.model.event import Level, Stage
 from kubetrail.model.policy import Policy
@@ -100,14 +101,16 @@ def _loss_summary(rule: RuleCoverage, policy: Policy) -> str:
 def render_coverage(report: CoverageReport | None, note: str, policy: Policy, console: Console) -> None:
     """The coverage table: every rule that loses alerts or fields, with the policy rule that causes it."""
     if report is None:
-        console.print(f"detection coverage: {note}")
+        console.print(line("detection coverage: ", note))
         return
     fired = sum(1 for rule in report.rules if rule.fired_full)
     degraded = report.changed
     if not degraded:
-        console.print(f"detection coverage ({note}): all {fired} rules that fired on the full log still fire, intact")
+        console.print(
+            line("detection coverage (", note, f"): all {fired} rules that fired on the full log still fire, intact")
+        )
         return
-    table = Table(title=f"Detection coverage lost ({note})", title_justify="left")
+    table = Table(title=title(f"Detection coverage lost ({note})"), title_justify="left")
     table.add_column("detection rule", overflow="fold")
     table.add_column("full", justify="right")
     table.add_column("policy", justify="right")
@@ -115,10 +118,10 @@ def render_coverage(report: CoverageReport | None, note: str, policy: Policy, co
     for rule in degraded:
         style = "red" if rule.blind else "yellow" if rule.degraded else "magenta"
         table.add_row(
-            f"[{style}]{rule.name}[/]",
+            plain(rule.name, style),
             str(rule.fired_full),
             str(rule.fired_recorded),
-            _loss_summary(rule, policy),
+            plain(_loss_summary(rule, policy)),
         )
     console.print(table)
     blind = sum(1 for rule in degraded if rule.blind)
@@ -156,9 +159,9 @@ def render_volume(report: SimulationReport, console: Console, top: int) -> None:
     for entry in report.top_tuples(top):
         share = 100 * entry.bytes / report.bytes if report.bytes else 0.0
         noisy.add_row(
-            entry.user,
-            entry.verb,
-            entry.resource,
+            plain(entry.user),
+            plain(entry.verb),
+            plain(entry.resource),
             "-" if entry.rule is None else str(entry.rule),
             f"{entry.events:,}",
             human_bytes(report.per_day(entry.bytes)),
@@ -245,7 +248,7 @@ def load_checked(path: str, err: Console) -> tuple[LoadedPolicy, CompiledPolicy]
     """Load and validate a policy (errors end the command), printing its load warnings."""
     loaded = load_policy(path)
     for warning in loaded.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
+        err.print(line(("warning:", "yellow"), " ", str(warning)), soft_wrap=True)
     return loaded, compile_policy(loaded.policy)
 
 
@@ -322,7 +325,7 @@ def simulate_command(
         sys.stdout.write(msgspec.json.encode(record).decode() + "\n")
         exit_if_strict(tally, strict)
         return
-    console.print(f"policy: [bold]{loaded.source}[/]  ({len(compiled)} rules)")
+    console.print(line("policy: ", (loaded.source, "bold"), f"  ({len(compiled)} rules)"))
     render_report(report, compiled, console, span_seconds=report.span_seconds)
     render_volume(report, console, top)
     render_disk(estimate, settings_label, console)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "json", "ndjson", "csv", "yaml")
 DEFAULT_FIELDS = ("time", "user", "verb", "resource", "subresource", "namespace", "name", "response_code", "cluster")
@@ -46,13 +47,17 @@ def _cell(value: Any) -> str:
 
 
 def print_table(table: pa.Table, stream: TextIO, *, title: str = "") -> None:
-    """A rich table sized to the terminal (or 200 columns when not one)."""
+    """A rich table sized to the terminal (or 200 columns when not one).
+
+    Titles, column names and cells are printed as given (rich `Text`), never read as rich markup or emoji
+    codes: they hold event values, and a user name such as `[/x]` must neither crash nor change."""
     console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
-    view = Table(title=title or None, title_justify="left", show_edge=False, pad_edge=False)
+    heading = Text(title, style="table.title") if title else None
+    view = Table(title=heading, title_justify="left", show_edge=False, pad_edge=False)
     for name in table.column_names:
-        view.add_column(name, overflow="fold")
+        view.add_column(Text(name), overflow="fold")
     for row in table.to_pylist():
-        view.add_row(*(_cell(row[name]) for name in table.column_names))
+        view.add_row(*(Text(_cell(row[name])) for name in table.column_names))
     console.print(view)
 
 
