@@ -1,10 +1,12 @@
-"""Rotation under load: a writer rotates by rename and by copy-truncate while the tailer follows; then a restart.
+"""Rotation under load: a writer rotates by rename (plain or gzip'd after) and by copy-truncate while the tailer
+follows; then a restart.
 
 Every line must arrive exactly once and in order, including lines written in two halves.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import shutil
@@ -38,10 +40,15 @@ class Writer:
         style = self.random.choice(self.styles)
         self.rotations[style] += 1
         self.backups += 1
-        if style == "rename":
+        if style in ("rename", "compress"):
             os.close(self.fd)
-            self.path.rename(self.path.with_name(f"audit-2026-03-19T10-00-{self.backups:05d}.log"))
+            backup = self.path.with_name(f"audit-2026-03-19T10-00-{self.backups:05d}.log")
+            self.path.rename(backup)
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if style == "compress":  # lumberjack's --audit-log-compress: `<backup>.gz` written, then the backup deleted
+                with open(backup, "rb") as source, gzip.open(backup.with_name(backup.name + ".gz"), "wb") as target:
+                    shutil.copyfileobj(source, target)
+                backup.unlink()
         else:
             for index in range(9, 0, -1):
                 older = self.path.with_name(f"audit.log.{index}")
@@ -142,3 +149,20 @@ def test_mixed_rotation_under_load_then_a_restart_in_the_middle(tmp_path: Path) 
     for _ in range(5):
         tail.poll_once()
     assert restarted.numbers == list(range(LINES, LINES + 600))
+
+
+def test_compressing_rename_rotation_under_load_then_a_restart_after_more_rotations(tmp_path: Path) -> None:
+    sink, tail, writer = run_load(tmp_path, ("compress",), seed=4)
+    assert sink.numbers == list(range(LINES))
+    assert tail.stats.renames + tail.stats.backups_read == writer.rotations["compress"]
+    writer.run(500, start=LINES)
+    writer.rotate()
+    writer.run(100, start=LINES + 500)
+    writer.close()
+    assert len(list(tmp_path.glob("audit-*.log.gz"))) == writer.rotations["compress"]
+    restarted = Numbers()
+    tail = Tailer(tmp_path / "audit.log", restarted, CheckpointStore(tmp_path / "cp"), TailOptions(rotate_grace=0))
+    for _ in range(5):
+        tail.poll_once()
+    assert restarted.numbers == list(range(LINES, LINES + 600))
+    assert tail.stats.lost_rotations == 0

@@ -1,8 +1,10 @@
 """A real `kubetrail serve --tail` following a log that rotates by rename and copy-truncate under a write load,
-killed with -9 half-way and restarted: every line is stored exactly once."""
+killed with -9 half-way and restarted: every line is stored exactly once; and the same across rotations that
+gzip the backups (`--audit-log-compress`) while serve is down."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -20,17 +22,27 @@ ROTATE_EVERY = 120
 
 
 class LogWriter:
-    """An apiserver-like log backend: one JSON event per line, rotating itself by rename or copy-truncate."""
+    """An apiserver-like log backend: one JSON event per line, rotating itself by rename or copy-truncate (or,
+    with `compress`, by rename and gzip)."""
 
-    def __init__(self, path: Path, seed: int) -> None:
+    def __init__(self, path: Path, seed: int, *, compress: bool = False) -> None:
         self.path = path
         self.random = random.Random(seed)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.generation = 0
+        self.compress = compress
 
     def rotate(self) -> None:
         self.generation += 1
-        if self.random.random() < 0.5:
+        if self.compress:  # the apiserver's lumberjack with --audit-log-compress: rename, gzip, delete the plain file
+            os.close(self.fd)
+            backup = self.path.with_name(f"audit-2026-03-19T10-00-{self.generation:05d}.log")
+            self.path.rename(backup)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with open(backup, "rb") as source, gzip.open(backup.with_name(backup.name + ".gz"), "wb") as target:
+                shutil.copyfileobj(source, target)
+            backup.unlink()
+        elif self.random.random() < 0.5:
             os.close(self.fd)
             self.path.rename(self.path.with_name(f"audit-2026-03-19T10-00-{self.generation:05d}.log"))
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -99,3 +111,37 @@ def test_rotation_while_tailing_with_a_crash_loses_and_repeats_nothing(tmp_path:
     expected = {audit_event(number, prefix="tail")["auditID"] for number in range(LINES)}
     assert {audit_id for _, audit_id, _ in rows} == expected
     assert writer.generation == LINES // ROTATE_EVERY
+
+
+def test_generations_rotated_and_compressed_while_serve_is_down_are_stored_once(tmp_path: Path) -> None:
+    log = tmp_path / "log" / "audit.log"
+    log.parent.mkdir()
+    store = tmp_path / "store"
+    arguments = ("--store", str(store), "--listen", "127.0.0.1:0", "--tail", str(log), "--tail-cluster", "files")
+    writer = LogWriter(log, seed=12, compress=True)
+    first = start_serve(*arguments, "--log-level", "warning")
+    writer.write(0, 300)  # two rotations, then half a generation the checkpoint points into
+    deadline = time.monotonic() + 60
+    while stored_count(store) < 300 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(timeout=30)
+    writer.write(300, 500)  # the checkpointed generation and three more rotated and compressed while down
+    os.close(writer.fd)
+    assert [path.name for path in log.parent.iterdir() if path.suffix != ".gz"] == ["audit.log"]
+
+    second = start_serve(*arguments, "--log-level", "warning")
+    deadline = time.monotonic() + 60
+    while stored_count(store) < 800 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert second.stop() == 0, "".join(second.output)
+
+    opened = Store.open(store, read_only=True)
+    try:
+        rows = opened.query_connection().execute("select audit_id, count(*) from events group by all").fetchall()
+    finally:
+        opened.close()
+    assert all(count == 1 for _, count in rows)
+    expected = {audit_event(number, prefix="tail")["auditID"] for number in range(800)}
+    assert {audit_id for audit_id, _ in rows} == expected
+    assert "LOST" not in "".join(second.output)

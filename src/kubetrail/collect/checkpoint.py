@@ -31,7 +31,9 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
     `line_start`..`offset` is the last delivered line and `line_sha256` its digest (empty when offset is 0);
     `known` lists the (device, inode, first-line digest) of every backup already read or older, so that a
-    backup rotated away between two looks is recognised as new (inode numbers alone are reused).
+    backup rotated away between two looks is recognised as new (inode numbers alone are reused), and a gzip'd
+    copy of one already read (same first line, new inode) is not. `name` is what the file was called when the
+    checkpoint was written (for messages; absent from checkpoints of older versions).
     """
 
     path: str
@@ -41,6 +43,7 @@ class Checkpoint(msgspec.Struct, frozen=True):
     line_start: int = 0
     line_sha256: str = ""
     known: list[tuple[int, int, str]] = []
+    name: str = ""
 
 
 def line_digest(data: bytes) -> str:

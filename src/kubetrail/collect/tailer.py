@@ -8,19 +8,38 @@ longer where it was: the rest is read from the copy (found by that line's SHA-25
 start. A line is delivered only once its newline is written; a rotated file's unterminated last line is
 delivered as is (it fails validation and goes to the dead-letter file rather than being dropped).
 
+Backups rotated away unseen (between two looks, or while kubetrail was stopped) are read oldest first, plain or
+gzip'd (lumberjack's `--audit-log-compress`, logrotate's `compress`), each once. A backup is recognised by its
+first line's digest (read decompressed; past a leading hole of NULs, which a writer without O_APPEND leaves after
+copy-truncate) together with its device and inode; a gzip'd backup whose first line is that of a generation
+already read is the compressed copy of it and is not read again. While a generation is being compressed, its
+plain file is read, never the half-written `.gz`.
+
 After the sink (the store) acknowledges a batch, the position is checkpointed; a restart resumes there, in the
-live file or in whichever backup the checkpointed file became. A crash between acknowledgement and checkpoint
-re-delivers that batch, which the store's (cluster, auditID, stage) dedup absorbs.
+live file or in whichever backup the checkpointed file became, even renamed and compressed (found by the last
+delivered line's SHA-256 at its decompressed offset), then reads the newer generations and the live file. A
+crash between acknowledgement and checkpoint re-delivers that batch, which the store's (cluster, auditID, stage)
+dedup absorbs. When the checkpointed file is gone altogether (deleted, or rotated past the backups kept, while
+kubetrail was stopped), the rest of it is lost: that is logged as a warning naming it and counted in
+`lost_rotations`, and the newer generations and the live file are still read.
 
 Known limits: copy-truncate loses lines written between the copy and the truncation (a property of
-copy-truncate); a generation rotated away unseen and compressed before the next look is not read (only plain
-backups are); generations rotated away unseen are read oldest first by modification time, which the kernel
-keeps only to its clock tick, so under very fast rotation their order may differ (never their content).
+copy-truncate); a generation deleted before kubetrail read it is lost (counted when it held the checkpoint);
+a `.gz` whose first line repeats that of a generation already read is taken for its copy (audit events' IDs
+and times make first lines unique); a corrupt or cut-short `.gz` is read as far as it inflates (to within
+1 MiB) and the rest is counted lost, but one cut short before its first line ends looks like one being written
+and is not read; generations rotated away unseen are ordered by what their names say within one naming scheme
+(lumberjack's timestamps, logrotate's numbers and dates) and across schemes by modification time, which the
+kernel keeps only to its clock tick and a compressor may reset, so when two schemes rotate the same file very
+fast their order may differ (never their content); a backup starting with a hole of more than 256 MiB is told
+apart by inode only, so its compressed copy is read again (dedup absorbs it); a sink failure while a missed
+backup is read makes the backup be read again from its start (dedup absorbs it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -39,6 +58,13 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 FINGERPRINT_MAX = 64 << 10
+HEAD = 4096
+"""How much of a first line identifies a backup."""
+HOLE_MAX = 256 << 20
+"""How far past a leading hole of NULs to look for the first line."""
+_HOLE_HEAD = line_digest(bytes(HEAD))
+"""The head digest of a file starting with a hole of 4 KiB or more, as older versions recorded it: the same for
+every such file, so it identifies nothing by itself."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +109,7 @@ Key = tuple[int, int]
 Identity = tuple[int, int, str]
 """A backup's identity: device, inode and the digest of its first line (inode numbers are reused)."""
 _NUMBERED = re.compile(r"\.(\d+)(\.gz)?$")
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass
@@ -106,8 +133,35 @@ class _File:
 
     def checkpoint(self, tailed: str, known: set[Identity]) -> Checkpoint:
         return Checkpoint(
-            tailed, self.device, self.inode, self.offset, self.line_start, self.line_sha, known=sorted(known)
+            tailed,
+            self.device,
+            self.inode,
+            self.offset,
+            self.line_start,
+            self.line_sha,
+            known=sorted(known),
+            name=self.name,
         )
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What a backup is recognised by: its identity; whether it is gzip'd (then its first line alone says which
+    generation it is a copy of); for a file starting with a hole, the identity older versions recorded."""
+
+    identity: Identity
+    compressed: bool
+    legacy: Identity | None = None
+
+
+@dataclass(frozen=True)
+class _Backup:
+    """A backup not read yet."""
+
+    name: str
+    key: Key
+    head: _Head
+    info: os.stat_result
 
 
 class _Truncated(Exception):
@@ -127,25 +181,32 @@ def _open_plain(path: str) -> _File:
 
 class _Inflated:
     """A gzip'd backup read at decompressed offsets through the intake's inflater: forward by reading on,
-    backward by starting over (backups are read once, front to back, so going back is rare)."""
+    backward by starting over (backups are read once, front to back, so going back is rare). After an error
+    (corrupt or cut short) the next read starts over too, as where the inflater stopped is not known."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.stream = open_gzip(self.raw, source=path)
         self.position = 0
+        self.failed = False
 
     def read(self, position: int, size: int) -> bytes:
-        if position < self.position:
+        if position < self.position or self.failed:
             self.raw.seek(0)
             self.stream = open_gzip(self.raw, source=self.path)
             self.position = 0
-        while self.position < position:
-            skipped = self.stream.read(min(CHUNK, position - self.position))
-            if not skipped:
-                return b""
-            self.position += len(skipped)
-        data = self.stream.read(size)
+            self.failed = False
+        try:
+            while self.position < position:
+                skipped = self.stream.read(min(CHUNK, position - self.position))
+                if not skipped:
+                    return b""
+                self.position += len(skipped)
+            data = self.stream.read(size)
+        except BaseException:
+            self.failed = True
+            raise
         self.position += len(data)
         return data
 
@@ -157,8 +218,8 @@ def _open_any(path: str) -> _File:
     """A plain file, or a gzip'd backup read in decompressed offsets."""
     if not path.endswith(".gz"):
         return _open_plain(path)
-    info = os.stat(path)
     inflated = _Inflated(path)
+    info = os.fstat(inflated.raw.fileno())
     return _File(path, info.st_dev, info.st_ino, inflated.read, inflated.close)
 
 
@@ -179,6 +240,33 @@ def _fingerprint_matches(file: _File, line_start: int, offset: int, sha: str) ->
     return len(data) == offset - line_start and line_digest(data) == sha
 
 
+def _scheme(path: str, tailed: str) -> tuple[str, tuple[int, ...]]:
+    """A backup's naming scheme (its name with runs of digits masked, `.gz` left out) and its rank in it, oldest
+    first: logrotate's `audit.log.N` by number, highest first; the others (lumberjack's `audit-<time>.log`,
+    logrotate's `audit.log-<date>`) by the numbers in their names, which are their times."""
+    name = os.path.basename(path).removesuffix(".gz")
+    numbers = tuple(int(run) for run in _DIGITS.findall(name))
+    scheme = _DIGITS.sub("#", name)
+    if name.startswith(f"{tailed}.") and name[len(tailed) + 1 :].isdigit():
+        return scheme, (-int(name[len(tailed) + 1 :]),)
+    return scheme, numbers
+
+
+def _oldest_first(backups: list[_Backup], tailed: str) -> list[_Backup]:
+    """Backups in the order they were rotated: by modification time, each naming scheme's backups then put in
+    the order their names say (a compressed backup's modification time may be when it was compressed)."""
+    ordered = sorted(backups, key=lambda backup: _age(backup.name, backup.info))
+    places: dict[str, list[int]] = {}
+    for index, backup in enumerate(ordered):
+        places.setdefault(_scheme(backup.name, tailed)[0], []).append(index)
+    result = list(ordered)
+    for indices in places.values():
+        members = sorted((ordered[index] for index in indices), key=lambda backup: _scheme(backup.name, tailed)[1])
+        for index, member in zip(indices, members, strict=True):
+            result[index] = member
+    return result
+
+
 def _age(path: str, info: os.stat_result) -> tuple[int, int, str]:
     """Oldest first: by modification time, then logrotate's number (`.2` is older than `.1`), then name
     (lumberjack's timestamps sort in time order); mtimes are only as fine as the kernel's clock tick."""
@@ -186,18 +274,56 @@ def _age(path: str, info: os.stat_result) -> tuple[int, int, str]:
     return (info.st_mtime_ns, -int(numbered.group(1)) if numbered else 0, os.path.basename(path))
 
 
-def _head_digest(file: _File) -> str | None:
-    """The digest of the first line (at most 4 KiB); None while that line is still incomplete."""
-    head = file.read(0, 4096)
+def _after_hole(file: _File) -> int | None:
+    """Where the data after a leading hole of NULs starts; None when there is none yet (or not within HOLE_MAX)."""
+    position = HEAD
+    if file.fd >= 0:
+        try:
+            position = max(position, os.lseek(file.fd, position, os.SEEK_DATA))
+        except OSError as error:  # ENXIO: only the hole so far; otherwise holes are not reported: read through
+            if error.errno == errno.ENXIO:
+                return None
+    while position < HOLE_MAX:
+        data = file.read(position, min(CHUNK, HOLE_MAX - position))
+        if not data:
+            return None
+        kept = data.lstrip(b"\x00")
+        if kept:
+            return position + len(data) - len(kept)
+        position += len(data)
+    return None
+
+
+def _head_digest(file: _File) -> tuple[str, bool] | None:
+    """The digest of the first line (at most 4 KiB), and whether the file starts with a hole; None while that
+    line is still incomplete. Past a hole of 4 KiB or more (copy-truncate under a writer without O_APPEND) the
+    first line after it is digested, as the hole itself is the same in every such file."""
+    head = file.read(0, HEAD)
+    marker = b""
+    hole = len(head) == HEAD and not head.strip(b"\x00")
+    if hole:
+        start = _after_hole(file)
+        if start is None:
+            return (_HOLE_HEAD, True) if file.read(HOLE_MAX, 1) else None
+        head, marker = file.read(start, HEAD), b"\x00"
     cut = head.find(b"\n")
-    if cut < 0 and len(head) < 4096:
+    if cut < 0 and len(head) < HEAD:
         return None
-    return line_digest(head if cut < 0 else head[: cut + 1])
+    return line_digest(marker + (head if cut < 0 else head[: cut + 1])), hole
+
+
+def _head(file: _File) -> _Head | None:
+    digest = _head_digest(file)
+    if digest is None:
+        return None
+    identity = (file.device, file.inode, digest[0])
+    legacy = (file.device, file.inode, _HOLE_HEAD) if digest[1] and digest[0] != _HOLE_HEAD else None
+    return _Head(identity, file.fd < 0, legacy)
 
 
 def _identity(file: _File) -> Identity | None:
-    digest = _head_digest(file)
-    return None if digest is None else (file.device, file.inode, digest)
+    head = _head(file)
+    return None if head is None else head.identity
 
 
 def _same_start(first: _File, second: _File) -> bool:
@@ -264,7 +390,8 @@ class Tailer:
         self.stats = TailStats()
         self._current: _File | None = None
         self._known: set[Identity] = set()
-        self._heads: dict[Key, tuple[int, int, Identity | None]] = {}
+        self._heads: dict[Key, tuple[int, int, _Head | None]] = {}
+        self._reported: set[tuple[int, int, int]] = set()
         self._retry_at = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -321,24 +448,37 @@ class Tailer:
         return self.stats.lines - delivered
 
     def _finish(self, file: _File, *, wait: bool) -> None:
-        """Read a file that is no longer the live one to its end (waiting a moment for a writer still on it)."""
+        """Read a file that is no longer the live one to its end (waiting a moment for a writer still on it; a
+        gzip'd backup has none, and is read as far as it inflates when it is corrupt or cut short)."""
         if file.fd >= 0 and self._truncated(file):
             self._after_truncation(file, before=os.fstat(file.fd).st_mtime_ns)
+        wait = wait and file.fd >= 0
         deadline = time.monotonic() + (self.options.rotate_grace if wait else 0.0)
-        while True:
-            while data := file.read(file.position, CHUNK):
-                self._consume(file, data, final=False)
-            if not wait or time.monotonic() >= deadline:
-                break
-            time.sleep(min(self.options.poll_interval, 0.05))
-            if not file.buffer and not file.read(file.position, 1):
-                break
+        try:
+            while True:
+                while data := file.read(file.position, CHUNK):
+                    self._consume(file, data, final=False)
+                if not wait or time.monotonic() >= deadline:
+                    break
+                time.sleep(min(self.options.poll_interval, 0.05))
+                if not file.buffer and not file.read(file.position, 1):
+                    break
+        except GzipError as error:
+            self.stats.lost_rotations += 1
+            log.warning(
+                "%s: %s cannot be read past byte %d (%s); the rest of that generation is lost",
+                self.path,
+                file.name,
+                file.position,
+                error,
+            )
         if file.buffer:
             self._consume(file, b"", final=True)
 
     # ----- rotation ---------------------------------------------------------------------------------------
 
-    def _sibling_identity(self, path: str, info: os.stat_result) -> Identity | None:
+    def _sibling_head(self, path: str, info: os.stat_result) -> _Head | None:
+        """How a backup is recognised (None while its first line is incomplete, or a `.gz` is half written)."""
         key = (info.st_dev, info.st_ino)
         cached = self._heads.get(key)
         if cached is not None and cached[:2] == (info.st_mtime_ns, info.st_size):
@@ -348,13 +488,23 @@ class Tailer:
         except OSError:
             return None
         try:
-            identity = _identity(file) if (file.device, file.inode) == key else None
+            head = _head(file) if (file.device, file.inode) == key else None
         except (OSError, EOFError, GzipError):
-            identity = None
+            head = None
         finally:
             file.close()
-        self._heads[key] = (info.st_mtime_ns, info.st_size, identity)
-        return identity
+        self._heads[key] = (info.st_mtime_ns, info.st_size, head)
+        return head
+
+    def _known_digests(self) -> set[str]:
+        return {digest for _, _, digest in self._known if digest != _HOLE_HEAD}
+
+    def _is_known(self, head: _Head, digests: set[str]) -> bool:
+        """True for a backup already read (or older than the first look): the same file, or a compressed copy
+        of a generation already read (a new inode, the same first line)."""
+        if head.identity in self._known or (head.legacy is not None and head.legacy in self._known):
+            return True
+        return head.compressed and head.identity[2] in digests
 
     def _remember(self, file: _File) -> None:
         identity = _identity(file)
@@ -365,50 +515,72 @@ class Tailer:
         found: set[Identity] = set()
         for sibling in rotated_siblings(self.path):
             info = _stat(sibling)
-            identity = self._sibling_identity(sibling, info) if info is not None else None
-            if identity is not None:
-                found.add(identity)
+            head = self._sibling_head(sibling, info) if info is not None else None
+            if head is not None:
+                found.add(head.identity)
         return found
 
     def _save(self, file: _File) -> None:
         self.checkpoints.save(file.checkpoint(self.path, self._known))
 
-    def _read_missed(self, exclude: set[Key], live: _File | None = None, before: int | None = None) -> None:
-        """Read, oldest first, every plain backup not seen before: generations rotated away between two looks.
-
-        A copy of the generation the `live` file holds (its truncation not done, or not noticed yet) is left
-        for the truncation to handle. A compressed backup is never read here (it is a copy of one already read
-        or, rarely, of one rotated and compressed between two looks, which is then missed). With `before`,
-        only backups modified no later than that (a file being finished) are read now; later ones after it.
-        """
-        missed: list[tuple[tuple[int, int, str], str, Key, Identity]] = []
+    def _unread(self, exclude: set[Key], before: int | None = None) -> list[_Backup]:
+        """The backups not read yet, oldest first; a generation both plain and gzip'd (being compressed) once,
+        as its plain file. With `before`, only those modified no later than that."""
+        digests = self._known_digests()
+        found: list[_Backup] = []
         for sibling in rotated_siblings(self.path):
             info = _stat(sibling)
             if info is None or (info.st_dev, info.st_ino) in exclude:
                 continue
             if before is not None and info.st_mtime_ns > before:
                 continue
-            identity = self._sibling_identity(sibling, info)
-            if identity is None or identity in self._known:
+            head = self._sibling_head(sibling, info)
+            if head is None or self._is_known(head, digests):
                 continue
-            if sibling.endswith(".gz"):
-                self._known.add(identity)
-                continue
-            missed.append((_age(sibling, info), sibling, (info.st_dev, info.st_ino), identity))
-        for _, name, key, identity in sorted(missed):
+            found.append(_Backup(sibling, (info.st_dev, info.st_ino), head, info))
+        plain = {backup.head.identity[2] for backup in found if not backup.head.compressed}
+        compressed: set[str] = set()
+        unread: list[_Backup] = []
+        for backup in found:
+            digest = backup.head.identity[2]
+            if backup.head.compressed and digest != _HOLE_HEAD:
+                if digest in plain or digest in compressed:
+                    continue
+                compressed.add(digest)
+            unread.append(backup)
+        return _oldest_first(unread, os.path.basename(self.path))
+
+    def _read_missed(self, exclude: set[Key], live: _File | None = None, before: int | None = None) -> None:
+        """Read, oldest first, every backup not seen before, plain or gzip'd: generations rotated away between
+        two looks (or while stopped).
+
+        A copy of the generation the `live` file holds (its truncation not done, or not noticed yet) is left
+        for the truncation to handle, and `live`'s position is checkpointed again after. With `before`, only
+        backups modified no later than that (a file being finished) are read now; later ones after it.
+        """
+        read = False
+        for backup in self._unread(exclude, before):
             try:
-                backup = _open_plain(name)
+                file = _open_any(backup.name)
             except FileNotFoundError:
                 continue
             try:
-                if (backup.device, backup.inode) != key or (live is not None and _copy_of(backup, live)):
+                if (file.device, file.inode) != backup.key:
                     continue
-                log.info("%s: reading %s, rotated before it was tailed", self.path, name)
-                self._finish(backup, wait=False)
+                try:
+                    if live is not None and _copy_of(file, live):
+                        continue
+                except GzipError:
+                    pass
+                log.info("%s: reading %s, rotated before it was tailed", self.path, backup.name)
+                self._finish(file, wait=False)
                 self.stats.backups_read += 1
-                self._known.add(identity)
+                self._known.add(backup.head.identity)
+                read = True
             finally:
-                backup.close()
+                file.close()
+        if read and live is not None:
+            self._save(live)
 
     def _switch_to_new(self, old: _File) -> None:
         """After a rename: finish the old file, then any backup rotated after it, then start the new file."""
@@ -431,10 +603,18 @@ class Tailer:
             self._save(new)
 
     def _find_copy(self, line_start: int, offset: int, sha: str, exclude: set[Key]) -> _File | None:
-        """The backup holding the checkpointed line at the checkpointed place (a copy, or a compressed backup)."""
+        """The backup holding the checkpointed line at the checkpointed place (a copy, or a compressed backup);
+        those not read yet are tried first (a gzip'd one is inflated up to the place)."""
         if not sha:
             return None
-        for sibling in rotated_siblings(self.path):
+        digests = self._known_digests()
+
+        def known(sibling: str) -> bool:
+            info = _stat(sibling)
+            head = self._sibling_head(sibling, info) if info is not None else None
+            return head is not None and self._is_known(head, digests)
+
+        for sibling in sorted(rotated_siblings(self.path), key=known):
             try:
                 candidate = _open_any(sibling)
             except OSError:
@@ -459,8 +639,8 @@ class Tailer:
             finally:
                 copy.close()
         elif file.offset:
-            self.stats.lost_rotations += 1
-            log.warning("%s: truncated, and no backup holds the rest after byte %d", self.path, file.offset)
+            unread = self._unread({live}, before)
+            self._report_lost(file.name, live, file.offset, "it was truncated (copy-truncate) or replaced", unread)
         self._read_missed({live}, before=before)
         file.offset, file.buffer, file.line_start, file.line_sha = 0, b"", 0, ""
         self._save(file)
@@ -513,14 +693,40 @@ class Tailer:
             finally:
                 copy.close()
         elif saved.offset:
-            self.stats.lost_rotations += 1
-            log.warning("%s: the checkpointed file is gone; reading the current file from its start", self.path)
+            self._report_gone(saved, exclude)
         if live is None:
             return None
         file = _open_plain(self.path)
         self._read_missed({(file.device, file.inode)})
         self._save(file)
         return file
+
+    def _report_gone(self, saved: Checkpoint, exclude: set[Key]) -> None:
+        """The checkpointed file is nowhere, plain or compressed: what followed the checkpoint in it is lost."""
+        if (saved.device, saved.inode, saved.offset) in self._reported:
+            return
+        self._reported.add((saved.device, saved.inode, saved.offset))
+        self._report_lost(
+            saved.name or "the checkpointed file",
+            (saved.device, saved.inode),
+            saved.offset,
+            "it was rotated away while not tailed and is gone (deleted, or rotated past the backups kept)",
+            self._unread(exclude),
+        )
+
+    def _report_lost(self, name: str, key: Key, offset: int, how: str, unread: list[_Backup]) -> None:
+        self.stats.lost_rotations += 1
+        log.warning(
+            "%s: LOST the rest of %s (device %d, inode %d) after byte %d: %s, and no backup, plain or gzip'd, "
+            "holds its line at that byte; reading on with %s",
+            self.path,
+            name,
+            key[0],
+            key[1],
+            offset,
+            how,
+            ", then ".join([*(os.path.basename(backup.name) for backup in unread), "the live file from its start"]),
+        )
 
     @staticmethod
     def _last_line_end(file: _File, size: int) -> int:
