@@ -125,3 +125,35 @@ def test_a_deep_body_is_refused_alone_and_its_batch_stored(served: tuple[str, Pa
     assert response.status_code == 200, response.text
     assert response.json() == {"cluster": "prod", "accepted": 2, "duplicates": 0, "rejected": 1}
     assert sorted(audit_ids(store)) == sorted([audit_event(6)["auditID"], audit_event(7)["auditID"]])
+
+
+def _dead_letter_bytes(store: Path) -> int:
+    return sum(path.stat().st_size for path in (store / "deadletter").glob("*.ndjson"))
+
+
+def test_a_flood_of_invalid_items_costs_at_most_twice_its_size_in_dead_letters(served: tuple[str, Path]) -> None:
+    url, store = served
+    items = [b'{"kind":"Event","n":%d}' % number for number in range(90_000)]
+    body = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[' + b",".join(items) + b"]}"
+    response = httpx.post(f"{url}/audit/prod", content=body, headers=JSON, timeout=60)
+    assert response.status_code == 422, response.text
+    assert _dead_letter_bytes(store) <= 2 * sum(map(len, items))
+    kept = [
+        json.loads(line) for path in (store / "deadletter").glob("*.ndjson") for line in path.read_text().splitlines()
+    ]
+    assert sum(letter.get("items", 1) for letter in kept) == len(items)
+    assert "Object missing required field `level`" in kept[0]["reason"]
+
+
+def test_implausible_timestamps_are_stored_and_filed_as_received(served: tuple[str, Path]) -> None:
+    """Year 0000 used to fail the whole batch; year 9999 made far-future partitions that hid the real data."""
+    url, store = served
+    stamps = ["0000-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z", "1900-01-01T00:00:00Z"]
+    odd = [
+        dict(audit_event(20 + index), requestReceivedTimestamp=stamp, stageTimestamp=stamp)
+        for index, stamp in enumerate(stamps)
+    ]
+    response = httpx.post(f"{url}/audit/prod", content=event_list([audit_event(10), *odd]), headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 4
+    assert len(audit_ids(store)) == 4

@@ -36,6 +36,7 @@ from kubetrail.bus.consumer import PartitionConsumer
 from kubetrail.bus.lake import worker_store_dir
 from kubetrail.bus.partitions import Membership, assigned
 from kubetrail.bus.streams import MEMBER_TTL_SECONDS, ensure_streams
+from kubetrail.collect.metrics import MAX_CLUSTER_LABELS, OTHER_CLUSTERS
 from kubetrail.detect import Alert, Engine, EventContext, Matching
 from kubetrail.detect.compiler import RuleSet
 from kubetrail.detect.requests import OncePerRequest
@@ -44,6 +45,7 @@ from kubetrail.intake import IntakeError, decode_body
 from kubetrail.model import Event
 from kubetrail.store import Store, StoreOptions
 from kubetrail.store.alerts import AlertLog
+from kubetrail.store.deadletter import Refused
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +201,12 @@ class Worker:
         for result, (_, cluster, _, _) in zip(results, filled, strict=True):
             self.stats.events += result.accepted
             self.stats.duplicates += result.duplicates
-            self.stats.clusters[cluster] = self.stats.clusters.get(cluster, 0) + result.accepted
+            label = (
+                cluster
+                if cluster in self.stats.clusters or len(self.stats.clusters) < MAX_CLUSTER_LABELS
+                else OTHER_CLUSTERS
+            )
+            self.stats.clusters[label] = self.stats.clusters.get(label, 0) + result.accepted
         self.stats.batches += len(messages)
         done: list[Msg] = []
         for message, cluster, events, raws in decoded:
@@ -231,9 +238,10 @@ class Worker:
         cluster = headers.get(CLUSTER_HEADER) or message.subject.split(".")[-2]
         source = f"bus:{message.subject}#{headers.get(MSG_ID_HEADER, '?')}"
         batch = decode_body(message.data, source=source)
-        for rejected in batch.rejected:
-            self.stats.malformed += 1
-            self.store.dead_letter(source=source, reason=rejected.reason, raw=rejected.raw, cluster=cluster)
+        if batch.rejected:
+            self.stats.malformed += len(batch.rejected)
+            refused = [Refused(item.raw, item.reason, item.line) for item in batch.rejected]
+            self.store.dead_letters.write_many(source=source, cluster=cluster, refused=refused)
         return cluster, batch.events, batch.raws
 
     async def _detect(

@@ -72,30 +72,33 @@ class Summary:
 
 
 def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
+    def say(text: str) -> None:
+        console.print(text)
+
     tally = summary.inputs
     rate = f"{tally.events / summary.seconds:,.0f} events/s" if summary.seconds else ""
-    console.print(f"ingested {tally.files} file(s) into {store_dir} in {summary.seconds:.1f} s ({rate})")
-    console.print(f"  accepted    {summary.accepted:,} new events", highlight=False)
-    console.print(f"  duplicates  {summary.duplicates:,} (already stored)", highlight=False)
+    say(f"ingested {tally.files} file(s) into {store_dir} in {summary.seconds:.1f} s ({rate})")
+    say(f"  accepted    {summary.accepted:,} new events")
+    say(f"  duplicates  {summary.duplicates:,} (already stored)")
     rejected = tally.rejected
     where = f" (kept with the reason in {summary.dead_letter})" if rejected else ""
-    console.print(f"  rejected    {rejected:,}{where}", highlight=False)
+    say(f"  rejected    {rejected:,}{where}")
     for reason, count in tally.reasons.most_common(10):
-        console.print(f"    {count:>8,}  {reason}", highlight=False, markup=False)
+        say(f"    {count:>8,}  {reason}")
     skipped = sum(tally.skipped.values())
     if skipped:
-        console.print(f"  skipped     {skipped:,} records that are not audit events", highlight=False)
+        say(f"  skipped     {skipped:,} records that are not audit events")
         for reason, count in tally.skipped.most_common(10):
-            console.print(f"    {count:>8,}  {reason}", highlight=False, markup=False)
+            say(f"    {count:>8,}  {reason}")
     if len(summary.clusters) > 1 or (summary.clusters and DEFAULT_CLUSTER not in summary.clusters):
         listing = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.clusters.items()))
-        console.print(f"  clusters    {listing}", highlight=False)
+        say(f"  clusters    {listing}")
     if summary.alerts is not None:
-        console.print(f"  alerts      {summary.alerts:,} new (stored with the events)", highlight=False)
+        say(f"  alerts      {summary.alerts:,} new (stored with the events)")
         for rule, count in summary.alerts_by_rule.most_common(10):
-            console.print(f"    {count:>8,}  {rule}", highlight=False, markup=False)
+            say(f"    {count:>8,}  {rule}")
     if summary.retention_removed:
-        console.print(f"  retention   removed {summary.retention_removed} sealed file(s)", highlight=False)
+        say(f"  retention   removed {summary.retention_removed} sealed file(s)")
 
 
 def _close_detection(detection: Detection, summary: Summary) -> None:

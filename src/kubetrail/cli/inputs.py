@@ -68,7 +68,7 @@ class InputFiles:
         """(path, batch) of every file in order, counted as they go."""
         sizes = [input_size(path) for path in self.paths]
         columns = (
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TextColumn("{task.fields[events]:>12,} events"),

@@ -164,12 +164,18 @@ class Histogram(_Metric):
         return lines
 
 
+MAX_CLUSTER_LABELS = 100
+"""Clusters named in metrics labels at most; later ones are counted under `other` (bounded cardinality)."""
+OTHER_CLUSTERS = "other"
+
+
 class Registry:
     """The metrics one `kubetrail serve` exposes at `/metrics`."""
 
     def __init__(self) -> None:
         self._metrics: list[_Metric] = []
         self._lock = threading.Lock()
+        self._clusters: set[str] = set()
         self.requests = self.counter(
             "kubetrail_receiver_requests_total", "HTTP requests by path and status.", ("path", "code")
         )
@@ -199,6 +205,16 @@ class Registry:
         self.pending = self.gauge(
             "kubetrail_receiver_pending_events", "Events in requests waiting for their batch to be durable."
         )
+
+    def cluster(self, name: str) -> str:
+        """The label for a cluster: its name for the first MAX_CLUSTER_LABELS seen, then `other`."""
+        with self._lock:
+            if name in self._clusters:
+                return name
+            if len(self._clusters) < MAX_CLUSTER_LABELS:
+                self._clusters.add(name)
+                return name
+        return OTHER_CLUSTERS
 
     def register(self, metric: _Metric) -> None:
         with self._lock:

@@ -169,7 +169,7 @@ class Receiver:
             if not self.accepting:
                 raise RequestError(503, "shutting down; retry")
             body = await self._body(scope, receive)
-            self.metrics.bytes.inc(len(body), cluster)
+            self.metrics.bytes.inc(len(body), self.metrics.cluster(cluster))
             gzipped = (_header(scope, b"content-encoding") or "").strip().lower() == "gzip"
             source = f"webhook {client[0]} {path}"
             if len(body) < INLINE_BYTES and not gzipped:
@@ -221,7 +221,8 @@ class Receiver:
     async def _store(self, send: Send, path: str, cluster: str, batch: Batch, source: str) -> None:
         metrics = self.metrics
         received = len(batch.events) + len(batch.rejected)
-        metrics.received.inc(received, cluster)
+        label = metrics.cluster(cluster)
+        metrics.received.inc(received, label)
         started = time.perf_counter()
         metrics.queue.add(1)
         metrics.pending.add(len(batch.events))
@@ -243,9 +244,9 @@ class Receiver:
             metrics.pending.add(-len(batch.events))
         self._last_failure = None
         metrics.ack.observe(time.perf_counter() - started)
-        metrics.accepted.inc(outcome.accepted, cluster)
-        metrics.duplicates.inc(outcome.duplicates, cluster)
-        metrics.rejected.inc(outcome.rejected, cluster)
+        metrics.accepted.inc(outcome.accepted, label)
+        metrics.duplicates.inc(outcome.duplicates, label)
+        metrics.rejected.inc(outcome.rejected, label)
         if outcome.rejected:
             log.warning("%s: %d invalid events of %s went to the dead-letter file", source, outcome.rejected, cluster)
         if not batch.events and batch.rejected:

@@ -20,7 +20,7 @@ from kubetrail.model import Event
 from kubetrail.secrets.batch import redact_events
 from kubetrail.secrets.files import redact_bytes
 from kubetrail.store import AppendResult, check_cluster
-from kubetrail.store.deadletter import DeadLetterWriter
+from kubetrail.store.deadletter import DeadLetterWriter, Refused
 
 DEFAULT_CLUSTER = "default"
 
@@ -78,12 +78,12 @@ class Pipeline:
         self.redacted += count
         return count
 
-    def _dead_letter(self, cluster: str, rejected: list[Rejection]) -> None:
+    def _dead_letter(self, cluster: str, rejected: list[Rejection], source: str) -> None:
         if not rejected:
             return
         letters = self.sink.dead_letters
-        for item in rejected:
-            letters.write(source=item.source, reason=item.reason, raw=item.raw, line=item.line, cluster=cluster)
+        refused = [Refused(item.raw, item.reason, item.line) for item in rejected]
+        letters.write_many(source=source or rejected[0].source, cluster=cluster, refused=refused)
         letters.flush()
 
     def accept(self, batch: Batch, cluster: str | None = None, *, source: str = "") -> Outcome:
@@ -91,7 +91,7 @@ class Pipeline:
         name = self.cluster_of(batch, cluster)
         redacted = self._redact(batch, source)
         result = self.sink.append(name, batch.events, batch.raws)
-        self._dead_letter(name, batch.rejected)
+        self._dead_letter(name, batch.rejected, source)
         return Outcome(name, result.accepted, result.duplicates, len(batch.rejected), redacted)
 
     async def accept_async(self, batch: Batch, cluster: str | None = None, *, source: str = "") -> Outcome:
@@ -100,7 +100,7 @@ class Pipeline:
         redacted = await asyncio.to_thread(self._redact, batch, source) if self.redact else 0
         result = await self.sink.append_async(name, batch.events, batch.raws)
         if batch.rejected:
-            await asyncio.to_thread(self._dead_letter, name, batch.rejected)
+            await asyncio.to_thread(self._dead_letter, name, batch.rejected, source)
         return Outcome(name, result.accepted, result.duplicates, len(batch.rejected), redacted)
 
 

@@ -15,6 +15,9 @@ from kubetrail.query.lexer import OPERATORS, Kind, Token, tokenize
 from kubetrail.query.nodes import And, Compare, Filter, Node, Not, Or, Value
 
 _KEYWORDS = frozenset({"and", "or", "not", "in"})
+MAX_NESTING = 64
+"""Parentheses and `not`s deep at most: far beyond any real filter, and far below what would exhaust the stack
+(of the parser, and of the SQL the filter becomes)."""
 
 
 class _Parser:
@@ -22,6 +25,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     @property
     def current(self) -> Token:
@@ -66,17 +70,25 @@ class _Parser:
 
     def unary(self) -> Node:
         token = self.current
-        if token.keyword() == "not":
-            self.advance()
-            return Not(self.unary())
-        if token.kind is Kind.LPAREN:
-            self.advance()
-            inner = self.or_expr()
-            if self.current.kind is not Kind.RPAREN:
-                raise self.error("expected ')'", self.current, f"close the '(' at column {token.column}")
-            self.advance()
-            return inner
+        if token.keyword() == "not" or token.kind is Kind.LPAREN:
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.error(f"nested more than {MAX_NESTING} levels deep", token, "simplify the filter")
+            try:
+                return self._nested(token)
+            finally:
+                self.depth -= 1
         return self.comparison()
+
+    def _nested(self, token: Token) -> Node:
+        self.advance()
+        if token.keyword() == "not":
+            return Not(self.unary())
+        inner = self.or_expr()
+        if self.current.kind is not Kind.RPAREN:
+            raise self.error("expected ')'", self.current, f"close the '(' at column {token.column}")
+        self.advance()
+        return inner
 
     def comparison(self) -> Compare:
         token = self.advance()

@@ -150,6 +150,18 @@ class ServeApp:
             read=lambda: [((), float(store.dead_letters.count))],
             kind="counter",
         )
+        self.metrics.gauge(
+            "kubetrail_store_dead_letters_dropped_total",
+            "Refused inputs not kept because the day's dead-letter file reached its size limit.",
+            read=lambda: [((), float(store.dead_letters.dropped))],
+            kind="counter",
+        )
+        self.metrics.gauge(
+            "kubetrail_store_dead_letter_bytes_total",
+            "Bytes written to the dead-letter file since start.",
+            read=lambda: [((), float(store.dead_letters.bytes))],
+            kind="counter",
+        )
         tailers = self.tailers
 
         def per_file(attribute: str) -> Iterable[tuple[Labels, float]]:

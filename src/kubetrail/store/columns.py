@@ -15,7 +15,7 @@ import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -126,22 +126,36 @@ def event_json(event: Event, raw: bytes | None) -> bytes:
     return raw.strip()
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+"""An event stamped later than this after it was received (a skewed or forged clock) is filed as received."""
+
+
 def _parse_or_none(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
         return parse_microtime(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
 def event_times(texts: list[str | None], fallback: datetime) -> pa.Array:
-    """Timestamps (UTC, µs) from MicroTime strings; missing or unparseable ones become `fallback`."""
+    """Timestamps (UTC, µs) from MicroTime strings, for the `time` column and the day partition.
+
+    Missing, unparseable and implausible ones — before 1970, or more than FUTURE_SLACK after `fallback` (when
+    the event was received) — become `fallback`, so a forged year-9999 stamp neither creates far-future
+    partitions nor hides the real data in the UI; the event's own timestamps stay in its JSON.
+    """
     array = pa.array(texts, pa.string())
     try:
         times = array.cast(TIMESTAMP)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
         times = pa.array([_parse_or_none(text) for text in texts], TIMESTAMP)
+    earliest = pa.scalar(EARLIEST, TIMESTAMP)
+    latest = pa.scalar(fallback + FUTURE_SLACK, TIMESTAMP)
+    plausible = pc.and_(pc.greater_equal(times, earliest), pc.less_equal(times, latest))
+    times = pc.if_else(plausible, times, pa.scalar(None, TIMESTAMP))
     if times.null_count:
         times = pc.fill_null(times, pa.scalar(fallback, TIMESTAMP))
     return times

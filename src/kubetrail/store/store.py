@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -63,6 +63,11 @@ class StoreOptions:
     """Tuning knobs; the defaults suit one cluster at thousands of events per second."""
 
     segment_bytes: int = 64 << 20
+    segment_events: int = 50_000
+    """A WAL segment is closed (and sealed) after this many events too, so sealing starts before memory grows."""
+    max_unsealed_events: int = 200_000
+    """Acknowledged events held in memory until sealed, at most (a few KB each): beyond, `append` waits for
+    sealing and `append_async` refuses the batch (NotDurableError: the receiver answers 503, the sender retries)."""
     seal_age_seconds: float = 600.0
     background_seal: bool = True
     compression_level: int = 3
@@ -87,6 +92,9 @@ class Durable:
     events: list[Event]
     raws: list[bytes | None]
 
+
+ROOM_WAIT_SECONDS = 120.0
+"""How long a blocking append waits for sealing to make room before it gives up."""
 
 DurableListener = Callable[[Durable], None]
 """Told about every append that stored something new, once it is durable (e.g. detection's queue)."""
@@ -131,10 +139,11 @@ class _TailSegment:
     batches: list[_TailBatch] = field(default_factory=list)
     last_seq: int = 0
     started: float = field(default_factory=time.monotonic)
+    rows: int = 0
 
-    @property
-    def rows(self) -> int:
-        return sum(len(item.rows) for item in self.batches)
+    def add(self, item: _TailBatch) -> None:
+        self.batches.append(item)
+        self.rows += len(item.rows)
 
 
 def check_cluster(cluster: str) -> str:
@@ -167,6 +176,7 @@ class Store:
         self._lock = threading.RLock()
         self._seal_mutex = threading.Lock()
         self._seal_cond = threading.Condition()
+        self._room = threading.Condition()
         self._closed = False
         self._lock_fd = -1
         self._tail: list[_TailSegment] = []
@@ -304,7 +314,7 @@ class Store:
             item, _ = self._dedup(build_rows(wal_batch.cluster, events, lines, received=received))
             if item is not None:
                 self._index.add(item.partitions, item.keys)
-                segment.batches.append(item)
+                segment.add(item)
 
     # ----- appending ------------------------------------------------------------------------------------
 
@@ -319,8 +329,40 @@ class Store:
         kept = [part for part, keep in zip(partitions, fresh, strict=True) if keep]
         return _TailBatch(0, rows.select(fresh), kept), fresh
 
+    def _unsealed_locked(self) -> int:
+        return sum(segment.rows for segment in self._tail)
+
+    def _wait_for_room(self, count: int, *, wait: bool) -> None:
+        """Hold the caller until sealing leaves room for `count` more unsealed events (or refuse at once)."""
+        limit = self.options.max_unsealed_events
+        deadline = time.monotonic() + ROOM_WAIT_SECONDS
+        while True:
+            with self._lock:
+                unsealed = self._unsealed_locked()
+                if unsealed == 0 or unsealed + count <= limit or self._closed:
+                    return
+                if len(self._tail) == 1:
+                    self._rotate_locked()  # let sealing take the active segment too
+            if not wait or time.monotonic() >= deadline:
+                raise NotDurableError(
+                    f"{unsealed} acknowledged events wait to be sealed (limit {limit}); retry",
+                    path=str(self.layout.root),
+                )
+            with self._seal_cond:
+                self._seal_cond.notify_all()
+            if not self.options.background_seal:
+                self._seal_pending()
+                continue
+            with self._room:
+                self._room.wait(0.5)
+
     def _write(
-        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None
+        self,
+        cluster: str,
+        events: Sequence[Event],
+        raw_lines: Sequence[bytes | None] | None,
+        *,
+        wait: bool = True,
     ) -> tuple[AppendResult, int, list[bool]]:
         """Write a batch to the WAL (not yet durable): the result, the sequence number to wait for, which are new."""
         if self.read_only or self._wal is None:
@@ -328,6 +370,7 @@ class Store:
         check_cluster(cluster)
         if raw_lines is not None and len(raw_lines) != len(events):
             raise StoreError(f"{len(raw_lines)} raw lines for {len(events)} events", hint="pass one raw line per event")
+        self._wait_for_room(len(events), wait=wait)
         received = datetime.now(UTC)
         rows = build_rows(cluster, events, raw_lines, received=received)
         received_us = int(received.timestamp() * 1_000_000)
@@ -348,9 +391,9 @@ class Store:
             if active.segment_id != self._wal.segment_id:
                 active = _TailSegment(self._wal.segment_id)
                 self._tail.append(active)
-            active.batches.append(item)
+            active.add(item)
             active.last_seq = seq
-            if self._wal.segment_bytes >= self.options.segment_bytes:
+            if self._wal.segment_bytes >= self.options.segment_bytes or active.rows >= self.options.segment_events:
                 self._rotate_locked()
         accepted = len(item.rows)
         return AppendResult(accepted, len(events) - accepted, seq), seq, fresh
@@ -390,7 +433,7 @@ class Store:
         """`append` for asyncio: the write runs in a worker thread, the fsync is awaited without holding one."""
         if not events:
             return AppendResult(0, 0, 0)
-        result, seq, fresh = await asyncio.to_thread(self._write, cluster, events, raw_lines)
+        result, seq, fresh = await asyncio.to_thread(self._write, cluster, events, raw_lines, wait=False)
         assert self._wal is not None
         await self._wal.future(seq, asyncio.get_running_loop())
         self._notify(cluster, events, raw_lines, fresh)
@@ -411,6 +454,7 @@ class Store:
                     else:
                         kept.append(item)
                 segment.batches = kept
+                segment.rows = sum(len(item.rows) for item in kept)
 
     # ----- sealing --------------------------------------------------------------------------------------
 
@@ -490,6 +534,8 @@ class Store:
                 self._tail.remove(segment)
             path.unlink(missing_ok=True)
             fsync_dir(path.parent)
+        with self._room:
+            self._room.notify_all()
         return [item.record for item in pending]
 
     def seal(self) -> list[FileRecord]:
@@ -506,13 +552,17 @@ class Store:
     def apply_retention(
         self, *, retention_days: int | None = None, max_bytes: int | None = None, today: date | None = None
     ) -> RetentionPlan:
-        """Remove whole partitions past `retention_days` or beyond `max_bytes`, recording it in the manifest."""
+        """Remove whole partitions past `retention_days` or beyond `max_bytes`, recording it in the manifest;
+        dead letters older than `retention_days` go too."""
         if self.read_only or self._manifest is None:
             raise StoreError("the store is open read-only", path=str(self.layout.root))
+        today = today or datetime.now(UTC).date()
+        if retention_days is not None:
+            self.dead_letters.remove_before(today - timedelta(days=retention_days))
         with self._seal_mutex, _flock(self.layout.manifest_lock, fcntl.LOCK_EX):
             plan = plan_retention(
                 self._state,
-                today=today or datetime.now(UTC).date(),
+                today=today,
                 retention_days=retention_days,
                 max_bytes=max_bytes,
             )
@@ -584,7 +634,7 @@ class Store:
                 sealed_files=len(self._visible),
                 sealed_rows=sum(self._state.live[relative].rows for relative in self._visible),
                 sealed_bytes=sum(self._state.live[relative].bytes for relative in self._visible),
-                tail_rows=sum(segment.rows for segment in self._tail),
+                tail_rows=self._unsealed_locked(),
                 wal_segments=len(self.layout.wal_segments()),
                 dedup_keys=self._index.loaded_keys,
                 dead_letters=self.dead_letters.count,
