@@ -202,13 +202,18 @@ def test_a_gzip_bomb_gets_413(store: Store) -> None:
     assert response.status_code == 413
 
 
-def test_an_event_over_the_per_event_limit_gets_413_and_nothing_is_stored(store: Store) -> None:
+def test_an_event_over_the_per_event_limit_costs_only_itself(store: Store) -> None:
+    """The apiserver truncates bodies above its own limit; an event that is still too large is refused alone,
+    into the dead-letter file, and the rest of its batch is stored."""
     big = audit_event(2) | {"requestObject": {"data": "x" * 5000}}
     client = client_for(store, limits=Limits(max_event_bytes=4096))
     response = client.post("/audit/c1", content=event_list([audit_event(1), big]), headers=JSON)
-    assert response.status_code == 413
-    assert "items[1]" in response.text
-    assert stored(store) == []
+    assert response.status_code == 200
+    assert response.json()["rejected"] == 1
+    assert stored(store) == [("c1", audit_event(1)["auditID"], "ResponseComplete")]
+    (letter,) = dead_letters(store)
+    assert "items[1]" in str(letter["reason"])
+    assert "larger than the limit of 4096 bytes" in str(letter["reason"])
 
 
 def test_invalid_items_go_to_the_dead_letter_file_and_the_rest_is_stored(store: Store, registry: Registry) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kubetrail.collect.metrics import MAX_CLUSTER_LABELS
 from kubetrail.serve import connections
 from kubetrail.serve.config import build_config
 from kubetrail.serve.server import BackgroundServer
@@ -157,3 +159,48 @@ def test_implausible_timestamps_are_stored_and_filed_as_received(served: tuple[s
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 4
     assert len(audit_ids(store)) == 4
+
+
+def test_many_empty_gzip_members_do_not_stall_the_server(served: tuple[str, Path]) -> None:
+    """400k empty members (8 MB) inflated in linear time: the request and the next one are answered promptly."""
+    url, store = served
+    body = gzip.compress(b"") * 400_000 + gzip.compress(event_list([audit_event(30)]))
+    headers = JSON | {"content-encoding": "gzip"}
+    assert httpx.post(f"{url}/audit/prod", content=body, headers=headers, timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{url}/audit/prod", content=event_list([audit_event(31)]), headers=JSON, timeout=30).status_code
+        == 200
+    )
+    assert len(audit_ids(store)) == 2
+
+
+def test_metrics_name_a_bounded_number_of_clusters(served: tuple[str, Path]) -> None:
+    url, _ = served
+    with httpx.Client(timeout=10) as client:
+        for number in range(MAX_CLUSTER_LABELS + 30):
+            assert (
+                client.post(
+                    f"{url}/audit/c{number}", content=event_list([audit_event(number)]), headers=JSON
+                ).status_code
+                == 200
+            )
+        exposition = client.get(f"{url}/metrics").text
+    accepted = [
+        line for line in exposition.splitlines() if line.startswith("kubetrail_receiver_events_accepted_total{")
+    ]
+    assert len(accepted) == MAX_CLUSTER_LABELS + 1
+    assert 'kubetrail_receiver_events_accepted_total{cluster="other"} 30' in exposition
+
+
+def test_a_filter_nested_beyond_reason_is_an_error_page_not_a_crash(tmp_path: Path) -> None:
+    config = build_config({}, {"store": str(tmp_path / "store"), "listen": "127.0.0.1:0", "rules": []})
+    server = BackgroundServer(config)
+    url = server.start()
+    try:
+        with httpx.Client(timeout=10) as client:
+            deep = "(" * 3000 + "verb=get" + ")" * 3000
+            page = client.get(f"{url}/ui/search", params={"q": deep})
+            assert page.status_code == 400 and "nested more than" in page.text
+            assert client.get(f"{url}/healthz").status_code == 200
+    finally:
+        server.stop()

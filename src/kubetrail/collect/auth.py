@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from kubetrail.errors import KubetrailError
+from kubetrail.store.store import CLUSTER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,18 @@ TLS_EXTENSION = "tls"
 SUBJECT_KEY = "client_cert_subject"
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SUBJECT_ATTRIBUTES = ("CN", "O")
+
+
+def _checked(cluster: str, source: str, line: int | None) -> str:
+    """A cluster name as every door takes it (`store.check_cluster`), or an AuthConfigError saying where."""
+    if not CLUSTER_NAME.fullmatch(cluster):
+        raise AuthConfigError(
+            f"invalid cluster name {cluster!r}",
+            file=source,
+            line=line,
+            hint="use letters, digits, '.', '_' or '-' (at most 128 characters, not starting with a symbol)",
+        )
+    return cluster
 
 
 class AuthConfigError(KubetrailError):
@@ -90,7 +103,9 @@ class TokenTable:
         """A table from (token, cluster) pairs; cluster None or `*` allows any cluster."""
         entries = tuple(
             _TokenEntry(
-                _digest(token), None if cluster in (None, "", ANY_CLUSTER) else cluster, f"{source}#{index + 1}"
+                _digest(token),
+                None if cluster in (None, "", ANY_CLUSTER) else _checked(cluster, source, index + 1),
+                f"{source}#{index + 1}",
             )
             for index, (token, cluster) in enumerate(pairs)
         )
@@ -198,7 +213,7 @@ class CertificateMap:
                     field=source,
                     hint="use `CN=<common name>` or `O=<organization>`",
                 )
-            table[attribute][value.strip()] = str(cluster)
+            table[attribute][value.strip()] = _checked(str(cluster), source, None)
         return cls(table)
 
     def cluster_for(self, subject: Mapping[str, Sequence[str]]) -> str | None:

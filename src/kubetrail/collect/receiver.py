@@ -23,11 +23,13 @@ from kubetrail.collect.auth import Authenticator, Identity
 from kubetrail.collect.limits import ClientDisconnected, Limits, RequestError, read_body, too_large
 from kubetrail.collect.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from kubetrail.collect.metrics import Registry
-from kubetrail.intake import Batch, EventTooLargeError, GzipError, InflateLimitError, NotJsonError, decode_body
+from kubetrail.intake import Batch, GzipError, InflateLimitError, NotJsonError, decode_body
+from kubetrail.logs import ThrottledLog
 from kubetrail.pipeline import Outcome, Pipeline, Sink
 from kubetrail.store import StoreError, check_cluster
 
 log = logging.getLogger(__name__)
+quiet = ThrottledLog(log)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -163,7 +165,7 @@ class Receiver:
         try:
             identity = self.auth.authenticate(scope)
             if self.auth.required and identity is None:
-                log.warning("refused an unauthenticated request from %s to %s", client[0], path)
+                quiet.warning("unauthenticated", "refused an unauthenticated request from %s to %s", client[0], path)
                 raise RequestError(401, "authentication required", hint="send a bearer token or a client certificate")
             cluster = self._cluster(identity, from_path)
             if not self.accepting:
@@ -199,8 +201,6 @@ class Receiver:
             )
         except NotJsonError as error:
             raise RequestError(400, f"the body is {error.message}") from None
-        except EventTooLargeError as error:
-            raise too_large(error.what, limits.max_event_bytes) from None
         except InflateLimitError:
             raise too_large("the decompressed request body", limits.max_body_bytes) from None
         except GzipError as error:
@@ -248,7 +248,9 @@ class Receiver:
         metrics.duplicates.inc(outcome.duplicates, label)
         metrics.rejected.inc(outcome.rejected, label)
         if outcome.rejected:
-            log.warning("%s: %d invalid events of %s went to the dead-letter file", source, outcome.rejected, cluster)
+            quiet.warning(
+                "refused", "%s: %d invalid events of %s went to the dead-letter file", source, outcome.rejected, cluster
+            )
         if not batch.events and batch.rejected:
             first = batch.rejected[0].reason
             await self._answer(send, path, 422, f"no valid audit events ({len(batch.rejected)} refused): {first}")

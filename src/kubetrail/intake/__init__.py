@@ -28,7 +28,7 @@ from kubetrail.intake.files import (
     read_paths,
 )
 from kubetrail.intake.inflate import GZIP_MAGIC, GzipError, InflateLimitError, gunzip, is_gzip, open_gzip
-from kubetrail.intake.native import EventTooLargeError, NotJsonError, add_line, repairing
+from kubetrail.intake.native import NotJsonError, add_line, repairing
 from kubetrail.intake.read import parse_format, read_bytes, read_stream
 from kubetrail.intake.sniff import FORMATS, SNIFF_BYTES, Format, sniff
 
@@ -39,7 +39,6 @@ __all__ = [
     "SNIFF_BYTES",
     "STDIN",
     "Batch",
-    "EventTooLargeError",
     "Format",
     "GzipError",
     "InflateLimitError",

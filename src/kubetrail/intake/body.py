@@ -20,8 +20,8 @@ def decode_body(
 ) -> Batch:
     """Every event of a body, and a rejection for every item that is not one.
 
-    Raises NotJsonError (not JSON at all), EventTooLargeError (one event over `max_event_bytes`), GzipError and
-    InflateLimitError (a gzip body that is corrupt or inflates past `max_body_bytes`).
+    Raises NotJsonError (not JSON at all), GzipError and InflateLimitError (a gzip body that is corrupt or inflates
+    past `max_body_bytes`); an event over `max_event_bytes` is refused on its own, like any invalid item.
     """
     if gzipped:
         body = gunzip(body, limit=max_body_bytes if max_body_bytes is not None else 1 << 62, source=source)

@@ -49,15 +49,6 @@ class NotJsonError(IntakeError):
         super().__init__(message, source=source)
 
 
-class EventTooLargeError(IntakeError):
-    """One event larger than the caller's limit (the receiver answers 413)."""
-
-    def __init__(self, where: str, size: int, limit: int) -> None:
-        self.what = f"{where} ({size} bytes)"
-        self.limit = limit
-        super().__init__(f"{self.what} is larger than the limit of {limit} bytes")
-
-
 Repair = Callable[[bytes], bytes | None]
 _repair: ContextVar[Repair | None] = ContextVar("kubetrail_intake_repair", default=None)
 
@@ -93,8 +84,15 @@ def _reason(raw: bytes, source: str, line: int | None) -> str:
     return "not an audit event"
 
 
-def add_item(batch: Batch, raw: bytes, source: str, line: int | None, where: str = "") -> None:
-    """Decode one item that should be an Event; a failure becomes a rejection (prefixed with `where`)."""
+def add_item(
+    batch: Batch, raw: bytes, source: str, line: int | None, where: str = "", limit: int | None = None
+) -> None:
+    """Decode one item that should be an Event; a failure (or more than `limit` bytes) becomes a rejection, prefixed
+    with `where`."""
+    if limit is not None and len(raw) > limit:
+        reason = f"an event of {len(raw)} bytes is larger than the limit of {limit} bytes"
+        batch.reject(source, line, f"{where}: {reason}" if where else reason, raw)
+        return
     try:
         event = _event_decoder.decode(raw)
         if event.apiVersion != API_VERSION_V1:
@@ -113,11 +111,6 @@ def add_item(batch: Batch, raw: bytes, source: str, line: int | None, where: str
     batch.add(event, raw)
 
 
-def _check_size(raw: bytes, where: str, limit: int | None) -> None:
-    if limit is not None and len(raw) > limit:
-        raise EventTooLargeError(where, len(raw), limit)
-
-
 def add_items(
     batch: Batch, items: list[msgspec.Raw], source: str, line: int | None, where: str, limit: int | None
 ) -> None:
@@ -127,7 +120,8 @@ def add_items(
     for index, item in enumerate(items):
         raw = bytes(item)
         if limit is not None and len(raw) > limit:
-            raise EventTooLargeError(f"{where}[{index}]", len(raw), limit)
+            add_item(batch, raw, source, line, f"{where}[{index}]", limit)
+            continue
         try:
             event = decode(raw)
         except _DECODE_ERRORS:
@@ -148,12 +142,10 @@ def _add_document(
         try:
             envelope = _envelope_decoder.decode(raw)
         except _DECODE_ERRORS:
-            _check_size(raw, where, limit)
-            add_item(batch, raw, source, line, where)
+            add_item(batch, raw, source, line, where, limit)
             return
     if envelope.kind != "EventList":
-        _check_size(raw, where, limit)
-        add_item(batch, raw, source, line, where)
+        add_item(batch, raw, source, line, where, limit)
         return
     if envelope.apiVersion and envelope.apiVersion not in SUPPORTED_EVENT_API_VERSIONS:
         batch.reject(
@@ -170,8 +162,8 @@ def add_document(
 ) -> None:
     """Every event of one JSON document: an Event, an EventList, or a JSON array of either.
 
-    Raises NotJsonError when the document is not JSON at all, EventTooLargeError when one event exceeds
-    `max_event_bytes`; every other problem is a rejection in `batch`.
+    Raises NotJsonError when the document is not JSON at all; every other problem (an event larger than
+    `max_event_bytes` among them) is a rejection of that one item in `batch`.
     """
     try:
         top = _top_decoder.decode(data)
@@ -180,7 +172,6 @@ def add_document(
         return
     except msgspec.ValidationError as error:
         _probe_json(data, source, line)
-        _check_size(data, "body", max_event_bytes)
         reason = str(error) if "$.items" in str(error) else _reason(data, source, line)
         batch.reject(source, line, f"not an audit Event or EventList: {reason}", data)
         return
@@ -193,8 +184,7 @@ def add_document(
             if b'"EventList"' in raw:
                 _add_document(batch, raw, None, source, line, where, max_event_bytes)
             else:
-                _check_size(raw, where, max_event_bytes)
-                add_item(batch, raw, source, line, where)
+                add_item(batch, raw, source, line, where, max_event_bytes)
     else:
         _add_document(batch, data, top, source, line, "", max_event_bytes)
 
@@ -206,12 +196,10 @@ def _add_split(batch: Batch, data: bytes, source: str, line: int | None, limit: 
         raise NotJsonError("not JSON, or JSON nested too deeply to read", source=source, line=line)
     if split.is_array:
         for index, raw in enumerate(split.items):
-            _check_size(raw, f"item {index}", limit)
-            add_item(batch, raw, source, line, f"item {index}")
+            add_item(batch, raw, source, line, f"item {index}", limit)
         return
     if split.kind != "EventList":
-        _check_size(data, "body", limit)
-        add_item(batch, data, source, line, "")
+        add_item(batch, data, source, line, "", limit)
         return
     if split.api_version and split.api_version not in SUPPORTED_EVENT_API_VERSIONS:
         batch.reject(source, line, f"apiVersion {split.api_version!r} is not an audit event version", data[:4096])

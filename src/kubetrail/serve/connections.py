@@ -19,7 +19,10 @@ import logging
 import time
 from typing import Any
 
+from kubetrail.logs import ThrottledLog
+
 log = logging.getLogger(__name__)
+quiet = ThrottledLog(log)
 
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
@@ -46,7 +49,7 @@ class GuardedConnection:
         self._request_started: float | None = None
         self._guard: asyncio.TimerHandle | None = None
         if not self._make_room():
-            log.warning("refused a connection from %s: every connection is busy", self._host())
+            quiet.warning("refused", "refused a connection from %s: every connection is busy", self._host())
             transport.close()
             return
         self._guard = self.loop.call_later(_CHECK_EVERY, self._check)
@@ -112,7 +115,7 @@ class GuardedConnection:
         elif getattr(self.cycle, "more_body", False) and now - self._last_data > BODY_TIMEOUT:
             reason = f"the request body stopped for {BODY_TIMEOUT:.0f} s"
         if reason:
-            log.warning("closed a connection from %s: %s", self._host(), reason)
+            quiet.warning("closed", "closed a connection from %s: %s", self._host(), reason)
             self.transport.close()
             return
         self._guard = self.loop.call_later(_CHECK_EVERY, self._check)
