@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from kubetrail.bus import parse_bus_url
-from kubetrail.bus.config import partition_of
+from kubetrail.bus.config import CLUSTER_HEADER, partition_of
 from kubetrail.bus.lake import open_lake
 from kubetrail.bus.partitions import assigned, owner_of
 from kubetrail.bus.publisher import BusPublisher
@@ -208,6 +208,8 @@ def test_bad_bus_messages_go_to_the_dead_letter_file_and_the_good_events_are_sto
         await js.publish(f"kubetrail.audit.prod.{partition}", b"this is not JSON")
         mixed = b'{"kind":"EventList","items":[{"kind":"Event","stage":42},' + encode_event(good) + b"]}"
         await js.publish(f"kubetrail.audit.prod.{partition}", mixed)
+        forged = b'{"kind":"EventList","items":[' + encode_event(_deletes("mallory", 1, 7)[0]) + b"]}"
+        await js.publish(f"kubetrail.audit.prod.{partition}", forged, headers={CLUSTER_HEADER: "../../etc"})
         await connection.close()
 
     asyncio.run(publish())
@@ -222,7 +224,8 @@ def test_bad_bus_messages_go_to_the_dead_letter_file_and_the_good_events_are_sto
         for line in path.read_text().splitlines()
     ]
     reasons = " ".join(str(letter.get("reason")) for letter in letters)
-    assert len(letters) == 2 and "stage" in reasons  # the bad event names its field; the non-JSON message is kept too
+    # the bad event names its field; the non-JSON message and the one naming an invalid cluster are kept too
+    assert len(letters) == 3 and "stage" in reasons and "invalid cluster name" in reasons
     assert open_lake(lake).execute("select audit_id from events").fetchall() == [(good.auditID,)]
 
 

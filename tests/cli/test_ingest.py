@@ -92,3 +92,17 @@ def test_ingest_then_verify_as_real_processes(tmp_path: Path) -> None:
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.startswith("OK: 1 sealed segments, 30 events"), verify.stdout
+
+
+def test_a_line_nested_deeper_than_the_apiserver_allows_costs_only_itself(tmp_path: Path) -> None:
+    """It used to crash ingest with a RecursionError traceback."""
+    events = make_events(0, 3)
+    lines = ndjson(events).splitlines()
+    deep = lines[1][:-1] + b',"requestObject":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"\n".join([lines[0], deep, lines[2]]) + b"\n")
+    result = CliRunner().invoke(cli, ["ingest", "--store", str(tmp_path / "s"), "--no-detect", "-o", "json", str(log)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["accepted"], summary["rejected"]) == (2, 1)
+    assert "nested too deeply" in next(iter(summary["rejected_reasons"]))

@@ -252,19 +252,22 @@ def test_the_store_sink_stores_events_and_dead_letters_bad_lines(tmp_path: Path,
     try:
         sink = PipelineSink(store, "files")
         tail = Tailer(log_file, sink, CheckpointStore(tmp_path / "cp"), FAST)
-        events = [json.dumps(audit_event(number)).encode() for number in range(3)]
-        append(log_file, [events[0], b"{not json", events[1], events[2], events[1]])
+        events = [json.dumps(audit_event(number)).encode() for number in range(4)]
+        deep = events[3][:-1] + b', "requestObject": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+        append(log_file, [events[0], b"{not json", events[1], deep, events[2], events[1]])
         tail.poll_once()
         rows = store.query_connection().execute("select cluster, audit_id from events order by audit_id").fetchall()
         assert rows == [("files", audit_event(number)["auditID"]) for number in range(3)]
-        assert sink.rejected == 1
+        assert sink.rejected == 2  # the deep line is passed, not retried for ever
         store.dead_letters.flush()
-        (letter,) = [
+        first, second = [
             json.loads(line)
             for path in store.layout.deadletter_dir.glob("*.ndjson")
             for line in path.read_text().splitlines()
         ]
-        assert letter["raw"] == "{not json" and str(log_file) in letter["source"]
+        assert first["raw"] == "{not json" and str(log_file) in first["source"]
+        assert "nested too deeply" in second["reason"]
+        assert tail.poll_once() == 0
     finally:
         store.close()
 

@@ -43,7 +43,7 @@ from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
 from kubetrail.intake import IntakeError, decode_body
 from kubetrail.model import Event
-from kubetrail.store import Store, StoreOptions
+from kubetrail.store import Store, StoreError, StoreOptions, check_cluster
 from kubetrail.store.alerts import AlertLog
 from kubetrail.store.deadletter import Refused
 
@@ -226,8 +226,8 @@ class Worker:
             self.stats.redelivered += 1
         try:
             cluster, events, raws = self._decode(message)
-        except IntakeError as error:
-            log.error("a bus message is not an EventList, kept in the dead-letter file: %s", error)
+        except (IntakeError, StoreError) as error:
+            log.error("a bus message is not an EventList of a valid cluster, kept in the dead-letter file: %s", error)
             self.store.dead_letter(source=f"bus:{message.subject}", reason=str(error), raw=message.data)
             self.store.dead_letters.flush()
             return message, "", [], []
@@ -235,7 +235,7 @@ class Worker:
 
     def _decode(self, message: Msg) -> tuple[str, list[Event], list[bytes | None]]:
         headers = message.headers or {}
-        cluster = headers.get(CLUSTER_HEADER) or message.subject.split(".")[-2]
+        cluster = check_cluster(headers.get(CLUSTER_HEADER) or message.subject.split(".")[-2])
         source = f"bus:{message.subject}#{headers.get(MSG_ID_HEADER, '?')}"
         batch = decode_body(message.data, source=source)
         if batch.rejected:
