@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_receiver import BATCH, batches, post_all, start_server
+from bench.bench_receiver import BATCH, batches, post_all, serve_command, start_process
 from bench.common import BenchResult
 
 NAME = "bus"
@@ -100,7 +100,7 @@ def _pending(bus: str) -> int:
 
 
 def _single(bodies: list[bytes], folder: Path) -> float:
-    process, url = start_server(folder / "single")
+    process, url = start_process(serve_command(folder / "single"))
     try:
         seconds, _, failures = post_all(url, bodies, CLIENTS)
     finally:

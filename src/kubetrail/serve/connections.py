@@ -41,7 +41,7 @@ class GuardedConnection:
     connections: set[Any]
     loop: asyncio.AbstractEventLoop
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         now = time.monotonic()
         self._opened = now

@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kubetrail.collect.auth import SUBJECT_KEY, TLS_EXTENSION, subject_of
 from kubetrail.extras import require
@@ -49,17 +50,30 @@ class _WithPeer:
         await self.app(scope, receive, send)
 
 
-class PeerCertificateProtocol(GuardedConnection, H11Protocol):
-    """uvicorn's h11 protocol with connection hygiene (`serve.connections`), telling the app who the TLS client
-    is (uvicorn does not by itself)."""
+class _PeerCertificate:
+    """Tells the app who the TLS client is (uvicorn does not by itself)."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    app: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         peer = transport.get_extra_info("peercert")
         if peer:
             subject = subject_of(peer)
             name = ",".join(f"{key}={value}" for key, values in subject.items() for value in values)
             self.app = _WithPeer(self.app, {"client_cert_name": name, "client_cert_error": None, SUBJECT_KEY: subject})
+
+
+class PeerCertificateProtocol(_PeerCertificate, GuardedConnection, H11Protocol):
+    """uvicorn's pure-Python h11 protocol with connection hygiene (`serve.connections`) and the client's
+    certificate (used where httptools is not installed)."""
+
+
+class FastProtocol(_PeerCertificate, GuardedConnection, HttpToolsProtocol):
+    """uvicorn's httptools protocol (llhttp, the parser of Node.js) with the same hygiene and certificate."""
+
+
+HTTP_PROTOCOL: type[asyncio.Protocol] = FastProtocol
 
 
 class _Server(uvicorn.Server):
@@ -114,7 +128,7 @@ def uvicorn_config(app: Any, config: ServeConfig) -> uvicorn.Config:
         options.update(ssl_ca_certs=str(config.client_ca), ssl_cert_reqs=ssl.CERT_OPTIONAL)
     return uvicorn.Config(
         app,
-        http=PeerCertificateProtocol,
+        http=HTTP_PROTOCOL,
         lifespan="off",
         access_log=False,
         log_level="warning",
