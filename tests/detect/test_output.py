@@ -98,6 +98,7 @@ def test_falco_json_alert() -> None:
         "hostname": "node-1",
         "output": "2024-05-01T10:00:00.250000000+0000: Warning made web by <NA>",
         "output_fields": {"evt.time.iso8601": 1714557600250000000, "ka.impuser.name": None, "ka.target.name": "web"},
+        "outcome": "succeeded",
         "priority": "Warning",
         "rule": "r",
         "source": "k8s_audit",

@@ -29,6 +29,7 @@ def alert(audit_id: str, priority: Priority = Priority.WARNING, cluster: str | N
         cluster=cluster,
         mitre=("T1610", "T1611"),
         threat_matrix=("MS-TA9013",),
+        outcome="succeeded",
     )
 
 
@@ -52,6 +53,7 @@ def test_the_view_has_the_contract_columns_even_when_empty(tmp_path: Path) -> No
         ("output_fields", "JSON"),
         ("tags", "VARCHAR[]"),
         ("mitre", "VARCHAR[]"),
+        ("outcome", "VARCHAR"),
     ]
     assert connection(tmp_path).execute("select count(*) from alerts").fetchone() == (0,)
     AlertLog(tmp_path).close()  # a log with no alerts yet
@@ -78,6 +80,20 @@ def test_appended_alerts_are_queryable_with_their_types(tmp_path: Path) -> None:
         (moment, "Critical", 2, None, "a2", "bob", '"true"', ["k8s"], ["T1610", "T1611"]),
         (moment, "Warning", 4, "prod", "a1", "bob", '"true"', ["k8s"], ["T1610", "T1611"]),
     ]
+
+
+def test_the_outcome_column_is_null_for_alerts_written_before_it_existed(tmp_path: Path) -> None:
+    log = AlertLog(tmp_path)
+    log.append([alert("new")])
+    log.close()
+    (path,) = alert_files(tmp_path)
+    old = json.loads(path.read_text().splitlines()[0])
+    del old["outcome"]
+    old["audit_id"] = "old"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(old) + "\n")
+    rows = connection(tmp_path).execute("select audit_id, outcome from alerts order by audit_id").fetchall()
+    assert rows == [("new", "succeeded"), ("old", None)]
 
 
 def test_a_torn_last_line_is_cut_when_the_log_reopens(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     time_format: TimeFormat = TimeFormat.ISO8601
     mitre: tuple[str, ...] = ()
     threat_matrix: tuple[str, ...] = ()
+    outcome: str | None = None  # succeeded, denied or failed (kubetrail.detect.facts), when the event has a code
 
     @property
     def output(self) -> str:
@@ -38,7 +39,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
         return iso_time(self.time_ns)
 
     def to_falco_json(self) -> bytes:
-        """The alert as one line of Falco's JSON output (plus `auditID`, `cluster`, `mitre`, `threat_matrix`)."""
+        """The alert as one line of Falco's JSON output (plus `auditID`, `cluster`, `outcome`, ATT&CK ids)."""
         return falco_json(
             output=self.output,
             output_fields=self.output_fields,
@@ -54,4 +55,5 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
             time_format=self.time_format,
             mitre=self.mitre,
             threat_matrix=self.threat_matrix,
+            outcome=self.outcome,
         )

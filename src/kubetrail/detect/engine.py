@@ -16,6 +16,7 @@ from kubetrail.detect.alert import Alert
 from kubetrail.detect.codegen import fuse, fuse_groups, index_key
 from kubetrail.detect.compiler import CompiledRule, RuleSet
 from kubetrail.detect.context import EventContext
+from kubetrail.detect.facts import outcome_label as outcome_of
 from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.priority import Priority
 from kubetrail.detect.stateful import StatefulDetector
@@ -117,6 +118,7 @@ class Engine:
             time_format=self.time_format,
             mitre=rule.mitre,
             threat_matrix=rule.threat_matrix,
+            outcome=outcome_of(ctx.event),
         )
 
     def detect(self, ctx: EventContext) -> list[Alert]:

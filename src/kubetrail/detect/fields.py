@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubetrail.detect import facts
 from kubetrail.detect.context import MISSING, EventContext
 from kubetrail.detect.jsonpath import (
     as_text,
@@ -651,6 +652,70 @@ _simple("ka.req.service.type", "requestObject.spec.type", "The type of a service
 )
 def _service_ports(arg: str | None) -> Accessor:
     return _request_recursive(("spec", "ports"), _index(arg))
+
+
+# --- kubetrail's own fields (what a request did, read one way for every rule) ---------------------
+
+
+def _exec_argv(ctx: EventContext) -> list[str] | None:
+    event = ctx.event
+    reference = event.objectRef
+    if reference is None or reference.subresource != facts.EXEC_SUBRESOURCE:
+        return None
+    return facts.exec_argv(event, ctx.request if event.requestObject else None)
+
+
+def _exec_command(ctx: EventContext) -> Value:
+    argv = _exec_argv(ctx)
+    return " ".join(argv) if argv else None
+
+
+def _exec_program(ctx: EventContext) -> Value:
+    argv = _exec_argv(ctx)
+    return argv[0] if argv else None
+
+
+def _source_scope(ctx: EventContext) -> Value:
+    ips = ctx.event.sourceIPs
+    return facts.source_scope(ips[0]) if ips else None
+
+
+_simple(
+    "ka.outcome",
+    "responseStatus.code, stage",
+    "How the request ended: succeeded (< 400), denied (401, 403) or failed (other 4xx, 5xx, Panic).",
+    lambda ctx: facts.outcome_label(ctx.event),
+)
+_simple(
+    "ka.action",
+    "verb, responseStatus.code",
+    "What the request did: created (create, or update/patch answered 201), changed, deleted, read.",
+    lambda ctx: facts.action(ctx.event),
+)
+_simple(
+    "ka.exec.command",
+    "requestURI command=..., else requestObject.command",
+    "An exec request's command line, its arguments joined by spaces, from the URI or the request body.",
+    _cached(_exec_command),
+)
+_simple(
+    "ka.exec.program",
+    "requestURI command=..., else requestObject.command[0]",
+    "The program an exec request runs (the first argument of its command).",
+    _cached(_exec_program),
+)
+_simple(
+    "ka.source.scope",
+    "sourceIPs[0]",
+    "Where the first client address lives: public, private, loopback, link-local, or invalid (not an address).",
+    _cached(_source_scope),
+)
+_simple(
+    "ka.useragent.product",
+    "userAgent",
+    "The product token of the user agent (`kubectl` of `kubectl/v1.30.1 (linux/amd64) ...`).",
+    lambda ctx: facts.agent_product(ctx.event.userAgent),
+)
 
 
 # --- json plugin (jevt.* and json.*) ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Rule outputs: `%field` templates rendered per alert, Falco's text line and Falco's JSON alert.
 
 A missing value prints as `<NA>`; a list prints as `(a,b)`. The JSON alert has Falco's keys
-(`hostname output output_fields priority rule source tags time`) plus `auditID` and `cluster`,
-and `mitre` / `threat_matrix` when the rule names any, all sorted as Falco's JSON library writes them.
+(`hostname output output_fields priority rule source tags time`) plus `auditID` and `cluster`, `outcome`
+once the event has a response code, and `mitre` / `threat_matrix` when the rule names any, all sorted as
+Falco's JSON library writes them.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def falco_json(
     time_format: TimeFormat = TimeFormat.ISO8601,
     mitre: tuple[str, ...] = (),
     threat_matrix: tuple[str, ...] = (),
+    outcome: str | None = None,
 ) -> bytes:
     """One alert in Falco's JSON format, with kubetrail's `auditID` and `cluster` keys (and ATT&CK ids if any)."""
     fields: dict[str, Any] = dict(output_fields)
@@ -206,6 +208,8 @@ def falco_json(
         "tags": list(tags),
         "time": time_iso,
     }
+    if outcome:
+        document["outcome"] = outcome
     if mitre:
         document["mitre"] = list(mitre)
     if threat_matrix:

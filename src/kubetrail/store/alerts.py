@@ -37,6 +37,7 @@ COLUMNS = {
     "output_fields": "JSON",
     "tags": "VARCHAR[]",
     "mitre": "VARCHAR[]",
+    "outcome": "VARCHAR",
 }
 _encoder = msgspec.json.Encoder()
 
@@ -61,6 +62,7 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "tags": list(alert.tags),
         "mitre": list(alert.mitre),
         "threat_matrix": list(alert.threat_matrix),
+        "outcome": alert.outcome,
         "source": alert.source,
         "hostname": alert.hostname,
         "output": alert.output,

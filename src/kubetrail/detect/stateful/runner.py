@@ -6,6 +6,7 @@ from typing import Any, Generic, TypeVar
 
 from kubetrail.detect.alert import Alert
 from kubetrail.detect.context import EventContext
+from kubetrail.detect.facts import outcome_label as outcome_of
 from kubetrail.detect.fields import Value
 from kubetrail.detect.output import TimeFormat
 from kubetrail.detect.stateful.spec import NS_PER_SECOND, KeyFunction, StatefulSpec, key_function, output_format
@@ -81,6 +82,7 @@ class Runner(Generic[State]):
             threat_matrix=spec.threat_matrix,
             hostname=self.hostname,
             time_format=self.time_format,
+            outcome=outcome_of(ctx.event),
         )
 
 
