@@ -296,6 +296,47 @@ def test_resource_names_mixing_named_and_unnamed_entries() -> None:
         assert compiled.evaluate_event(event_for(attrs)) == evaluate(policy, attrs)
 
 
+# Kubernetes 1.36 (kubernetes/kubernetes#135262): `group: "*"` matches every API group, core included.
+STATUS_NOISE = Policy(
+    rules=[
+        PolicyRule(
+            level="None", verbs=["update", "patch"], resources=[GroupResources(group="*", resources=["*/status"])]
+        ),
+        PolicyRule(
+            level="RequestResponse",
+            resources=[GroupResources(group="*", resources=["secrets"], resourceNames=["tls"])],
+        ),
+        PolicyRule(level="Request", resources=[GroupResources(group="*")], namespaces=["prod"]),
+        PolicyRule(level="Metadata"),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "rule"),
+    [
+        (RequestAttributes(verb="update", namespace="a", resource="pods", subresource="status", name="web"), 0),
+        (
+            RequestAttributes(
+                verb="patch", namespace="a", api_group="apps", resource="deployments", subresource="status", name="web"
+            ),
+            0,
+        ),
+        (RequestAttributes(verb="update", resource="nodes", subresource="status", name="node-1"), 0),
+        (RequestAttributes(verb="get", namespace="a", resource="pods", subresource="status", name="web"), 3),
+        (RequestAttributes(verb="update", namespace="a", api_group="apps", resource="deployments", name="web"), 3),
+        (RequestAttributes(verb="get", namespace="a", resource="secrets", name="tls"), 1),
+        (RequestAttributes(verb="get", namespace="a", resource="secrets", name="db"), 3),
+        (RequestAttributes(verb="get", namespace="prod", resource="configmaps", name="cfg"), 2),
+        (RequestAttributes(verb="get", namespace="prod", api_group="batch", resource="jobs", name="j"), 2),
+        (RequestAttributes(verb="get", namespace="prod", api_group="widgets.example.com", resource="widgets"), 2),
+        (RequestAttributes(verb="get", is_resource_request=False, path="/healthz"), 3),
+    ],
+)
+def test_all_groups_rules(attrs: RequestAttributes, rule: int) -> None:
+    assert decide_every_way(STATUS_NOISE, attrs).rule_index == rule
+
+
 def test_event_uses_the_authenticated_user_not_the_impersonated_one() -> None:
     policy = Policy(rules=[PolicyRule(level="RequestResponse", users=["admin"]), PolicyRule(level="Metadata")])
     event = event_for(RequestAttributes(user="admin", verb="get", namespace="a", resource="pods"))
@@ -334,7 +375,7 @@ def _subset(values: list[str], max_size: int = 2) -> st.SearchStrategy[list[str]
 
 group_resources = st.builds(
     GroupResources,
-    group=st.sampled_from(API_GROUPS),
+    group=st.sampled_from([*API_GROUPS, "*"]),  # requests never carry "*"; rules may (Kubernetes 1.36+)
     resources=_subset(RESOURCE_SPECS, 3),
     resourceNames=st.one_of(st.just([]), _subset(NAMES, 2)),
 )

@@ -190,3 +190,24 @@ def test_explanations_agree_with_the_checker(policy: Policy, attrs_list: list[Re
         for rule, explained in zip(policy.rules, explanation.rules, strict=True):
             assert explained.matched is rule_matches(rule, attrs)
             assert explained.reasons
+
+
+DEPLOYMENT = RequestAttributes(user="jane", verb="update", namespace="prod", api_group="apps", resource="deployments")
+
+
+@pytest.mark.parametrize(
+    ("attrs", "matched", "reason"),
+    [
+        (JANE_GET_POD, True, 'group "*" matches every API group, the core group included'),
+        (DEPLOYMENT, True, 'group "*" matches every API group, "apps" included'),
+        (EXEC, False, '[pods deployments] does not include "pods/exec"'),
+        (HEALTHZ, False, "resource rules never match non-resource requests"),
+    ],
+)
+def test_all_groups_entry_is_explained(attrs: RequestAttributes, matched: bool, reason: str) -> None:
+    """Kubernetes 1.36: `group: "*"` matches core pods and apps deployments alike; resources still count."""
+    rule = PolicyRule(level="Request", resources=[GroupResources(group="*", resources=["pods", "deployments"])])
+    explained = explain_rule(0, rule, attrs)
+    assert explained.matched is matched
+    assert explained.matched is rule_matches(rule, attrs)
+    assert any(reason in text for text in explained.reasons), explained.reasons

@@ -2,7 +2,8 @@
 
 Expectations follow the apiserver's documented semantics: Request keeps the request body,
 RequestResponse also the response; GET/LIST carry no request body; a rule naming `pods` does
-not match `pods/exec`; the first matching rule wins; groups are compared exactly.
+not match `pods/exec`; the first matching rule wins; groups are compared exactly, `"*"` matching
+every group (Kubernetes 1.36+).
 """
 
 from __future__ import annotations
@@ -397,6 +398,25 @@ CASES = [
         0,
     ),
     (
+        "all-groups-before-1.36",
+        "all-groups-needs-1.36",
+        """
+        rules:
+        - level: None
+          verbs: [update, patch]
+          resources: [{group: "*", resources: ["*/status"]}]
+        - level: Metadata
+        """,
+        """
+        rules:
+        - level: None
+          verbs: [update, patch]
+          resources: [{group: "", resources: ["*/status"]}, {group: apps, resources: ["*/status"]}]
+        - level: Metadata
+        """,
+        0,
+    ),
+    (
         "exec-dropped-by-catch-all",
         "pods-subresources-uncovered",
         """
@@ -619,6 +639,47 @@ def test_capitalised_core_resource_suggests_the_real_name() -> None:
     assert '"secrets"' in finding.hint
 
 
+@pytest.mark.parametrize("resource", ["deployments", "secrets", "roles", "pods/exec", "*/status", "*"])
+def test_all_groups_entries_are_not_wrong_group(resource: str) -> None:
+    body = f'rules:\n- level: Metadata\n  resources: [{{group: "*", resources: ["{resource}"]}}]\n- level: None\n'
+    assert not {finding.code for finding in lint(body)} & {"wrong-api-group", "unknown-resource"}
+
+
+def test_all_groups_note_is_informational_and_points_at_the_group() -> None:
+    findings = lint('rules:\n- level: None\n  resources: [{group: "*", resources: [events]}]\n- level: Metadata\n')
+    (finding,) = with_code(findings, "all-groups-needs-1.36")
+    assert finding.severity is Severity.INFO
+    assert finding.field == "rules[0].resources[0].group"
+    assert "1.36" in finding.message
+
+
+def test_secret_rule_in_every_group_names_secrets() -> None:
+    body = """
+    omitStages: [RequestReceived]
+    rules:
+    - level: RequestResponse
+      resources: [{group: "*", resources: [secrets]}]
+    - level: Metadata
+    """
+    (finding,) = with_code(lint(body), "secret-body-recorded")
+    assert finding.rule == 0
+    assert "rule 0 names secrets" in finding.message
+
+
+def test_all_groups_status_rule_shadows_a_later_core_status_rule() -> None:
+    body = """
+    omitStages: [RequestReceived]
+    rules:
+    - level: None
+      resources: [{group: "*", resources: ["*/status"]}]
+    - level: Request
+      resources: [{group: "", resources: [pods/status]}, {group: apps, resources: [deployments/status]}]
+    - level: Metadata
+    """
+    (finding,) = with_code(lint(body), "shadowed-rule")
+    assert finding.rule == 1
+
+
 # --- subsumption: each case from the matching rules (first match wins; see match.py)
 
 SPEC_COVERS = [
@@ -693,6 +754,15 @@ RULE_COVERS = [
         r(resources=core("pods", "secrets")),
         True,
     ),
+    (r(resources=[GroupResources("*", ["pods"])]), r(resources=core("pods")), True),
+    (r(resources=[GroupResources("*", ["pods"])]), r(resources=[GroupResources("apps", ["pods"])]), True),
+    (r(resources=[GroupResources("*")]), r(resources=[GroupResources("apps")]), True),
+    (r(resources=[GroupResources("*")]), r(resources=[GroupResources("*", ["*/status"])]), True),
+    (r(resources=core("pods")), r(resources=[GroupResources("*", ["pods"])]), False),
+    (r(resources=[*core("pods"), GroupResources("apps", ["pods"])]), r(resources=[GroupResources("*", ["pods"])]),
+     False),  # other groups (CRDs) serve pods too
+    (r(resources=core("*")), r(resources=[GroupResources("*")]), False),
+    (r(resources=[GroupResources("*", ["pods"])]), r(resources=[GroupResources("*")]), False),
 ]  # fmt: skip
 
 
@@ -705,7 +775,7 @@ _words = st.sampled_from
 _resource_specs = _words(["pods", "pods/exec", "pods/*", "*/exec", "*/status", "*", "secrets", "pods/status"])
 _group_resources = st.builds(
     GroupResources,
-    group=_words(["", "apps"]),
+    group=_words(["", "apps", "*"]),
     resources=st.lists(_resource_specs, max_size=2),
     resourceNames=st.just([]) | st.lists(_words(["a", "b"]), min_size=1, max_size=2),
 ).map(lambda e: e if e.resources else GroupResources(group=e.group))

@@ -7,6 +7,7 @@ import pytest
 from kubetrail.model.policy import GroupResources, PolicyRule
 from kubetrail.policy.attributes import RequestAttributes
 from kubetrail.policy.match import (
+    group_matches,
     group_resources_match,
     path_matches,
     resource_matches,
@@ -85,7 +86,7 @@ def _request(**fields: object) -> RequestAttributes:
             True,
         ),
         (GroupResources(group="", resources=["deployments"]), {"api_group": "apps", "resource": "deployments"}, False),
-        (GroupResources(group="*", resources=["*"]), {"api_group": "apps", "resource": "deployments"}, False),
+        (GroupResources(group="*", resources=["*"]), {"api_group": "apps", "resource": "deployments"}, True),
         (GroupResources(group=""), {"resource": "configmaps"}, True),  # no resources: the whole group
         (GroupResources(group="rbac.authorization.k8s.io"), {"api_group": "rbac.authorization.k8s.io"}, True),
         (GroupResources(group="", resources=["configmaps"], resourceNames=["cfg"]), {"resource": "configmaps"}, False),
@@ -108,6 +109,100 @@ def _request(**fields: object) -> RequestAttributes:
 )
 def test_group_resources_match(entry: GroupResources, request_fields: dict[str, object], expected: bool) -> None:
     assert group_resources_match(entry, _request(**request_fields)) is expected
+
+
+# Kubernetes 1.36 (kubernetes/kubernetes#135262): a resources entry with `group: "*"` matches every API group,
+# the core group ("") included; the entry's resources and resourceNames still have to match.
+ALL_GROUPS_CASES = [
+    pytest.param(GroupResources(group="*", resources=["pods"]), {}, True, id="core-pods"),
+    pytest.param(
+        GroupResources(group="*", resources=["deployments"]),
+        {"api_group": "apps", "resource": "deployments"},
+        True,
+        id="apps-deployments",
+    ),
+    pytest.param(
+        GroupResources(group="*", resources=["pods", "deployments"]),
+        {"api_group": "apps", "resource": "deployments"},
+        True,
+        id="apps-deployments-second-spec",
+    ),
+    pytest.param(GroupResources(group="*"), {"resource": "configmaps"}, True, id="whole-core-group"),
+    pytest.param(
+        GroupResources(group="*"),
+        {"api_group": "rbac.authorization.k8s.io", "resource": "clusterroles"},
+        True,
+        id="whole-rbac-group",
+    ),
+    pytest.param(
+        GroupResources(group="*"),
+        {"api_group": "widgets.example.com", "resource": "widgets"},
+        True,
+        id="custom-resource-group",
+    ),
+    pytest.param(GroupResources(group="*", resources=["*/status"]), {"subresource": "status"}, True, id="pods-status"),
+    pytest.param(
+        GroupResources(group="*", resources=["*/status"]),
+        {"api_group": "apps", "resource": "deployments", "subresource": "status"},
+        True,
+        id="deployments-status",
+    ),
+    pytest.param(
+        GroupResources(group="*", resources=["*/status"]),
+        {"api_group": "apps", "resource": "deployments"},
+        False,
+        id="status-spec-not-main-resource",
+    ),
+    pytest.param(
+        GroupResources(group="*", resources=["pods"]),
+        {"api_group": "apps", "resource": "deployments"},
+        False,
+        id="resource-still-compared",
+    ),
+    pytest.param(GroupResources(group="*", resources=["pods"]), {"subresource": "exec"}, False, id="pods-not-exec"),
+    pytest.param(
+        GroupResources(group="*", resources=["secrets"], resourceNames=["tls"]),
+        {"resource": "secrets", "name": "other"},
+        False,
+        id="names-still-compared",
+    ),
+    pytest.param(
+        GroupResources(group="*", resources=["secrets"], resourceNames=["tls"]),
+        {"resource": "secrets", "name": "tls"},
+        True,
+        id="named-secret",
+    ),
+]
+
+
+@pytest.mark.parametrize(("entry", "request_fields", "expected"), ALL_GROUPS_CASES)
+def test_all_groups_entry(entry: GroupResources, request_fields: dict[str, object], expected: bool) -> None:
+    assert group_resources_match(entry, _request(**request_fields)) is expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "api_group", "expected"),
+    [
+        ("*", "", True),
+        ("*", "apps", True),
+        ("", "", True),
+        ("", "apps", False),  # "" is the core group only, not "any group"
+        ("apps", "", False),
+        ("apps", "apps", True),
+        ("*.k8s.io", "rbac.authorization.k8s.io", False),  # only a lone "*" is a wildcard
+        ("apps*", "apps", False),
+    ],
+)
+def test_group_matches(spec: str, api_group: str, expected: bool) -> None:
+    assert group_matches(spec, api_group) is expected
+
+
+def test_all_groups_rule_matches_core_pods_and_apps_deployments() -> None:
+    rule = PolicyRule(level="RequestResponse", resources=[GroupResources(group="*", resources=["pods", "deployments"])])
+    assert rule_matches(rule, POD)
+    assert rule_matches(rule, _request(api_group="apps", resource="deployments", namespace="prod"))
+    assert not rule_matches(rule, _request(resource="secrets"))
+    assert not rule_matches(rule, HEALTHZ)  # a resource rule never matches a non-resource request
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,18 @@ VALID_RULES = [
     pytest.param(PolicyRule(level="Metadata", omitManagedFields=True), id="omit-managed-fields"),
     pytest.param(PolicyRule(level="Metadata", nonResourceURLs=["/"]), id="root-url"),
     pytest.param(PolicyRule(level="Metadata", namespaces=[""]), id="cluster-scoped-namespace"),
+    # Kubernetes 1.36 (kubernetes/kubernetes#135262): `group: "*"` is accepted and means every API group
+    pytest.param(
+        PolicyRule(
+            level="None", verbs=["update", "patch"], resources=[GroupResources(group="*", resources=["*/status"])]
+        ),
+        id="all-groups-status",
+    ),
+    pytest.param(PolicyRule(level="Metadata", resources=[GroupResources(group="*")]), id="all-groups-every-resource"),
+    pytest.param(
+        PolicyRule(level="Metadata", resources=[GroupResources(group="*", resources=["pods"], resourceNames=["web"])]),
+        id="all-groups-resource-names",
+    ),
 ]
 
 
@@ -116,10 +128,29 @@ INVALID_RULES = [
         [f'rules[0].resources.group: Invalid value: "Apps": {DNS_ERROR}'],
         id="group-upper-case",
     ),
+    # "*" is only accepted alone: it is not a pattern inside a group name
     pytest.param(
-        PolicyRule(level="Metadata", resources=[GroupResources(group="*", resources=["pods"])]),
-        [f'rules[0].resources.group: Invalid value: "*": {DNS_ERROR}'],
-        id="group-wildcard",
+        PolicyRule(level="Metadata", resources=[GroupResources(group="*.example.com", resources=["widgets"])]),
+        [f'rules[0].resources.group: Invalid value: "*.example.com": {DNS_ERROR}'],
+        id="group-leading-wildcard",
+    ),
+    pytest.param(
+        PolicyRule(level="Metadata", resources=[GroupResources(group="apps*", resources=["deployments"])]),
+        [f'rules[0].resources.group: Invalid value: "apps*": {DNS_ERROR}'],
+        id="group-trailing-wildcard",
+    ),
+    pytest.param(
+        PolicyRule(level="Metadata", resources=[GroupResources(group="**", resources=["pods"])]),
+        [f'rules[0].resources.group: Invalid value: "**": {DNS_ERROR}'],
+        id="group-double-wildcard",
+    ),
+    pytest.param(
+        PolicyRule(level="Metadata", resources=[GroupResources(group="*", resourceNames=["web"])]),
+        [
+            'rules[0].resources.resourceNames: Invalid value: []string{"web"}: '
+            "using resourceNames requires at least one resource"
+        ],
+        id="all-groups-resource-names-without-resources",
     ),
     pytest.param(
         PolicyRule(level="Metadata", nonResourceURLs=["logs", "/healthz*"]),
@@ -281,3 +312,31 @@ def test_each_error_carries_file_and_line() -> None:
     ]
     assert str(caught.value).splitlines()[1] == "audit.yaml:6: rules[1].level: Required value"
     assert all(issue.hint for issue in caught.value.issues)
+
+
+ALL_GROUPS_POLICY = b"""apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  # drop status writes of every resource in every API group, the core group included
+  - level: None
+    verbs: [update, patch]
+    resources:
+      - group: "*"
+        resources: ["*/status"]
+  - level: Metadata
+"""
+
+
+def test_all_groups_policy_loads_as_on_kubernetes_1_36() -> None:
+    """Before 1.36 the apiserver refused this file (group "*" is no RFC 1123 subdomain); since 1.36 it loads."""
+    loaded = load_policy_bytes(ALL_GROUPS_POLICY, source="status.yaml")
+    assert loaded.policy.rules[0].resources == [GroupResources(group="*", resources=["*/status"])]
+    assert loaded.warnings == []
+
+
+def test_all_groups_wildcard_does_not_make_other_group_errors_pass() -> None:
+    body = ALL_GROUPS_POLICY.replace(b'- group: "*"', b'- group: "*"\n      - group: "Apps"')
+    with pytest.raises(PolicyError) as caught:
+        load_policy_bytes(body, source="status.yaml")
+    assert [issue.message for issue in caught.value.issues] == [f'Invalid value: "Apps": {DNS_ERROR}']

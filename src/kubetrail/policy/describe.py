@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubetrail.model.policy import PolicyRule
+from kubetrail.policy.match import ALL_GROUPS
 
 
 def describe_rule(rule: PolicyRule) -> str:
@@ -19,8 +20,11 @@ def describe_rule(rule: PolicyRule) -> str:
     if rule.resources:
         names: list[str] = []
         for entry in rule.resources:
-            prefix = f"{entry.group}/" if entry.group else ""
             listed = entry.resources or ["*"]
+            if entry.group == ALL_GROUPS:  # not "*/pods", which reads as a subresource wildcard
+                names.extend(f"{resource} (every group)" for resource in listed)
+                continue
+            prefix = f"{entry.group}/" if entry.group else ""
             names.extend(prefix + resource for resource in listed)
         parts.append("resources=" + ", ".join(names))
     if rule.nonResourceURLs:

@@ -16,7 +16,7 @@ from typing import TypeVar
 from kubetrail.model.event import Event, Level, ObjectReference, Stage
 from kubetrail.model.policy import GroupResources, Policy
 from kubetrail.policy.attributes import RequestAttributes
-from kubetrail.policy.match import path_matches, resource_matches, rule_matches
+from kubetrail.policy.match import group_matches, path_matches, resource_matches, rule_matches
 
 _STAGE_ORDER = (Stage.REQUEST_RECEIVED, Stage.RESPONSE_STARTED, Stage.RESPONSE_COMPLETE, Stage.PANIC)
 _CACHE_LIMIT = 200_000
@@ -305,7 +305,7 @@ def _names_admitted(
         return None
     names: set[str] = set()
     for entry in entries:
-        if entry.group != group:
+        if not group_matches(entry.group, group):
             continue
         if not entry.resources:
             return None

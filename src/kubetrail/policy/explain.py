@@ -14,7 +14,7 @@ from kubetrail.model.event import Level
 from kubetrail.model.policy import GroupResources, Policy, PolicyRule
 from kubetrail.policy.attributes import RequestAttributes
 from kubetrail.policy.evaluate import AuditDecision, evaluate
-from kubetrail.policy.match import path_matches, resource_matches
+from kubetrail.policy.match import ALL_GROUPS, group_matches, path_matches, resource_matches
 
 if TYPE_CHECKING:
     from kubetrail.policy.load import LoadedPolicy
@@ -119,9 +119,12 @@ def _spec_reason(spec: str, attrs: RequestAttributes) -> str:
 def _entry_check(position: int, entry: GroupResources, attrs: RequestAttributes) -> Check:
     """One GroupResources entry: group, then resources, then names (all must hold, as in the checker)."""
     label = f"resources[{position}]"
-    if entry.group != attrs.api_group:
+    if not group_matches(entry.group, attrs.api_group):
         group = _quote(entry.group)
         return Check("resources", False, f"{label}: group {group} ≠ request group {_quote(attrs.api_group)}")
+    if entry.group == ALL_GROUPS:
+        request_group = _quote(attrs.api_group) if attrs.api_group else "the core group"
+        label += f' (group "*" matches every API group, {request_group} included)'
     if not entry.resources:
         return Check("resources", True, f"{label}: group {_quote(entry.group)} lists no resources, so all match")
     spec = next((spec for spec in entry.resources if resource_matches(attrs.resource, attrs.subresource, spec)), None)

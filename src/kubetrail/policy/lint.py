@@ -14,7 +14,7 @@ from kubetrail.model.event import Level, Stage
 from kubetrail.policy.issues import PolicyIssue, Severity
 from kubetrail.policy.lint_context import LintContext, is_catch_all
 from kubetrail.policy.lint_exposure import check_pod_sessions, check_sensitive_bodies
-from kubetrail.policy.lint_groups import check_resource_groups
+from kubetrail.policy.lint_groups import check_all_groups, check_resource_groups
 from kubetrail.policy.lint_noise import check_noise
 from kubetrail.policy.lint_shadow import check_shadowed
 from kubetrail.policy.load import LoadedPolicy
@@ -35,6 +35,7 @@ CODES = (
     "body-level-on-urls",
     "wrong-api-group",
     "unknown-resource",
+    "all-groups-needs-1.36",
     "pods-subresources-uncovered",
 )
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -125,6 +126,7 @@ CHECKS: tuple[Check, ...] = (
     check_shadowed,
     check_url_body_levels,
     check_resource_groups,
+    check_all_groups,
     check_pod_sessions,
 )
 

@@ -22,6 +22,7 @@ from kubetrail.policy.lint_context import (
     records_anything,
     resource_probe,
 )
+from kubetrail.policy.match import group_matches
 
 _NAMELESS_VERBS = frozenset({"create", "list"})  # the request URL names no object, so resourceNames never match
 
@@ -98,7 +99,8 @@ def _sensitive_probes(ctx: LintContext, kind: SensitiveResource) -> list[Probe]:
 
 
 def _names_directly(ctx: LintContext, index: int, kind: SensitiveResource) -> bool:
-    return any(entry.group == kind.group and kind.spec in entry.resources for entry in ctx.rules[index].resources)
+    entries = ctx.rules[index].resources
+    return any(group_matches(entry.group, kind.group) and kind.spec in entry.resources for entry in entries)
 
 
 def check_sensitive_bodies(ctx: LintContext) -> list[PolicyIssue]:

@@ -1,14 +1,15 @@
-"""Lint check for resources named in an API group that does not serve them.
+"""Lint checks on API groups: resources named in a group that does not serve them, and `group: "*"`.
 
-A rule's group must match the request's exactly, so `deployments` under group `""` matches
-nothing and the rule silently does not apply. Only groups kube-apiserver itself serves are
-checked: any other group may belong to a CRD or an aggregated API reusing a built-in name.
+A rule's group must match the request's exactly (or be `*`, every group), so `deployments` under
+group `""` matches nothing and the rule silently does not apply. Only groups kube-apiserver itself
+serves are checked: any other group may belong to a CRD or an aggregated API reusing a built-in name.
 """
 
 from __future__ import annotations
 
 from kubetrail.policy.issues import PolicyIssue, Severity
 from kubetrail.policy.lint_context import LintContext
+from kubetrail.policy.match import ALL_GROUPS
 
 _SERVED_BY: dict[str, tuple[str, ...]] = {
     "": (
@@ -105,4 +106,21 @@ def check_resource_groups(ctx: LintContext) -> list[PolicyIssue]:
                     findings.append(
                         ctx.finding("unknown-resource", Severity.WARNING, message, hint, rule=index, path=path)
                     )
+    return findings
+
+
+def check_all_groups(ctx: LintContext) -> list[PolicyIssue]:
+    """`group: "*"` entries: valid from Kubernetes 1.36 on; an older apiserver refuses the policy file."""
+    findings: list[PolicyIssue] = []
+    for index, rule in enumerate(ctx.rules):
+        for position, entry in enumerate(rule.resources):
+            if entry.group != ALL_GROUPS:
+                continue
+            message = (
+                'group "*" matches every API group, the core group included; kube-apiserver accepts it from '
+                "Kubernetes 1.36 on, and an older one rejects the whole policy file and does not start"
+            )
+            hint = 'for apiservers before 1.36, write one entry per group instead of group "*"'
+            path = ("rules", index, "resources", position, "group")
+            findings.append(ctx.finding("all-groups-needs-1.36", Severity.INFO, message, hint, rule=index, path=path))
     return findings

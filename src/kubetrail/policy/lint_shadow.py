@@ -10,6 +10,7 @@ from __future__ import annotations
 from kubetrail.model.policy import GroupResources, PolicyRule
 from kubetrail.policy.issues import PolicyIssue, Severity
 from kubetrail.policy.lint_context import LintContext
+from kubetrail.policy.match import group_matches
 
 
 def _list_covers(outer: list[str], inner: list[str]) -> bool:
@@ -50,7 +51,7 @@ def resource_spec_covers(outer: str, inner: str) -> bool:
 
 
 def _entry_covers_spec(outer: GroupResources, group: str, spec: str, names: list[str]) -> bool:
-    if outer.group != group:
+    if not group_matches(outer.group, group):  # an inner "*" is covered by an outer "*" only
         return False
     if not outer.resources:
         return True
@@ -70,7 +71,7 @@ def _resources_cover(outer: list[GroupResources], inner: list[GroupResources]) -
         return False
     for entry in inner:
         if not entry.resources:
-            if not any(o.group == entry.group and _whole_group(o) for o in outer):
+            if not any(group_matches(o.group, entry.group) and _whole_group(o) for o in outer):
                 return False
             continue
         for spec in entry.resources:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from kubetrail.model.policy import GroupResources, PolicyRule
 from kubetrail.policy.attributes import RequestAttributes
 
+ALL_GROUPS = "*"  # a `group` matching every API group, core included (kube-apiserver 1.36 and later)
+
 
 def path_matches(path: str, spec: str) -> bool:
     """A nonResourceURLs entry: `*`, an exact path, or a prefix ending in `*`."""
@@ -26,9 +28,14 @@ def resource_matches(resource: str, subresource: str, spec: str) -> bool:
     return spec.endswith("/*") and resource == spec[:-2]
 
 
+def group_matches(spec: str, api_group: str) -> bool:
+    """A GroupResources `group`: the request's API group exactly (`""` is core), or `*` for every group."""
+    return spec in (api_group, ALL_GROUPS)
+
+
 def group_resources_match(entry: GroupResources, attrs: RequestAttributes) -> bool:
-    """One GroupResources entry: same API group, then any listed resource (and name, if listed)."""
-    if entry.group != attrs.api_group:
+    """One GroupResources entry: a matching API group, then any listed resource (and name, if listed)."""
+    if not group_matches(entry.group, attrs.api_group):
         return False
     if not entry.resources:
         return True

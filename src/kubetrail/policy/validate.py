@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from kubetrail.model.policy import GroupResources, Policy, PolicyRule
 from kubetrail.policy.issues import PolicyIssue, Severity
+from kubetrail.policy.match import ALL_GROUPS
 from kubetrail.policy.source import FieldPath, format_field_path
 
 VALID_LEVELS = ("None", "Metadata", "Request", "RequestResponse")
@@ -128,13 +129,14 @@ def _validate_urls(urls: list[str], path: FieldPath, out: _Collector, rule: int)
 def _validate_resources(resources: list[GroupResources], path: FieldPath, out: _Collector, rule: int) -> None:
     for index, group_resources in enumerate(resources):
         group = group_resources.group
-        if group:
+        if group and group != ALL_GROUPS:  # "" is the core group; "*" every group (Kubernetes 1.36+)
             messages = dns_subdomain_errors(group)
             if messages:
                 out.add(
                     (*path, "group"),
                     f"Invalid value: {_go_quote(group)}: {','.join(messages)}",
-                    "name the API group without a version, e.g. 'rbac.authorization.k8s.io', and '' for the core group",
+                    "name the API group without a version, e.g. 'rbac.authorization.k8s.io'; '' is the core "
+                    "group and '*' every group ('*.example.com' is not a pattern)",
                     rule,
                     (*path, index, "group"),
                 )
