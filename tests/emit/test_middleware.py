@@ -266,7 +266,7 @@ def test_policy_omit_stages_are_honoured(recording: Recording) -> None:
     assert stages(events_of(recording, response.headers["audit-id"])) == ["ResponseComplete"]
 
 
-def test_bodies_beyond_the_limit_and_non_json_bodies_are_left_out(recording: Recording) -> None:
+def test_bodies_beyond_the_limit_are_left_out_and_marked_truncated(recording: Recording) -> None:
     with (
         serving(app_with(recording, max_body_bytes=200)) as live,
         httpx.Client(base_url=f"http://127.0.0.1:{live.port}") as http,
@@ -276,6 +276,7 @@ def test_bodies_beyond_the_limit_and_non_json_bodies_are_left_out(recording: Rec
         assert response.status_code == 201
         _, complete = events_of(recording, response.headers["audit-id"])
         assert not complete.requestObject and not complete.responseObject
+        assert complete.annotations == {"audit.k8s.io/truncated": "true"}
         assert json.loads(response.content)["metadata"]["name"] == "big"  # the app saw the whole body
         small = http.get("/api/v1/namespaces/prod/configmaps/small")
         _, complete = events_of(recording, small.headers["audit-id"])
@@ -357,3 +358,59 @@ def test_request_url_keeps_the_wire_form() -> None:
 )
 def test_source_ips_rules(headers: list[tuple[bytes, bytes]], client: Any, expected: list[str]) -> None:
     assert source_ips({"headers": headers, "client": client}) == expected
+
+
+async def _run_asgi(app: Any, messages: list[dict[str, Any]], method: str = "POST") -> list[dict[str, Any]]:
+    """Call an ASGI app with the given request messages (then a disconnect); the messages it sent back."""
+    pending = list(messages)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/api/v1/namespaces/prod/configmaps", "headers": []}
+    await app(scope, receive, send)
+    return sent
+
+
+def _asgi_app(seen: list[dict[str, Any]], *, read: bool) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if read:
+            while True:
+                message = await receive()
+                seen.append(message)
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return app
+
+
+def test_the_request_body_is_read_ahead_and_replayed_message_for_message() -> None:
+    import anyio
+
+    parts = [b'{"kind": "ConfigMap", ', b'"metadata": {"name": "chunked"}', b"}"]
+    messages = [{"type": "http.request", "body": part, "more_body": n < 2} for n, part in enumerate(parts)]
+    for read in (True, False):
+        recording, seen = Recording(), []
+        audited = AuditMiddleware(_asgi_app(seen, read=read), POLICY, recording, manage_backends=False)
+        sent = anyio.run(_run_asgi, audited, [dict(message) for message in messages])
+        assert sent[0]["status"] == 201
+        assert seen == (messages if read else [])
+        complete = recording.events[-1]
+        assert json.loads(bytes(complete.requestObject)) == {"kind": "ConfigMap", "metadata": {"name": "chunked"}}
+        assert complete.objectRef is not None and complete.objectRef.name == "chunked"
+
+
+def test_a_client_gone_during_the_read_ahead_reaches_the_app() -> None:
+    import anyio
+
+    recording, seen = Recording(), []
+    audited = AuditMiddleware(_asgi_app(seen, read=True), POLICY, recording, manage_backends=False)
+    anyio.run(_run_asgi, audited, [{"type": "http.request", "body": b'{"kind": ', "more_body": True}])
+    assert seen == [{"type": "http.request", "body": b'{"kind": ', "more_body": True}, {"type": "http.disconnect"}]
+    assert not recording.events[-1].requestObject  # half a document is no document

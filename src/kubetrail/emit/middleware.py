@@ -2,40 +2,50 @@
 
 Per HTTP request, like the apiserver's `WithAuditInit` and `WithAudit` filters: the `Audit-ID`
 request header (or a new UUID) is echoed on the response; request info comes from the method and
-URL (`emit.requestinfo`), the user from a pluggable resolver; the policy picks the level. Events go
-to the backends at RequestReceived (a backend refusing it fails the request with 500, which only
-`blocking-strict` backends do), ResponseStarted (long-running requests), ResponseComplete, or Panic
-when the app raises. Bodies are captured only when the level needs them (`Request`: the request,
-`RequestResponse`: also the response), only for resource requests, only valid JSON, and only up
-to `max_body_bytes` (a larger body is left out, never cut). Backends that may block (anything not
-buffered) are called in a worker thread, so a slow receiver never stalls the event loop, and in
-batch mode never delays a response. With `manage_backends`, ASGI lifespan startup runs the
-backends and shutdown flushes them.
+URL (`emit.requestinfo`, or the `request_info` given), the user from a pluggable resolver; the policy
+picks the level. Events go to the backends at RequestReceived (a backend refusing it fails the request
+with 500, which only `blocking-strict` backends do), ResponseStarted (long-running requests),
+ResponseComplete, or Panic when the app raises.
+
+Bodies follow `emit.exchange`. At Request and RequestResponse the request body is read before the app
+runs (up to `max_body_bytes`, then the rest streams through) and replayed to it, so the event holds what
+the request carried whether or not the app reads it, as the apiserver's does; long-running requests are
+only observed as the app reads them. Backends that may block (anything not buffered) are called in a
+worker thread, so a slow receiver never stalls the event loop, and in batch mode never delays a
+response. With `manage_backends`, ASGI lifespan startup runs the backends and shutdown flushes them.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import ipaddress
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import anyio
-import msgspec
 
 from kubetrail.emit.backend import Backend
 from kubetrail.emit.buffered import Buffered
-from kubetrail.emit.builder import EventBuilder, RequestRecorder, request_uri
+from kubetrail.emit.builder import EventBuilder, RequestRecorder
+from kubetrail.emit.exchange import (
+    ANONYMOUS,
+    DEFAULT_MAX_BODY_BYTES,
+    HEADER_AUDIT_ID,
+    BodyCapture,
+    Exchange,
+    client_ips,
+    internal_error_body,
+)
 from kubetrail.emit.requestinfo import RequestInfo, RequestInfoError, resolve_request_info
 from kubetrail.emit.truncate import Truncating
 from kubetrail.emit.union import Union
 from kubetrail.model.event import Event, Level, UserInfo
 from kubetrail.model.policy import Policy
 from kubetrail.policy.evaluate import CompiledPolicy
+from kubetrail.policy.load import LoadedPolicy
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,18 +53,32 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UserResolver = Callable[[Scope], UserInfo | Awaitable[UserInfo | None] | None]
+"""Who made a request, from its ASGI scope (sync or async); None means the anonymous user."""
+RequestInfoResolver = Callable[[str, str], RequestInfo]
+"""Request info from the method and the URL (path and query as sent)."""
 
-HEADER_AUDIT_ID = "audit-id"
 SCOPE_KEY = "kubetrail.audit"
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-ANONYMOUS = UserInfo(username="system:anonymous", groups=["system:unauthenticated"])
+"""The key of an audited request's `RequestRecorder` in its ASGI scope (or WSGI environ), for `annotate`."""
+
+__all__ = [
+    "ANONYMOUS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "HEADER_AUDIT_ID",
+    "SCOPE_KEY",
+    "AuditMiddleware",
+    "RequestInfoResolver",
+    "UserResolver",
+    "anonymous_user",
+    "as_compiled",
+    "request_url",
+    "single_backend",
+    "source_ips",
+]
 
 log = logging.getLogger("kubetrail.emit")
 
-_validate_json = msgspec.json.Decoder()
 
-
-def anonymous_user(scope: Scope) -> UserInfo:
+def anonymous_user(scope: Any) -> UserInfo:
     """The default resolver: every request is the apiserver's anonymous user."""
     return ANONYMOUS
 
@@ -72,31 +96,12 @@ def _headers(scope: Scope) -> dict[bytes, str]:
     return found
 
 
-@functools.lru_cache(maxsize=4096)
-def _ip(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text.strip().strip("[]")))
-    except ValueError:
-        return None
-
-
 def source_ips(scope: Scope, headers: dict[bytes, str] | None = None) -> list[str]:
     """Client addresses as the apiserver lists them: X-Forwarded-For, then X-Real-Ip, then the peer."""
     headers = _headers(scope) if headers is None else headers
-    found: list[str] = []
-    forwarded = headers.get(b"x-forwarded-for")
-    if forwarded:
-        found += [ip for part in forwarded.split(",") if (ip := _ip(part)) is not None]
-    real = headers.get(b"x-real-ip")
-    if real:
-        ip = _ip(real)
-        if ip is not None and ip not in found:
-            found.append(ip)
     client = scope.get("client")
-    peer = _ip(str(client[0])) if client else None
-    if peer is not None and (not found or found[-1] != peer):
-        found.append(peer)
-    return found
+    peer = str(client[0]) if client else None
+    return client_ips(headers.get(b"x-forwarded-for"), headers.get(b"x-real-ip"), peer)
 
 
 def request_url(scope: Scope) -> str:
@@ -113,86 +118,73 @@ def _request_info(method: str, url: str) -> RequestInfo:
     return resolve_request_info(method, url)
 
 
-def _never_blocks(backend: Backend) -> bool:
+def as_compiled(policy: CompiledPolicy | Policy | LoadedPolicy) -> CompiledPolicy:
+    """A policy ready to evaluate, from a loaded, parsed or compiled one."""
+    if isinstance(policy, CompiledPolicy):
+        return policy
+    return CompiledPolicy(policy.policy if isinstance(policy, LoadedPolicy) else policy)
+
+
+def single_backend(backends: Backend | Sequence[Backend]) -> Backend:
+    """One backend, or a Union of several."""
+    if isinstance(backends, Sequence):
+        return backends[0] if len(backends) == 1 else Union(backends)
+    return backends
+
+
+def never_blocks(backend: Backend) -> bool:
     """True when `process_events` only enqueues (batch mode), so it may run on the event loop."""
     if isinstance(backend, Buffered):
         return True
     if isinstance(backend, Truncating):
-        return _never_blocks(backend.delegate)
+        return never_blocks(backend.delegate)
     if isinstance(backend, Union):
-        return all(_never_blocks(inner) for inner in backend.backends)
+        return all(never_blocks(inner) for inner in backend.backends)
     return False
 
 
-def _json_body(chunks: list[bytes]) -> msgspec.Raw | None:
-    body = b"".join(chunks)
-    if not body:
-        return None
-    try:
-        _validate_json.decode(body)
-    except msgspec.DecodeError:
-        return None
-    return msgspec.Raw(body)
-
-
-class _Capture:
-    """Collects a body up to a limit; gives it up (never a truncated document) beyond."""
-
-    __slots__ = ("chunks", "limit", "overflow", "size", "taken")
-
-    def __init__(self, limit: int) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.limit = limit
-        self.overflow = False
-        self.taken = False
-
-    def add(self, chunk: bytes) -> None:
-        if self.overflow or not chunk:
-            return
-        self.size += len(chunk)
-        if self.size > self.limit:
-            self.overflow = True
-            self.chunks = []
-            return
-        self.chunks.append(bytes(chunk))
-
-    def body(self) -> msgspec.Raw | None:
-        return None if self.overflow else _json_body(self.chunks)
-
-    def take(self) -> msgspec.Raw | None:
-        """The body, the first time only (it is logged once)."""
-        if self.taken:
-            return None
-        self.taken = True
-        return self.body()
+def _content_type(headers: Any) -> bytes | None:
+    for key, value in headers or ():
+        if bytes(key).lower() == b"content-type":
+            return bytes(value)
+    return None
 
 
 class AuditMiddleware:
-    """Wrap `app`; audit its HTTP requests under `policy` into `backends`; users come from `user_resolver`."""
+    """Wrap an ASGI `app`; audit its HTTP requests under `policy` into `backends`.
+
+    Args:
+        app: the ASGI application (Starlette, FastAPI, ... or a plain ASGI callable).
+        policy: an audit policy, as loaded by `load_policy`, parsed, or compiled.
+        backends: where events go; several are combined into a `Union`.
+        user_resolver: who made a request, from its scope; the default is `system:anonymous`.
+        builder: the clock and audit ID source (a fixed one makes events reproducible in tests).
+        max_body_bytes: the largest body recorded; a larger one is left out and the event annotated as truncated.
+        manage_backends: run the backends at lifespan startup and flush them at shutdown.
+        request_info: request info from method and URL; the default is kube-apiserver's resolver.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
-        policy: CompiledPolicy | Policy,
+        policy: CompiledPolicy | Policy | LoadedPolicy,
         backends: Backend | Sequence[Backend],
         user_resolver: UserResolver = anonymous_user,
         *,
         builder: EventBuilder | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         manage_backends: bool = True,
+        request_info: RequestInfoResolver | None = None,
     ) -> None:
         self.app = app
-        self.policy = policy if isinstance(policy, CompiledPolicy) else CompiledPolicy(policy)
-        if isinstance(backends, Sequence):
-            self.backend: Backend = backends[0] if len(backends) == 1 else Union(backends)
-        else:
-            self.backend = backends
+        self.policy = as_compiled(policy)
+        self.backend = single_backend(backends)
         self.user_resolver = user_resolver
         self.builder = builder or EventBuilder()
         self.max_body_bytes = max_body_bytes
         self.manage_backends = manage_backends
-        self._inline = _never_blocks(self.backend)
+        self.request_info: RequestInfoResolver = request_info or _request_info
+        self._inline = never_blocks(self.backend)
         self._running = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -264,7 +256,7 @@ class AuditMiddleware:
         url = request_url(scope)
         method = str(scope.get("method", "GET"))
         try:
-            info = _request_info(method, url)
+            info = self.request_info(method, url)
         except RequestInfoError as error:
             await _internal_error(send_with_id, url, f"failed to create RequestInfo: {error}")
             return
@@ -289,64 +281,62 @@ class AuditMiddleware:
         await self._run_audited(scope, receive, send_with_id, recorder)
 
     async def _run_audited(self, scope: Scope, receive: Receive, send: Send, recorder: RequestRecorder) -> None:
-        resource = recorder.info.is_resource_request
-        request_capture = _Capture(self.max_body_bytes) if resource and recorder.level.at_least(Level.REQUEST) else None
-        wants_response = resource and recorder.level is Level.REQUEST_RESPONSE and not recorder.long_running
-        response_capture: _Capture | None = None
-        status = 200
-        started = False
+        exchange = Exchange(recorder, self.max_body_bytes)
+        capture = exchange.request
+        if exchange.reads_ahead and capture is not None:
+            receive = await _read_ahead(receive, capture)
+        elif capture is not None:
+            observed = receive
 
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if request_capture is not None and message.get("type") == "http.request":
-                request_capture.add(message.get("body", b""))
-            return message
+            async def receive_observed() -> Message:
+                message = await observed()
+                if message.get("type") == "http.request":
+                    capture.add(message.get("body", b""))
+                return message
+
+            receive = receive_observed
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, started, response_capture
             kind = message.get("type")
             if kind == "http.response.start":
-                started = True
                 status = int(message.get("status", 200))
-                self._log_request_body(recorder, request_capture)
-                if wants_response and _is_json(message.get("headers", ())):
-                    response_capture = _Capture(self.max_body_bytes)
-                await self._process(recorder.started(status))
-            elif kind == "http.response.body" and response_capture is not None:
-                response_capture.add(message.get("body", b""))
+                await self._process(exchange.start(status, _content_type(message.get("headers"))))
+            elif kind == "http.response.body":
+                exchange.add_response(message.get("body", b""))
             await send(message)
 
         try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         except Exception as error:
-            self._log_request_body(recorder, request_capture)
-            await self._process(recorder.panic(error))
+            await self._process(exchange.panic(error))
             raise
-        self._log_request_body(recorder, request_capture)
-        body = response_capture.body() if response_capture is not None else None
-        if body is not None:
-            recorder.log_response(status, body)
-        await self._process(recorder.complete(status if started else None))
-
-    @staticmethod
-    def _log_request_body(recorder: RequestRecorder, capture: _Capture | None) -> None:
-        body = capture.take() if capture is not None else None
-        if body is not None:
-            recorder.log_request_body(body)
+        await self._process(exchange.complete())
 
 
-def _is_json(headers: Sequence[tuple[bytes, bytes]] | Mapping[bytes, bytes]) -> bool:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    for key, value in items:
-        if bytes(key).lower() == b"content-type":
-            kind = bytes(value).split(b";", 1)[0].strip().lower()
-            return kind == b"application/json" or kind.endswith(b"+json")
-    return False
+async def _read_ahead(receive: Receive, capture: BodyCapture) -> Receive:
+    """Read the request body into `capture` (up to its limit), then a `receive` that replays what was read
+    and passes the rest of the stream through: the app sees the same messages either way."""
+    read: deque[Message] = deque()
+    while True:
+        message = await receive()
+        read.append(message)
+        if message.get("type") != "http.request":
+            break
+        capture.add(message.get("body", b""))
+        if not message.get("more_body", False) or capture.overflow:
+            break
+
+    async def replay() -> Message:
+        if read:
+            return read.popleft()
+        return await receive()
+
+    return replay
 
 
 async def _internal_error(send: Send, url: str, reason: str) -> None:
     """The apiserver's `responsewriters.InternalError`: plain text 500 naming the request URI."""
-    body = f"Internal Server Error: {json.dumps(request_uri(url))}: {reason}\n".encode()
+    body = internal_error_body(url, reason)
     await send(
         {
             "type": "http.response.start",
