@@ -9,6 +9,7 @@ from kubetrail.errors import KubetrailError
 EXTRAS: dict[str, tuple[str, str]] = {
     "nats": ("nats", "the NATS client (nats-py)"),
     "spark": ("pyspark", "Apache Spark (pyspark)"),
+    "aws": ("boto3", "the AWS SDK for Python (boto3)"),
 }
 
 

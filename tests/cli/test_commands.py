@@ -10,7 +10,7 @@ import pytest
 
 from kubetrail.cli import commands
 
-BLOCK_EXTRAS = "import sys; sys.modules['nats'] = None; sys.modules['pyspark'] = None; "
+BLOCK_EXTRAS = "import sys; sys.modules['nats'] = None; sys.modules['pyspark'] = None; sys.modules['boto3'] = None; "
 
 
 def run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -53,3 +53,16 @@ def test_commands_run_without_the_optional_extras(tmp_path: Path) -> None:
     assert hint.strip() == "hint: pip install 'kubetrail[nats]'"
     serve = run(main, "serve", "--bus", "nats://127.0.0.1:4222", "--store", str(tmp_path / "spool"))
     assert serve.returncode == 2 and "the `nats` extra" in serve.stderr and "Traceback" not in serve.stderr
+
+
+def test_a_cloud_source_without_its_extra_is_one_line(tmp_path: Path) -> None:
+    main = BLOCK_EXTRAS + "from kubetrail.cli.main import main; sys.argv = ['kubetrail', *sys.argv[1:]]; main()"
+    group = "/aws/eks/a/cluster"
+    serve = run(main, "serve", "--store", str(tmp_path / "s"), "--listen", "127.0.0.1:0", "--eks-log-group", group)
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr
+    error, hint = serve.stderr.strip().splitlines()[-2:]
+    assert error == (
+        "error: the eks-cloudwatch source needs the AWS SDK for Python (boto3), which is not installed "
+        "(the `aws` extra)"
+    )
+    assert hint.strip() == "hint: pip install 'kubetrail[aws]'"

@@ -30,6 +30,11 @@ COMMANDS: dict[str, CommandEntry] = {
     "check": CommandEntry(
         "kubetrail.cli.check", "check_group", "Check a cluster component's configuration for sound audit logging."
     ),
+    "cloud-setup": CommandEntry(
+        "kubetrail.cli.cloud_setup",
+        "cloud_setup_group",
+        "Print the cloud CLI commands that route a managed cluster's audit log to `kubetrail serve`.",
+    ),
     "demo": CommandEntry(
         "kubetrail.cli.demo",
         "demo_command",

@@ -42,6 +42,17 @@ from kubetrail.serve.server import run
 @click.option("--tail-cluster", "tail_clusters", multiple=True, help="Cluster of the --tail at the same position.")
 @click.option("--tail-from", type=click.Choice(["start", "end"]), help="Where a never-tailed file starts.")
 @click.option("--poll-interval", type=float, help="Seconds between looks at tailed files  [default: 0.25]")
+@click.option(
+    "--eks-log-group",
+    multiple=True,
+    metavar="LOG_GROUP",
+    help="Pull an EKS cluster's audit log from CloudWatch Logs (/aws/eks/NAME/cluster; the `aws` extra).",
+)
+@click.option(
+    "--firehose-access-key-file",
+    type=click.Path(dir_okay=False),
+    help="Take Amazon Data Firehose deliveries at /firehose/<cluster>: `KEY[,CLUSTER]` lines.",
+)
 @click.option("--retention-days", type=int, help="Remove sealed partitions older than this.")
 @click.option("--max-bytes", metavar="SIZE", help="Remove the oldest partitions beyond this size (e.g. 200GiB).")
 @click.option("--max-body-size", metavar="SIZE", help="Largest request body, before and after gzip  [default: 12MiB]")
@@ -76,6 +87,7 @@ def serve_command(
           --client-ca apiserver-ca.pem --ui-token-file ui-tokens
       kubetrail serve --store ./data --tail /var/log/kubernetes/audit/audit.log --cluster prod
       kubetrail serve --store ./data --rules builtin --rules my-rules/ --outputs outputs.yaml
+      kubetrail serve --store ./data --eks-log-group /aws/eks/prod/cluster   # docs/managed-clusters.md
       kubetrail apiserver-config --url https://kubetrail.internal:8443/audit/prod --ca ca.pem --token …
     """
     if len(tail_clusters) > len(tails):

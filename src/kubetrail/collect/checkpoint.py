@@ -84,21 +84,25 @@ class CheckpointStore:
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Replace the checkpoint atomically and durably."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = self.file_for(checkpoint.path)
-        temporary = target.with_name(target.name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            data = _encoder.encode(checkpoint) + b"\n"
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, target)
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_durably(self.file_for(checkpoint.path), _encoder.encode(checkpoint) + b"\n")
+
+
+def replace_durably(target: Path, data: bytes) -> None:
+    """Replace `target` with `data` atomically (temporary file, fsync, rename, fsync of the directory): after a
+    crash it holds either the old or the new bytes, never a mix. The directory is created (0700) if missing."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -87,6 +87,8 @@ class Receiver:
         self.accepting = True
         self.in_flight = 0
         self._last_failure: str | None = None
+        self.health_checks: list[Callable[[], str | None]] = []
+        """More reasons not to be ready (a failing cloud source); each returns None when all is well."""
 
     # ----- routing --------------------------------------------------------------------------------------
 
@@ -126,7 +128,13 @@ class Receiver:
         wal_dir = getattr(getattr(self.store, "layout", None), "wal_dir", None)
         if wal_dir is not None and not os.access(wal_dir, os.W_OK):
             return "the store's WAL directory is not writable"
-        return self._last_failure
+        if self._last_failure is not None:
+            return self._last_failure
+        for check in self.health_checks:
+            problem = check()
+            if problem is not None:
+                return problem
+        return None
 
     async def _answer(
         self, send: Send, path: str, status: int, message: str, headers: Any = (), hint: str = ""

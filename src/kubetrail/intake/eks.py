@@ -21,12 +21,15 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from kubetrail.intake.batch import Batch
+import msgspec
+
+from kubetrail.intake.batch import Batch, IntakeError
 from kubetrail.intake.inflate import GzipError, InflateLimitError, gunzip, is_gzip
 from kubetrail.intake.lines import lines
-from kubetrail.intake.native import add_item
+from kubetrail.intake.native import NotJsonError, add_item
 from kubetrail.intake.sniff import EXPORT_LINE
 
 _LOG_GROUP = re.compile(r"^/aws/eks/(?P<cluster>[^/]+)/cluster$")
@@ -73,6 +76,16 @@ def add_message(batch: Batch, message: bytes, source: str, line: int | None) -> 
     add_item(batch, text, source, line)
 
 
+def _one_document(data: bytes) -> list[tuple[int, Any]]:
+    """The common case, one JSON document (a delivery, a Firehose record), decoded by msgspec; [] when the data
+    is anything else (several documents, or not JSON), for `_documents` to sort out."""
+    try:
+        document = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return []
+    return [(data[: len(data) - len(data.lstrip())].count(b"\n") + 1, document)]
+
+
 def _documents(data: str) -> Iterator[tuple[int, Any]]:
     """Each JSON value in `data`, including values concatenated without separators (Firehose to S3)."""
     decoder = json.JSONDecoder()
@@ -88,38 +101,93 @@ def _documents(data: str) -> Iterator[tuple[int, Any]]:
         yield data.count("\n", 0, start) + 1, value
 
 
-def _record_payload(record: Any, source: str, line: int, batches: _Batches, where: str) -> None:
-    """A Firehose record's `data`: base64 of a (gzip'd) delivery, or of a bare message."""
+def _record_payload(
+    record: Any, source: str, line: int, batches: _Batches, where: str, budget: int | None = None
+) -> int:
+    """A Firehose record's `data`: base64 of a (gzip'd) delivery, or of a bare message. Returns the bytes it
+    inflated to; with a `budget` (what the whole request may still inflate to) going past it raises
+    InflateLimitError instead of refusing the record alone."""
     data = record.get("data") if isinstance(record, dict) else None
     if not isinstance(data, str):
         batches.get(None).reject(source, line, f"{where}: a record without a base64 `data` string")
-        return
+        return 0
+    limit = MAX_RECORD_BYTES if budget is None else min(MAX_RECORD_BYTES, budget)
     try:
         payload = base64.b64decode(data, validate=True)
         if is_gzip(payload):
-            payload = gunzip(payload, limit=MAX_RECORD_BYTES, source=source)
+            payload = gunzip(payload, limit=limit, source=source)
+        elif len(payload) > limit:
+            raise InflateLimitError(f"the record is larger than {limit} bytes", source=source)
     except (binascii.Error, ValueError) as error:
         batches.get(None).reject(source, line, f"{where}: `data` is not base64: {error}", data[:4096].encode())
-        return
-    except (GzipError, InflateLimitError) as error:
+        return 0
+    except InflateLimitError as error:
+        if limit != MAX_RECORD_BYTES:
+            raise
         batches.get(None).reject(source, line, f"{where}: {error.message}", data[:4096].encode())
-        return
+        return 0
+    except GzipError as error:
+        batches.get(None).reject(source, line, f"{where}: {error.message}", data[:4096].encode())
+        return 0
     text = payload.lstrip()
     if text.startswith(b"{") and b'"logEvents"' not in text[:4096] and b'"messageType"' not in text[:4096]:
         add_message(batches.get(None), text, source, line)
-        return
-    _json_text(payload, source, batches, line)
+        return len(payload)
+    _json_text(payload, source, batches, line, nested=True)
+    return len(payload)
 
 
-def _document(document: Any, source: str, line: int, batches: _Batches) -> None:
+@dataclass(frozen=True)
+class FirehoseRequest:
+    """An Amazon Data Firehose HTTP endpoint delivery request: its id and time (to answer with), and its records
+    decoded, a Batch per cluster named by the deliveries' log groups (None: none named)."""
+
+    request_id: str
+    timestamp: int | None
+    batches: list[Batch]
+
+
+def decode_firehose(body: bytes, *, source: str, max_bytes: int) -> FirehoseRequest:
+    """The records of a Firehose delivery request body (`{"requestId", "timestamp", "records": [{"data"}]}`).
+
+    Raises NotJsonError when the body is not JSON, IntakeError when it is not a delivery request, and
+    InflateLimitError when its records inflate past `max_bytes` in all; a bad record is refused on its own.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise NotJsonError(f"not JSON: {error}", source=source) from None
+    records = document.get("records") if isinstance(document, dict) else None
+    request_id = document.get("requestId") if isinstance(document, dict) else None
+    if not isinstance(records, list) or not isinstance(request_id, str):
+        raise IntakeError(
+            "not an Amazon Data Firehose delivery request",
+            source=source,
+            hint='expected {"requestId": "…", "timestamp": …, "records": [{"data": "<base64>"}]}',
+        )
+    stamp = document.get("timestamp")
+    batches = _Batches()
+    budget = max_bytes
+    for index, record in enumerate(records):
+        budget -= _record_payload(record, source, index + 1, batches, f"records[{index}]", budget)
+    timestamp = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
+    return FirehoseRequest(request_id, timestamp, list(batches.rest()))
+
+
+def _document(document: Any, source: str, line: int, batches: _Batches, nested: bool = False) -> None:
+    """One JSON document; `nested` inside a record, where only deliveries and messages belong (a record
+    holding more records would let a small body inflate without bound)."""
     if isinstance(document, list):
         for item in document:
-            _document(item, source, line, batches)
+            _document(item, source, line, batches, nested)
         return
     if not isinstance(document, dict):
         batches.get(None).reject(source, line, "expected a CloudWatch Logs JSON object")
         return
     if document.get("messageType") == "CONTROL_MESSAGE":
+        return
+    if nested and ("awslogs" in document or "records" in document):
+        batches.get(None).reject(source, line, "a record holding further records (deliveries do not nest)")
         return
     awslogs = document.get("awslogs")
     if isinstance(awslogs, dict):
@@ -147,14 +215,14 @@ def _document(document: Any, source: str, line: int, batches: _Batches) -> None:
         add_message(batch, message.encode(), source, line)
 
 
-def _json_text(data: bytes, source: str, batches: _Batches, line_offset: int = 0) -> None:
+def _json_text(data: bytes, source: str, batches: _Batches, line_offset: int = 0, nested: bool = False) -> None:
     try:
-        documents = list(_documents(data.decode("utf-8")))
+        documents = _one_document(data) or list(_documents(data.decode("utf-8")))
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         batches.get(None).reject(source, line_offset or None, f"not CloudWatch Logs JSON: {error}", data[:4096])
         return
     for line, document in documents:
-        _document(document, source, line_offset or line, batches)
+        _document(document, source, line_offset or line, batches, nested)
 
 
 def decode_eks(chunks: Iterable[bytes], source: str) -> Iterator[Batch]:

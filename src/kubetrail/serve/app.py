@@ -26,6 +26,8 @@ from kubetrail.serve.detection_metrics import register_detection_metrics
 from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
 
 if TYPE_CHECKING:
+    from kubetrail.sources.base import Source
+    from kubetrail.sources.firehose import FirehoseEndpoint
     from kubetrail.ui.mount import UIService
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class ServeApp:
         self.tailers: list[Tailer] = []
         self.ui: UIService | None = None
         self.detection: Detection | None = None
+        self.sources: list[Source] = []
+        self.firehose: FirehoseEndpoint | None = None
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
 
@@ -112,6 +116,8 @@ class ServeApp:
             for spec in config.tails:
                 checkpoints.load(spec.path)
                 self.tailers.append(Tailer(spec.path, PipelineSink(self.pipeline, spec.cluster), checkpoints, options))
+            if config.sources or config.firehose_key_file is not None:
+                self._open_sources()
             self._register_gauges()
             self.ui = _open_ui(config, self.store)
         except BaseException:
@@ -126,7 +132,37 @@ class ServeApp:
         """The ASGI app to serve."""
         if self.receiver is None:
             raise RuntimeError("ServeApp.open() first")
-        return self.receiver if self.ui is None else self.ui.wrap(self.receiver)
+        inner = self.receiver if self.firehose is None else self.firehose
+        return inner if self.ui is None else self.ui.wrap(inner)
+
+    def _open_sources(self) -> None:
+        """The cloud sources and the Firehose route (imported only when configured), in /metrics and /readyz."""
+        from kubetrail.collect.auth import AuthConfigError
+        from kubetrail.sources.checkpoint import SourceCheckpoints
+        from kubetrail.sources.metrics import register_source_metrics
+
+        config, receiver, pipeline = self.config, self.receiver, self.pipeline
+        assert receiver is not None and pipeline is not None
+        if config.firehose_key_file is not None:
+            from kubetrail.sources.firehose import FirehoseEndpoint
+
+            try:
+                keys = TokenTable.load(config.firehose_key_file)
+            except AuthConfigError as error:
+                raise ServeConfigError(error.message, file=error.file, field="firehose.access-key-file") from None
+            self.firehose = FirehoseEndpoint(
+                receiver,
+                pipeline,
+                keys,
+                limits=receiver.limits,
+                metrics=self.metrics,
+                accepting=lambda: receiver.accepting,
+            )
+            self.sources.append(self.firehose)
+        checkpoints = SourceCheckpoints(config.store / CHECKPOINT_DIR)
+        self.sources.extend(spec.open(pipeline, checkpoints) for spec in config.sources)
+        register_source_metrics(self.metrics, self.sources)
+        receiver.health_checks.extend(source.health for source in self.sources)
 
     def _register_gauges(self) -> None:
         store = self.store
@@ -185,6 +221,8 @@ class ServeApp:
             self.ui.start()
         for tailer in self.tailers:
             tailer.start()
+        for source in self.sources:
+            source.start()
         if self.config.retention_days is not None or self.config.max_bytes is not None:
             self._retention = threading.Thread(target=self._retention_loop, name="kubetrail-retention", daemon=True)
             self._retention.start()
@@ -215,6 +253,8 @@ class ServeApp:
         for tailer in self.tailers:
             tailer.stop()
             lines += tailer.stats.lines
+        for source in self.sources:
+            source.stop()
         if self._retention is not None:
             self._retention.join(timeout=30)
         summary = ShutdownSummary(0, 0, lines)

@@ -22,6 +22,9 @@ Example (`kubetrail serve --config serve.yaml`; relative paths are relative to t
     outputs: outputs.yaml            # where alerts go besides the store (docs/outputs.md)
     detection: {max_keys: 100000}    # keys each stateful rule keeps at most (or `max-keys:` / --max-keys)
     redact: true                     # replace secret values in events before they are stored
+    sources:                         # live cloud sources (docs/managed-clusters.md)
+      - {type: eks-cloudwatch, cluster: prod, log-group: /aws/eks/prod/cluster, region: eu-west-1}
+    firehose: {access-key-file: firehose-keys}   # POST /firehose/<cluster>: `KEY[,CLUSTER]` lines
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from kubetrail.collect.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
 from kubetrail.errors import SettingError
 from kubetrail.store import StoreError, check_cluster
+
+if TYPE_CHECKING:
+    from kubetrail.sources.config import SourceSpec
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -75,8 +81,13 @@ KEYS = (
     "detection",
     "max-keys",
     "redact",
+    "sources",
+    "eks-log-group",
+    "firehose",
+    "firehose-access-key-file",
 )
 _DETECTION_KEYS = ("max_keys",)
+_FIREHOSE_KEYS = ("access-key-file",)
 
 
 class ServeConfigError(SettingError):
@@ -124,6 +135,8 @@ class ServeConfig:
     outputs: Path | None = None
     max_keys: int | None = None  # None: the stateful detector's default
     redact: bool = False
+    sources: tuple[SourceSpec, ...] = ()
+    firehose_key_file: Path | None = None
 
     @property
     def tls(self) -> bool:
@@ -199,9 +212,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     for key in ("ui-token-file", "ui-users-file"):
         if values.get(key) is not None:
             values[key] = str(base / str(values[key]))
-    for key in ("store", "tls-cert", "tls-key", "client-ca", "token-file", "outputs"):
+    for key in ("store", "tls-cert", "tls-key", "client-ca", "token-file", "outputs", "firehose-access-key-file"):
         if values.get(key) is not None:
             values[key] = str(base / str(values[key]))
+    firehose = values.get("firehose")
+    if isinstance(firehose, dict) and firehose.get("access-key-file") is not None:
+        values["firehose"] = {**firehose, "access-key-file": str(base / str(firehose["access-key-file"]))}
     if values.get("tail") is not None:
         values["tail"] = [_tail_entry(entry, base, name, index) for index, entry in enumerate(_as_list(values["tail"]))]
     if values.get("rules") is not None:
@@ -309,9 +325,44 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
         bus=bus,
         bus_replicas=int(values.get("bus-replicas", 1)),
         bus_partitions=int(values.get("bus-partitions", 8)),
+        sources=_sources(values, where, cluster, bus),
+        firehose_key_file=_firehose_key_file(values, where, bus),
     )
     _check(config, source)
     return config
+
+
+def _sources(values: Mapping[str, Any], where: Callable[[str], str], cluster: str, bus: str | None) -> tuple[Any, ...]:
+    """The `sources:` entries and `--eks-log-group` flags as typed specs (the sources package loads only here)."""
+    entries = list(values.get("sources") or [])
+    entries += [{"type": "eks-cloudwatch", "log-group": group} for group in values.get("eks-log-group") or ()]
+    if not entries:
+        return ()
+    if bus is not None:
+        raise ServeConfigError(
+            "a receiver on the bus does not run cloud sources", field="sources", hint="run them in a serve with --store"
+        )
+    from kubetrail.sources.config import parse_sources
+
+    return parse_sources(entries, file=where("sources"), default_cluster=cluster)
+
+
+def _firehose_key_file(values: Mapping[str, Any], where: Callable[[str], str], bus: str | None) -> Path | None:
+    """`--firehose-access-key-file`, or the file's `firehose: {access-key-file: …}`."""
+    firehose = values.get("firehose") or {}
+    if not isinstance(firehose, dict) or not set(firehose) <= set(_FIREHOSE_KEYS):
+        raise ServeConfigError(
+            "must be a mapping of Firehose settings",
+            file=where("firehose"),
+            field="firehose",
+            hint="{access-key-file: FILE}",
+        )
+    path = _path(values.get("firehose-access-key-file") or firehose.get("access-key-file"))
+    if path is not None and bus is not None:
+        raise ServeConfigError(
+            "a receiver on the bus does not take Firehose deliveries", field="firehose", hint="use a serve with --store"
+        )
+    return path
 
 
 def _max_keys(values: Mapping[str, Any], where: Callable[[str], str]) -> int | None:
@@ -369,6 +420,7 @@ def _check(config: ServeConfig, source: str) -> None:
         ("client-ca", config.client_ca),
         ("token-file", config.token_file),
         ("outputs", config.outputs),
+        ("firehose.access-key-file", config.firehose_key_file),
     ):
         if path is not None and not path.is_file():
             raise ServeConfigError(f"{path} is not a readable file", file=source, field=name)

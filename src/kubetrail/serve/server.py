@@ -167,6 +167,9 @@ async def _serve(app: ServeApp, sock: socket.socket, echo: Callable[[str], None]
         echo(f"  web UI at {url}/ui/")
     for tailer in app.tailers:
         echo(f"  tailing {tailer.path}")
+    for source in getattr(app, "sources", ()):
+        where = f": POST deliveries to {url}/firehose/<cluster>" if source is app.firehose else ""
+        echo(f"  source {source.name}{where}")
     app.start_background()
     await task
 
