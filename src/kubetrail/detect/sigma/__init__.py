@@ -3,7 +3,8 @@
 ruleset = load_ruleset(rule_sources(["k8s_audit_rules.yaml", "sigma/"]))  # Sigma files are recognised
 engine = Engine(ruleset)
 
-Only `logsource: {product: kubernetes, service: audit}` rules load; correlation rules (event_count,
+`logsource: {product: kubernetes, service: audit}` rules load, and `{product: gcp, service: gcp.audit}` rules,
+which read GKE's Cloud Logging entries rebuilt from the events made of them (gcp.py); correlation rules (event_count,
 value_count, temporal, temporal_ordered) run as stateful rules. pySigma is imported on first use of
 a name that needs it, so loading Falco rules alone stays quick.
 """

@@ -32,9 +32,12 @@ from sigma.types import (
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.sigma.fields import (
     DECISION_PATH,
+    FieldResolver,
+    Getter,
+    Resolved,
+    audit_field,
     code_getter,
     document_strings,
-    field_getter,
     is_typed,
     path_getter,
     text_getter,
@@ -70,6 +73,8 @@ class ConditionCompiler:
     """Compiles condition trees; collects notices about field names that had to be mapped."""
 
     notices: list[str] = field(default_factory=list)
+    resolve: FieldResolver = audit_field
+    """How the rule's field names read an event: audit event paths, or another logsource's names mapped onto them."""
 
     def _notice(self, text: str) -> None:
         if text not in self.notices:
@@ -110,29 +115,30 @@ class ConditionCompiler:
             return parts[0]
         return Compiled(_chain(predicates, conjunction=isinstance(node, ConditionAND)), cost)
 
+    def _resolve(self, name: str, first: SigmaType) -> Resolved:
+        if self.resolve is audit_field and name == "responseStatus.code" and _is_word(first):
+            return Resolved(
+                path_getter(DECISION_PATH),
+                DECISION_PATH,
+                notice=f"field 'responseStatus.code' compared with the string '{first}': "
+                f"read as the authorization decision ({DECISION_PATH})",
+            )
+        return self.resolve(name)
+
     def _field(self, name: str, value: SigmaType | list[SigmaType]) -> Compiled:
         """A field compared with one value, or with any of several plain values."""
-        first = value[0] if isinstance(value, list) else value
-        path: str | None = name
-        if name == "responseStatus.code" and _is_word(first):
-            self._notice(
-                f"field 'responseStatus.code' compared with the string '{first}': "
-                f"read as the authorization decision ({DECISION_PATH})"
-            )
-            path = DECISION_PATH
-            getter = path_getter(path)
-        else:
-            getter, alias = field_getter(name)
-            if alias is not None:
-                self._notice(f"field '{name}' is not in audit events; {alias.reason}")
-                path = alias.paths[0] if len(alias.paths) == 1 else None
+        resolved = self._resolve(name, value[0] if isinstance(value, list) else value)
+        if resolved.notice:
+            self._notice(resolved.notice)
+        getter = resolved.getter
+        path = resolved.path
         cost = _cost(path) if path is not None else _COST_BODY
         code = code_getter(path) if path is not None else None
         listed = value if isinstance(value, list) else [value]
         if code is not None and all(type(each) is SigmaNumber and isinstance(each.number, int) for each in listed):
             codes = frozenset(each.number for each in listed if isinstance(each, SigmaNumber)) - {0}
             return Compiled(lambda ctx: code(ctx) in codes, cost)
-        text = text_getter(path) if path is not None else None
+        text = resolved.text or (text_getter(path) if path is not None else None)
         if text is not None and isinstance(value, list | SigmaString | SigmaNumber):
             return Compiled(_text_predicate(text, value if isinstance(value, list) else [value]), cost)
         if isinstance(value, list):
@@ -143,7 +149,10 @@ class ConditionCompiler:
             wanted = value.exists
             return Compiled(lambda ctx: any(each is not None for each in getter(ctx)) is wanted, cost)
         if isinstance(value, SigmaFieldReference):
-            return Compiled(_reference(getter, value), cost + _cost(value.field))
+            other = self.resolve(value.field)
+            if other.notice:
+                self._notice(other.notice)
+            return Compiled(_reference(getter, other.getter, value), cost + _cost(value.field))
         return Compiled(_any_value(getter, value_matcher(value)), cost)
 
     def _keyword(self, value: SigmaType) -> Compiled:
@@ -243,9 +252,7 @@ def _any_value(getter: Callable[[EventContext], tuple[object, ...]], matcher: Ma
     return predicate
 
 
-def _reference(getter: Callable[[EventContext], tuple[object, ...]], value: SigmaFieldReference) -> Predicate:
-    other, _alias = field_getter(value.field)
-
+def _reference(getter: Getter, other: Getter, value: SigmaFieldReference) -> Predicate:
     def predicate(ctx: EventContext) -> bool:
         mine = [text for text in map(as_text, getter(ctx)) if text is not None]
         theirs = [text for text in map(as_text, other(ctx)) if text is not None]

@@ -21,7 +21,7 @@ from sigma.rule import SigmaRule
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.fields import Accessor, Value
 from kubetrail.detect.sigma.errors import SigmaRuleError
-from kubetrail.detect.sigma.fields import Getter, field_getter
+from kubetrail.detect.sigma.fields import Getter
 from kubetrail.detect.sigma.matchers import as_text
 from kubetrail.detect.sigma.rule import SigmaMatch, level_priority, mitre_ids
 from kubetrail.detect.stateful import SequenceSpec, SpecError, StatefulSpec, ThresholdSpec, ValueCountSpec
@@ -62,6 +62,18 @@ def _aliased(per_rule: list[tuple[Predicate, Getter]]) -> Accessor:
     return accessor
 
 
+def _group_field(matches: list[SigmaMatch], field: str, notes: list[str]) -> Accessor:
+    """A group-by (or counted) field as the referenced rules name it: one reader when they share a logsource."""
+    resolvers = list({id(match.resolve): match.resolve for match in matches}.values())
+    for resolve in resolvers:
+        notice = resolve(field).notice
+        if notice and notice not in notes:
+            notes.append(notice)
+    if len(resolvers) == 1:
+        return _accessor(resolvers[0](field).getter)
+    return _aliased([(match.predicate, match.resolve(field).getter) for match in matches])
+
+
 def _any_of(predicates: list[Predicate]) -> Predicate:
     if len(predicates) == 1:
         return predicates[0]
@@ -89,8 +101,9 @@ def _threshold(condition: SigmaCorrelationCondition, rule: SigmaCorrelationRule,
 
 def compile_correlation(
     rule: SigmaCorrelationRule, name: str, compiled: Mapping[int, SigmaMatch], skipped: set[int]
-) -> tuple[StatefulSpec | None, str]:
-    """The stateful rule for one correlation, or None and why it was skipped."""
+) -> tuple[StatefulSpec | None, str, list[str]]:
+    """The stateful rule for one correlation, or None and why it was skipped; and notices about its fields."""
+    notes: list[str] = []
     references = rule.rules or []
     matches: list[SigmaMatch] = []
     by_name: dict[str, SigmaMatch] = {}
@@ -103,7 +116,7 @@ def compile_correlation(
                 item=_label(rule),
             )
         if id(target) in skipped:
-            return None, f"refers to '{reference.reference}', which is not a Kubernetes audit rule"
+            return None, f"refers to '{reference.reference}', a rule of a logsource kubetrail does not evaluate", notes
         match = compiled[id(target)]
         matches.append(match)
         by_name[reference.reference] = match
@@ -124,12 +137,15 @@ def compile_correlation(
                     source=name,
                     item=_label(rule),
                 )
-            per_rule.append((target_match.predicate, field_getter(field)[0]))
+            resolved = target_match.resolve(field)
+            if resolved.notice and resolved.notice not in notes:
+                notes.append(resolved.notice)
+            per_rule.append((target_match.predicate, resolved.getter))
         accessors[alias.alias] = _aliased(per_rule)
     group_by = tuple(rule.group_by or ())
     for field in group_by:
         if field not in accessors:
-            accessors[field] = _accessor(field_getter(field)[0])
+            accessors[field] = _group_field(matches, field, notes)
     tags = tuple(str(tag) for tag in rule.tags)
     common = {
         "name": rule.title,
@@ -158,7 +174,7 @@ def compile_correlation(
             if not isinstance(fieldref, str):
                 raise SigmaRuleError("value_count needs exactly one field", source=name, item=_label(rule))
             if fieldref not in accessors:
-                accessors[fieldref] = _accessor(field_getter(fieldref)[0])
+                accessors[fieldref] = _group_field(matches, fieldref, notes)
             spec = ValueCountSpec(
                 match=_any_of(predicates),
                 group_by=group_by,
@@ -196,4 +212,4 @@ def compile_correlation(
             )
     except SpecError as error:
         raise SigmaRuleError(str(error), source=name, item=_label(rule)) from None
-    return spec, ""
+    return spec, "", notes

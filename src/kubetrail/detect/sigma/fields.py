@@ -265,6 +265,33 @@ def field_getter(name: str) -> tuple[Getter, FieldAlias | None]:
     return (getters[0] if len(getters) == 1 else _joined(getters)), alias
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What one field name of a rule reads in an event.
+
+    `path` is the audit event path the name reads, when it reads one (it enables the typed fast paths);
+    `text` a faster reader for a single-valued string; `notice` what the user should know about the name.
+    """
+
+    getter: Getter
+    path: str | None = None
+    text: Text | None = None
+    notice: str = ""
+
+
+FieldResolver = Callable[[str], Resolved]
+"""A logsource's field names onto audit events: `audit_field` for Kubernetes audit rules."""
+
+
+def audit_field(name: str) -> Resolved:
+    """A Kubernetes audit rule's field name: a dotted path into the Event, or an alias for a name events lack."""
+    getter, alias = field_getter(name)
+    if alias is None:
+        return Resolved(getter, name)
+    path = alias.paths[0] if len(alias.paths) == 1 else None
+    return Resolved(getter, path, notice=f"field '{name}' is not in audit events; {alias.reason}")
+
+
 def document_strings(ctx: EventContext) -> Values:
     """Every string leaf of the event, for Sigma keyword (field-less) searches."""
     out: list[object] = []

@@ -1,6 +1,8 @@
-"""Load Sigma rule files with pySigma: keep Kubernetes audit rules, compile them, name what is wrong and where.
+"""Load Sigma rule files with pySigma: keep the rules kubetrail can evaluate, compile them, say what is wrong where.
 
-Rules whose logsource is not `product: kubernetes, service: audit` are skipped with a notice.
+Kubernetes audit rules (`product: kubernetes, service: audit`) read the audit event; GCP audit rules
+(`product: gcp, service: gcp.audit`) read the GKE LogEntry each event was converted from, rebuilt by
+`gcp.gcp_field`, and apply only to such events. Rules of any other logsource are skipped with a notice.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from sigma.rule import SigmaRule
 
 from kubetrail.detect.collector import Notice, Where
 from kubetrail.detect.rulefile import RuleSource
+from kubetrail.detect.sigma import gcp
 from kubetrail.detect.sigma.conditions import ConditionCompiler, Predicate, required_verbs
 from kubetrail.detect.sigma.errors import SigmaRuleError
-from kubetrail.detect.sigma.fields import Getter, field_getter
+from kubetrail.detect.sigma.fields import FieldResolver, Getter, audit_field
 from kubetrail.detect.sigma.matchers import UnsupportedValue
 from kubetrail.detect.sigma.rule import SigmaMatch, level_priority, mitre_ids
 
@@ -105,37 +108,60 @@ def parse_file(source: RuleSource) -> SigmaCollection:
     return collection
 
 
-def _is_audit(rule: SigmaRule) -> bool:
+LOGSOURCES: dict[tuple[str, str], FieldResolver] = {
+    (PRODUCT, SERVICE): audit_field,
+    (gcp.PRODUCT, gcp.SERVICE): gcp.gcp_field,
+}
+"""The (product, service) pairs kubetrail evaluates, and how each names the event's fields."""
+
+
+def _field_names(rule: SigmaRule) -> FieldResolver | None:
+    """How the rule's logsource names fields; None when kubetrail cannot evaluate that logsource."""
     logsource = rule.logsource
-    return (logsource.product or "").lower() == PRODUCT and (logsource.service or "").lower() == SERVICE
+    return LOGSOURCES.get(((logsource.product or "").lower(), (logsource.service or "").lower()))
 
 
 def compile_rule(rule: SigmaRule, name: str, compiler: ConditionCompiler) -> tuple[Predicate, frozenset[str] | None]:
-    """One predicate for the rule (a list of conditions is OR-ed), and the verbs it requires, if it says."""
+    """One predicate for the rule (a list of conditions is OR-ed), and the verbs it requires, if it says.
+
+    A GCP audit rule applies only to events converted from GKE entries, and indexes no verbs (it names none).
+    """
     predicates: list[Predicate] = []
-    verbs: set[str] | None = set()
+    verbs: set[str] | None = set() if compiler.resolve is audit_field else None
     try:
         for condition in rule.detection.parsed_condition:
             tree = condition.parsed
             predicates.append(compiler.compile(tree).predicate)
-            required = required_verbs(tree)
+            required = required_verbs(tree) if verbs is not None else None
             verbs = None if required is None or verbs is None else verbs | required
     except SigmaError as error:
         raise _error(name, error, rule) from None
     except UnsupportedValue as error:
         raise SigmaRuleError(str(error), source=name, item=_label(rule)) from None
     required_set = frozenset(verbs) if verbs else None
-    if len(predicates) == 1:
-        return predicates[0], required_set
-    return (lambda ctx: any(predicate(ctx) for predicate in predicates)), required_set
+    combined = predicates[0] if len(predicates) == 1 else _any(predicates)
+    if compiler.resolve is gcp.gcp_field:
+        combined = gcp.on_gke(combined)
+    return combined, required_set
 
 
-def _field_getters(rule: SigmaRule) -> tuple[tuple[str, Getter], ...]:
-    return tuple((name, field_getter(name)[0]) for name in rule.fields or ())
+def _any(predicates: list[Predicate]) -> Predicate:
+    return lambda ctx: any(predicate(ctx) for predicate in predicates)
+
+
+def _field_getters(rule: SigmaRule, compiler: ConditionCompiler) -> tuple[tuple[str, Getter], ...]:
+    """The getters of the rule's `fields:` list (its alert output fields), noting names that had to be mapped."""
+    getters: list[tuple[str, Getter]] = []
+    for name in rule.fields or ():
+        resolved = compiler.resolve(name)
+        if resolved.notice and f"in fields: {resolved.notice}" not in compiler.notices:
+            compiler.notices.append(f"in fields: {resolved.notice}")
+        getters.append((name, resolved.getter))
+    return tuple(getters)
 
 
 def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
-    """Compile the Kubernetes audit rules (and correlations over them) of some Sigma files, in file order."""
+    """Compile the rules kubetrail can evaluate (and correlations over them) of some Sigma files, in file order."""
     result = SigmaRules()
     collections: list[SigmaCollection] = []
     origin: dict[int, str] = {}
@@ -157,7 +183,8 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
         name = origin.get(id(rule), "sigma rules")
         if not isinstance(rule, SigmaRule):
             continue
-        if not _is_audit(rule):
+        resolve = _field_names(rule)
+        if resolve is None:
             skipped.add(id(rule))
             logsource = ", ".join(
                 f"{key}: {value}"
@@ -170,13 +197,14 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             )
             result.notices.append(
                 Notice(
-                    f"Sigma rule {_label(rule)} skipped: logsource is {{{logsource}}}, "
-                    f"only product: {PRODUCT}, service: {SERVICE} rules apply to audit events",
+                    f"Sigma rule {_label(rule)} skipped: logsource is {{{logsource}}}; kubetrail evaluates "
+                    f"product: {PRODUCT}, service: {SERVICE} rules, and product: {gcp.PRODUCT}, "
+                    f"service: {gcp.SERVICE} rules on GKE events",
                     Where(name),
                 )
             )
             continue
-        compiler = ConditionCompiler()
+        compiler = ConditionCompiler(resolve=resolve)
         predicate, verbs = compile_rule(rule, name, compiler)
         tags = tuple(str(tag) for tag in rule.tags)
         match = SigmaMatch(
@@ -190,8 +218,9 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             mitre=mitre_ids(tags),
             predicate=predicate,
             verbs=verbs,
-            fields=_field_getters(rule),
+            fields=_field_getters(rule, compiler),
             alerts=bool(rule._output),
+            resolve=resolve,
         )
         compiled[id(rule)] = match
         result.rules.append(match)
@@ -202,9 +231,11 @@ def load_sigma(sources: Sequence[RuleSource]) -> SigmaRules:
             from kubetrail.detect.sigma.correlation import compile_correlation
 
             name = origin.get(id(rule), "sigma rules")
-            spec, why = compile_correlation(rule, name, compiled, skipped)
+            spec, why, notes = compile_correlation(rule, name, compiled, skipped)
             if spec is None:
                 result.notices.append(Notice(f"Sigma correlation {_label(rule)} skipped: {why}", Where(name)))
             else:
                 result.correlations.append(spec)
+            for text in notes:
+                result.notices.append(Notice(f"Sigma correlation {_label(rule)}: {text}", Where(name)))
     return result

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from kubetrail.detect.context import EventContext
 from kubetrail.detect.fields import Value
 from kubetrail.detect.priority import Priority
-from kubetrail.detect.sigma.fields import Getter
+from kubetrail.detect.sigma.fields import FieldResolver, Getter, audit_field
 from kubetrail.detect.sigma.matchers import as_text
 
 LEVEL_PRIORITY: dict[str, Priority] = {
@@ -59,6 +59,8 @@ class SigmaMatch:
     fields: tuple[tuple[str, Getter], ...]
     alerts: bool
     """False when a correlation refers to the rule and does not ask for its own alerts (`generate: false`)."""
+    resolve: FieldResolver = audit_field
+    """How the rule's logsource names fields (correlations over the rule read their group-by fields with it)."""
 
     @property
     def label(self) -> str:
