@@ -44,17 +44,50 @@ def test_the_documented_setup_passes_every_cis_control(tmp_path: Path) -> None:
     assert not [f for f in findings.values() if f.status is Status.FAIL]
 
 
+def _retention(maxage: str | None, maxbackup: str | None, maxsize: str | None) -> str:
+    """GOOD_MANIFEST with the three retention flags set to these values (None: left out)."""
+    manifest = GOOD_MANIFEST
+    for flag, value in (("maxage", maxage), ("maxbackup", maxbackup), ("maxsize", maxsize)):
+        good = next(line for line in manifest.splitlines(keepends=True) if f"--audit-log-{flag}=" in line)
+        manifest = manifest.replace(good, "" if value is None else f"    - --audit-log-{flag}={value}\n")
+    return manifest
+
+
 def test_short_retention_fails_each_control_with_its_fix(tmp_path: Path) -> None:
-    manifest = (
-        GOOD_MANIFEST.replace("--audit-log-maxage=30", "--audit-log-maxage=7")
-        .replace("    - --audit-log-maxbackup=10\n", "")
-        .replace("--audit-log-maxsize=100", "--audit-log-maxsize=50")
-    )
-    findings = _check(tmp_path, manifest)
+    findings = _check(tmp_path, _retention("7", "5", "50"))
     assert findings["CIS 1.2.17"].status is Status.FAIL and "below 30" in findings["CIS 1.2.17"].detail
     assert "--audit-log-maxage=30" in findings["CIS 1.2.17"].fix
-    assert findings["CIS 1.2.18"].status is Status.FAIL and "not set" in findings["CIS 1.2.18"].detail
+    assert findings["CIS 1.2.18"].status is Status.FAIL and "below 10" in findings["CIS 1.2.18"].detail
     assert findings["CIS 1.2.19"].status is Status.FAIL and "below 100" in findings["CIS 1.2.19"].detail
+    assert "KT-LOG-RETENTION" not in findings
+
+
+def test_flags_left_out_take_the_defaults_of_kube_apiserver_1_36(tmp_path: Path) -> None:
+    # CHANGELOG-1.36: maxage defaults to 366 days, maxbackup to 100, maxsize stays 100 MB: each meets its control
+    findings = _check(tmp_path, _retention(None, None, None))
+    for control, default in (("CIS 1.2.17", "366 days"), ("CIS 1.2.18", "100 backups"), ("CIS 1.2.19", "100 MB")):
+        assert findings[control].status is Status.PASS, findings[control]
+        assert "not set" in findings[control].detail and default in findings[control].detail
+    assert "KT-LOG-RETENTION" not in findings
+
+
+def test_zero_lifts_a_limit_and_an_unbounded_log_warns(tmp_path: Path) -> None:
+    # 0 disables age or count pruning: every rotated file is kept, more than any minimum, but the disk fills
+    findings = _check(tmp_path, _retention("0", "0", "100"))
+    assert findings["CIS 1.2.17"].status is Status.PASS and findings["CIS 1.2.18"].status is Status.PASS
+    assert findings["KT-LOG-RETENTION"].status is Status.WARN
+    assert "keep every rotated file" in findings["KT-LOG-RETENTION"].detail
+    bounded = _check(tmp_path / "by-count", _retention("0", "10", "100"))
+    assert bounded["CIS 1.2.17"].status is Status.PASS and "KT-LOG-RETENTION" not in bounded
+
+
+def test_maxsize_zero_turns_rotation_off_and_warns(tmp_path: Path) -> None:
+    # 1.36+: --audit-log-maxsize=0 disables rotation, so maxage and maxbackup never remove anything
+    findings = _check(tmp_path, _retention("30", "10", "0"))
+    assert findings["CIS 1.2.19"].status is Status.PASS and "never rotated" in findings["CIS 1.2.19"].detail
+    assert findings["KT-LOG-RETENTION"].status is Status.WARN
+    assert "rotation off" in findings["KT-LOG-RETENTION"].detail
+    assert "--audit-log-maxsize=100" in findings["KT-LOG-RETENTION"].fix
 
 
 def test_no_log_path_and_no_policy_fail(tmp_path: Path) -> None:

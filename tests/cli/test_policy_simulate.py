@@ -48,7 +48,8 @@ def test_json_report_has_the_hand_counted_numbers(tmp_path: Path) -> None:
     assert simulation["rules"][2]["bytes"] == pod_bytes
     assert simulation["bytesPerDay"] == (len(EXPECTED_B) + 1 + pod_bytes) * 1440
     disk = report["disk"]
-    assert (disk["maxsize"], disk["maxbackup"], disk["maxage"]) == (100, 10, 30)  # the CIS settings by default
+    # flags left out: kube-apiserver's defaults since 1.36 (maxsize 100, maxbackup 100, maxage 366)
+    assert (disk["maxsize"], disk["maxbackup"], disk["maxage"]) == (100, 100, 366)
     [lost] = report["coverage"]
     assert lost["rule"] == "Secret read" and lost["firedFull"] == 1 and lost["firedUnderPolicy"] == 0
     [cause] = lost["causes"]
@@ -59,9 +60,34 @@ def test_rotation_flags_change_the_disk_estimate(tmp_path: Path) -> None:
     policy, log, _ = _files(tmp_path)
     code, out = run(str(policy), str(log), "--no-coverage", "--audit-log-maxsize", "1", "--audit-log-maxbackup", "2")
     assert code == 0
-    assert "--audit-log-maxsize=1 --audit-log-maxbackup=2 --audit-log-maxage=0" in out
+    assert "given settings, kube-apiserver defaults for the rest" in out
+    assert "--audit-log-maxsize=1 --audit-log-maxbackup=2 --audit-log-maxage=366" in out
     assert "limited by maxbackup" in out
     assert "coverage skipped" in out
+
+
+def _disk(tmp_path: Path, *flags: str) -> dict[str, object]:
+    policy, log, _ = _files(tmp_path)
+    code, out = run(str(policy), str(log), "--no-coverage", "-o", "json", *flags)
+    assert code == 0, out
+    disk: dict[str, object] = json.loads(out.splitlines()[-1])["disk"]
+    return disk
+
+
+def test_maxsize_zero_means_no_rotation_not_100_mib(tmp_path: Path) -> None:
+    disk = _disk(tmp_path, "--audit-log-maxsize", "0")
+    assert (disk["maxsize"], disk["maxbackup"], disk["maxage"]) == (0, 100, 366)
+    assert disk["daysOfHistory"] is None and disk["peakBytes"] is None and disk["rotationsPerDay"] == 0
+    policy, log, _ = _files(tmp_path)
+    code, out = run(str(policy), str(log), "--no-coverage", "--audit-log-maxsize", "0")
+    assert code == 0 and "rotation is off (maxsize 0)" in out
+
+
+def test_explicit_zero_pruning_keeps_everything_but_left_out_flags_prune(tmp_path: Path) -> None:
+    kept = _disk(tmp_path, "--audit-log-maxbackup", "0", "--audit-log-maxage", "0")
+    assert kept["daysOfHistory"] is None and kept["peakBytes"] is None
+    pruned = _disk(tmp_path, "--audit-log-maxsize", "100")
+    assert (pruned["maxbackup"], pruned["maxage"]) == (100, 366) and pruned["daysOfHistory"] is not None
 
 
 def test_text_report_names_the_policy_rule_behind_a_loss(tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ import json
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from kubetrail.emit.buffered import BatchConfig
 from kubetrail.emit.options import AuditLogOptions, OptionsError, parse_flags, parse_go_duration
+from kubetrail.emit.rotation import MEGABYTE, format_backup_time
 from kubetrail.intake import read_events
 from tests.conftest import PROJECT_ROOT
 from tests.emit.backends import sample_events
@@ -20,7 +22,8 @@ from tests.emit.backends import sample_events
 def test_defaults_are_the_apiservers() -> None:
     options = AuditLogOptions()
     assert not options.enabled and options.build() is None
-    assert (options.path, options.max_age, options.max_backups, options.max_size) == ("", 0, 0, 0)
+    # CHANGELOG-1.36 (kubernetes/kubernetes#136478): maxage 366 days, maxbackup 100, maxsize still 100 MB
+    assert (options.path, options.max_age, options.max_backups, options.max_size) == ("", 366, 100, 100)
     assert (options.format, options.compress, options.mode, options.version) == (
         "json",
         False,
@@ -55,6 +58,76 @@ def test_flags_are_read_in_every_form_and_written_back() -> None:
     assert options.batch.max_batch_wait == 90.0 and not options.batch.throttle_enable
     assert options.batch.buffer_size == 10000
     assert parse_flags(options.to_flags()) == options
+
+
+def test_an_explicit_zero_is_told_from_a_flag_left_out() -> None:
+    assert AuditLogOptions().to_flags() == []
+    zeros = ["--audit-log-maxage=0", "--audit-log-maxbackup=0", "--audit-log-maxsize=0"]
+    options = parse_flags(zeros)
+    assert (options.max_age, options.max_backups, options.max_size) == (0, 0, 0)
+    assert sorted(options.to_flags()) == zeros
+    assert parse_flags(["--audit-log-path=a.log", *zeros]).validate() == []
+
+
+NOW = datetime(2026, 3, 19, 10, 30, tzinfo=UTC)
+
+
+def _existing_log(directory: Path, size: int) -> Path:
+    """An audit.log of `size` bytes already on disk (sparse: nothing is written)."""
+    path = directory / "audit.log"
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def _backup_names(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir() if path.name != "audit.log")
+
+
+def _write_one(options: AuditLogOptions) -> None:
+    writer = options.writer(lambda: NOW)
+    assert writer.write_records([b"{}\n"]) == 0
+    writer.close()
+
+
+def test_maxsize_left_out_rotates_at_100_mb(tmp_path: Path) -> None:
+    path = _existing_log(tmp_path, 100 * MEGABYTE)
+    _write_one(AuditLogOptions(path=str(path)))
+    assert len(_backup_names(tmp_path)) == 1 and path.stat().st_size == 3
+
+
+def test_maxsize_zero_turns_rotation_off(tmp_path: Path) -> None:
+    # 1.36+: `--audit-log-maxsize=0` disables rotation (before, lumberjack read 0 as 100 MB and rotated here)
+    path = _existing_log(tmp_path, 200 * MEGABYTE)
+    _write_one(parse_flags([f"--audit-log-path={path}", "--audit-log-maxsize=0"]))
+    assert _backup_names(tmp_path) == [] and path.stat().st_size == 200 * MEGABYTE + 3
+
+
+def _backups_aged(directory: Path, ages: list[timedelta]) -> None:
+    for age in ages:
+        (directory / f"audit-{format_backup_time(NOW - age)}.log").write_bytes(b"{}\n")
+
+
+def test_maxage_left_out_removes_backups_older_than_366_days(tmp_path: Path) -> None:
+    _backups_aged(tmp_path, [timedelta(days=365), timedelta(days=367)])
+    _write_one(AuditLogOptions(path=str(tmp_path / "audit.log")))
+    assert _backup_names(tmp_path) == [f"audit-{format_backup_time(NOW - timedelta(days=365))}.log"]
+
+
+def test_maxbackup_left_out_keeps_the_100_newest_backups(tmp_path: Path) -> None:
+    ages = [timedelta(minutes=minutes) for minutes in range(1, 102)]
+    _backups_aged(tmp_path, ages)
+    _write_one(AuditLogOptions(path=str(tmp_path / "audit.log")))
+    kept = _backup_names(tmp_path)
+    assert len(kept) == 100 and f"audit-{format_backup_time(NOW - ages[-1])}.log" not in kept
+
+
+def test_maxage_and_maxbackup_zero_keep_every_backup(tmp_path: Path) -> None:
+    ages = [timedelta(minutes=minutes) for minutes in range(1, 102)] + [timedelta(days=400)]
+    _backups_aged(tmp_path, ages)
+    path = tmp_path / "audit.log"
+    _write_one(parse_flags([f"--audit-log-path={path}", "--audit-log-maxage=0", "--audit-log-maxbackup=0"]))
+    assert len(_backup_names(tmp_path)) == 102
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Disk and history under lumberjack rotation, worked out by hand from the --audit-log-max* semantics."""
+"""Disk and history under rotation, worked out by hand from kube-apiserver 1.37's --audit-log-max* semantics."""
 
 from __future__ import annotations
 
@@ -24,15 +24,34 @@ def test_maxage_bounds_history_when_traffic_is_light() -> None:
     assert estimate.peak_bytes == 3 * 100 * MEBIBYTE
 
 
-def test_maxsize_zero_means_lumberjacks_100_mib() -> None:
-    assert RotationSettings(0, 3, 0).file_bytes == 100 * MEBIBYTE
-    estimate = estimate_disk(100 * MEBIBYTE, RotationSettings(0, 3, 0))
-    assert estimate.days_of_history == pytest.approx(3.0)
-    assert estimate.rotations_per_day == pytest.approx(1.0)
+def test_flags_left_out_take_the_apiservers_defaults() -> None:
+    # CHANGELOG-1.36 (kubernetes/kubernetes#136478): maxsize 100 MB, maxbackup 100, maxage 366 days
+    assert RotationSettings() == RotationSettings(max_size_mb=100, max_backups=100, max_age_days=366)
+
+
+def test_defaults_at_heavy_traffic_are_bounded_by_maxbackup() -> None:
+    estimate = estimate_disk(50 * MEBIBYTE, RotationSettings())
+    # a hundred 100 MiB backups at 50 MiB a day hold 200 days, fewer than maxage's 366
+    assert estimate.days_of_history == pytest.approx(200.0) and estimate.limited_by == "maxbackup"
+    assert estimate.peak_bytes == 101 * 100 * MEBIBYTE
+
+
+def test_defaults_at_light_traffic_are_bounded_by_maxage() -> None:
+    estimate = estimate_disk(10 * MEBIBYTE, RotationSettings())
+    # 366 days of 10 MiB fill 36.6 files: 37 backups plus the live file
+    assert estimate.days_of_history == 366.0 and estimate.limited_by == "maxage"
+    assert estimate.peak_bytes == 38 * 100 * MEBIBYTE
+
+
+def test_maxsize_zero_turns_rotation_off() -> None:
+    estimate = estimate_disk(100 * MEBIBYTE, RotationSettings(0, 3, 30))
+    # no rotation: maxbackup and maxage never apply, the one file grows until the disk fills
+    assert estimate.days_of_history is None and estimate.peak_bytes is None
+    assert estimate.rotations_per_day == 0 and "maxsize 0" in estimate.limited_by
 
 
 def test_no_backup_count_and_no_age_keeps_everything() -> None:
-    estimate = estimate_disk(MEBIBYTE, RotationSettings(0, 0, 0))
+    estimate = estimate_disk(MEBIBYTE, RotationSettings(100, 0, 0))
     assert estimate.days_of_history is None and estimate.peak_bytes is None
     assert estimate.holds(365)
 

@@ -4,7 +4,12 @@ CIS Kubernetes Benchmark (v1.8 to v1.10 numbering): 1.2.16 `--audit-log-path` se
 ≥ 30, 1.2.18 `--audit-log-maxbackup` ≥ 10, 1.2.19 `--audit-log-maxsize` ≥ 100, 3.2.1 a minimal audit policy
 is created (`--audit-policy-file`), 3.2.2 the policy covers key security concerns. Checks without a CIS
 control (the policy and log reachable through the pod's mounts, the apiserver's own option validation,
-webhook and truncation settings) carry `KT-` IDs.
+retention that never ends, webhook and truncation settings) carry `KT-` IDs.
+
+The retention flags are read as kube-apiserver 1.37 reads them (kubernetes/kubernetes#136478, 1.36): a flag
+left out takes its default (maxage 366, maxbackup 100, maxsize 100), which meets the control; an explicit 0
+lifts that limit (no age or count pruning, no rotation), which keeps more than any minimum, so KT-LOG-RETENTION
+warns instead when nothing bounds the log's disk use.
 """
 
 from __future__ import annotations
@@ -15,7 +20,15 @@ from pathlib import Path
 
 from kubetrail.check.manifest import ApiserverConfig
 from kubetrail.emit.kubeconfig import KubeconfigError, load_kubeconfig
-from kubetrail.emit.options import FLAGS, OptionsError, parse_flags
+from kubetrail.emit.options import (
+    DEFAULT_MAX_AGE_DAYS,
+    DEFAULT_MAX_BACKUPS,
+    DEFAULT_MAX_SIZE_MB,
+    FLAGS,
+    AuditLogOptions,
+    OptionsError,
+    parse_flags,
+)
 from kubetrail.policy import PolicyError, Severity
 from kubetrail.policy.lint import lint_policy
 from kubetrail.policy.load import LoadedPolicy, load_policy
@@ -55,18 +68,92 @@ def _int_flag(config: ApiserverConfig, name: str) -> int | None:
         return -1
 
 
-def _minimum(config: ApiserverConfig, control: str, name: str, floor: int, unit: str) -> Finding:
+@dataclass(frozen=True)
+class _Retention:
+    """One CIS retention control: its flag's floor, its default, and what 0 and leaving it out meant before 1.36."""
+
+    control: str
+    flag: str
+    floor: int
+    unit: str
+    default: int
+    zero: str
+    unset_before_1_36: str
+
+
+_RETENTION = (
+    _Retention(
+        "CIS 1.2.17",
+        "audit-log-maxage",
+        30,
+        "days",
+        DEFAULT_MAX_AGE_DAYS,
+        "backups are not removed for their age",
+        "no age limit",
+    ),
+    _Retention(
+        "CIS 1.2.18",
+        "audit-log-maxbackup",
+        10,
+        "backups",
+        DEFAULT_MAX_BACKUPS,
+        "backups are not removed for their number",
+        "every backup kept",
+    ),
+    _Retention(
+        "CIS 1.2.19",
+        "audit-log-maxsize",
+        100,
+        "MB",
+        DEFAULT_MAX_SIZE_MB,
+        "the log is never rotated (kube-apiserver 1.36 and later; before, 0 meant 100 MB)",
+        "also 100 MB",
+    ),
+)
+
+
+def _minimum(config: ApiserverConfig, rule: _Retention) -> Finding:
+    name, floor = rule.flag, rule.floor
     title = f"Ensure --{name} is set to {floor} or as appropriate"
     value = _int_flag(config, name)
     fix = f"set --{name}={floor} (or more) in the kube-apiserver command; {_MANIFEST_HINT}"
     line = config.flag_lines.get(name)
     if not config.get("audit-log-path"):
-        return Finding(control, title, Status.FAIL, f"no audit log file is written, so --{name} has no effect", fix)
+        detail = f"no audit log file is written, so --{name} has no effect"
+        return Finding(rule.control, title, Status.FAIL, detail, fix)
     if value is None:
-        return Finding(control, title, Status.FAIL, f"--{name} is not set (default 0)", fix)
+        detail = (
+            f"--{name} is not set: {rule.default} {rule.unit}, kube-apiserver's default since 1.36 "
+            f"(before 1.36: {rule.unset_before_1_36})"
+        )
+        return Finding(rule.control, title, Status.PASS, detail)
+    if value == 0:
+        return Finding(rule.control, title, Status.PASS, f"--{name}=0: {rule.zero}", line=line)
     if value < floor:
-        return Finding(control, title, Status.FAIL, f"--{name}={config.get(name)} is below {floor} {unit}", fix, line)
-    return Finding(control, title, Status.PASS, f"--{name}={value}", line=line)
+        detail = f"--{name}={config.get(name)} is below {floor} {rule.unit}"
+        return Finding(rule.control, title, Status.FAIL, detail, fix, line)
+    return Finding(rule.control, title, Status.PASS, f"--{name}={value}", line=line)
+
+
+def _unbounded(options: AuditLogOptions) -> Finding | None:
+    """A WARN when the log's disk use never stops growing (1.37's reading of the flags), else None."""
+    title = "Audit log disk use is bounded"
+    sizing = "`kubetrail policy simulate` estimates the disk a setting needs"
+    if not options.rotates:
+        detail = (
+            "--audit-log-maxsize=0 turns rotation off (kube-apiserver 1.36 and later): the one file grows until "
+            "the disk fills, and --audit-log-maxage/--audit-log-maxbackup never remove anything"
+        )
+        fix = f"set --audit-log-maxsize=100 (or more); {sizing}"
+        return Finding("KT-LOG-RETENTION", title, Status.WARN, detail, fix)
+    if options.max_age == 0 and options.max_backups == 0:
+        detail = (
+            "--audit-log-maxage=0 and --audit-log-maxbackup=0 keep every rotated file: "
+            "the log directory grows until the disk fills"
+        )
+        fix = f"set --audit-log-maxbackup (e.g. 10) or --audit-log-maxage (e.g. 30); {sizing}"
+        return Finding("KT-LOG-RETENTION", title, Status.WARN, detail, fix)
+    return None
 
 
 def _log_path(config: ApiserverConfig) -> list[Finding]:
@@ -169,6 +256,8 @@ def _log_options(config: ApiserverConfig) -> list[Finding]:
     findings: list[Finding] = []
     if not options.enabled:
         return findings
+    if options.path != "-" and (unbounded := _unbounded(options)) is not None:
+        findings.append(unbounded)
     if options.format != "json":
         detail = f"--audit-log-format={options.format}: the legacy text format cannot be parsed back into events"
         findings.append(Finding("KT-LOG-FORMAT", "Audit log is JSON", Status.WARN, detail, "--audit-log-format=json"))
@@ -231,9 +320,7 @@ def check_apiserver(
 ) -> list[Finding]:
     """Every audit finding for `config`; files it names are looked for under `root`, then beside the manifest."""
     findings = _log_path(config)
-    findings.append(_minimum(config, "CIS 1.2.17", "audit-log-maxage", 30, "days"))
-    findings.append(_minimum(config, "CIS 1.2.18", "audit-log-maxbackup", 10, "backups"))
-    findings.append(_minimum(config, "CIS 1.2.19", "audit-log-maxsize", 100, "MB"))
+    findings.extend(_minimum(config, rule) for rule in _RETENTION)
     findings.extend(_policy(config, root, manifest_dir))
     findings.extend(_log_options(config))
     findings.extend(_webhook(config, root, manifest_dir))

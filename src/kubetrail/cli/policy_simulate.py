@@ -26,30 +26,55 @@ from kubetrail.policy.describe import describe_rule, human_bytes
 from kubetrail.policy.evaluate import CompiledPolicy, compile_policy
 from kubetrail.policy.load import LoadedPolicy, load_policy
 from kubetrail.policy.simulate import SimulationReport, Simulator
-from kubetrail.policy.sizing import DiskEstimate, RotationSettings, estimate_disk
+from kubetrail.policy.sizing import (
+    DEFAULT_MAX_AGE_DAYS,
+    DEFAULT_MAX_BACKUPS,
+    DEFAULT_MAX_SIZE_MB,
+    DiskEstimate,
+    RotationSettings,
+    estimate_disk,
+)
 
-CIS_SETTINGS = RotationSettings(max_size_mb=100, max_backups=10, max_age_days=30)
 _STAGE_ORDER = {stage: index for index, stage in enumerate(Stage)}
 
 
 def rotation_options(function: Any) -> Any:
-    """The `--audit-log-maxsize/maxbackup/maxage` options, as kube-apiserver spells them."""
+    """The `--audit-log-maxsize/maxbackup/maxage` options, as kube-apiserver 1.37 spells and defaults them."""
     function = click.option(
-        "--audit-log-maxage", "max_age", type=click.IntRange(min=0), default=None, help="Days to keep backups."
+        "--audit-log-maxage",
+        "max_age",
+        type=click.IntRange(min=0),
+        default=None,
+        help=f"Days to keep backups (default {DEFAULT_MAX_AGE_DAYS}; 0: no age limit).",
     )(function)
     function = click.option(
-        "--audit-log-maxbackup", "max_backup", type=click.IntRange(min=0), default=None, help="Backups to keep."
+        "--audit-log-maxbackup",
+        "max_backup",
+        type=click.IntRange(min=0),
+        default=None,
+        help=f"Backups to keep (default {DEFAULT_MAX_BACKUPS}; 0: all).",
     )(function)
     return click.option(
-        "--audit-log-maxsize", "max_size", type=click.IntRange(min=0), default=None, help="MiB per file (0: 100)."
+        "--audit-log-maxsize",
+        "max_size",
+        type=click.IntRange(min=0),
+        default=None,
+        help=f"MiB per file (default {DEFAULT_MAX_SIZE_MB}; 0: never rotate).",
     )(function)
 
 
 def settings_from(max_size: int | None, max_backup: int | None, max_age: int | None) -> tuple[RotationSettings, str]:
-    """The settings given on the command line, or the CIS benchmark's (100 MiB, 10 backups, 30 days) when none are."""
-    if max_size is None and max_backup is None and max_age is None:
-        return CIS_SETTINGS, "CIS benchmark settings (no --audit-log-max* given)"
-    settings = RotationSettings(max_size or 0, max_backup or 0, max_age or 0)
+    """The settings given on the command line; a flag left out takes kube-apiserver's default, as it would there."""
+    given = {
+        name: value
+        for name, value in (("max_size_mb", max_size), ("max_backups", max_backup), ("max_age_days", max_age))
+        if value is not None
+    }
+    settings = RotationSettings(**given)
+    if not given:
+        return settings, "kube-apiserver defaults (no --audit-log-max* given)"
+    if len(given) < 3:
+        return settings, "given settings, kube-apiserver defaults for the rest"
     return settings, "given settings"
 
 
@@ -177,9 +202,13 @@ def render_disk(estimate: DiskEstimate, label: str, console: Console) -> None:
         f"disk ({label}): --audit-log-maxsize={s.max_size_mb} --audit-log-maxbackup={s.max_backups} "
         f"--audit-log-maxage={s.max_age_days}"
     )
+    if estimate.bytes_per_day <= 0:
+        console.print("  history: the policy writes nothing, so the log takes no disk")
+        return
     if estimate.days_of_history is None:
         growth = human_bytes(estimate.bytes_per_day)
-        console.print(f"  history: [red]unbounded[/] — the disk grows by {growth} per day until it fills")
+        why = "rotation is off (maxsize 0)" if not s.rotates else "no backup is removed (maxbackup 0 and maxage 0)"
+        console.print(f"  history: [red]unbounded[/] — {why}: the disk grows by {growth} per day until it fills")
         return
     verdict = "[green]meets[/]" if estimate.holds(30) else "[red]below[/]"
     console.print(
@@ -281,7 +310,7 @@ def simulate_command(
     LOGS should be recorded at RequestResponse level (a lower level cannot show what a richer policy
     would add). Prints per-rule counts, events and bytes per day by level and stage (extrapolated from
     the time the input spans), the noisiest (user, verb, resource) tuples, the history the log backend
-    keeps under --audit-log-maxsize/maxbackup/maxage (the CIS benchmark's 100/10/30 when not given),
+    keeps under --audit-log-maxsize/maxbackup/maxage (kube-apiserver 1.37's 100/100/366 for those not given),
     and detection coverage: each rule that fires on the full events but not on the recorded ones, or
     prints fields that become <NA>, with the policy rule that causes the loss.
 

@@ -1,10 +1,13 @@
-"""The `--audit-log-*` options of kube-apiserver (v1.33): defaults, validation messages, and the backend they build.
+"""The `--audit-log-*` options of kube-apiserver (v1.37): defaults, validation messages, and the backend they build.
 
-Defaults: no path (log backend off), `json` format, maxsize 0 (lumberjack's 100 MB), maxbackup 0
-and maxage 0 (keep every backup), no compression, mode `blocking` (write before answering,
-errors ignored), batch options as the apiserver's log defaults (buffer 10000, batches of 1, no
-throttle), truncation off (100 KiB per event, 10 MiB per batch when on), version audit.k8s.io/v1.
-The backend is built as the apiserver builds it: log → mode wrapper → truncation.
+Defaults: no path (log backend off), `json` format, maxsize 100 MB, maxbackup 100 and maxage 366
+days (since 1.36, kubernetes/kubernetes#136478; before, 0 and 0: keep every backup), no
+compression, mode `blocking` (write before answering, errors ignored), batch options as the
+apiserver's log defaults (buffer 10000, batches of 1, no throttle), truncation off (100 KiB per
+event, 10 MiB per batch when on), version audit.k8s.io/v1. An explicit 0 turns a limit off:
+maxsize 0 is no rotation (lumberjack is handed MaxInt32 MB; before 1.36 it meant 100 MB), maxbackup
+0 and maxage 0 prune no backup by count or by age. The backend is built as the apiserver builds
+it: log → mode wrapper → truncation.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ MODE_BLOCKING = "blocking"
 MODE_BLOCKING_STRICT = "blocking-strict"
 ALLOWED_MODES = (MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT)
 KNOWN_GROUP_VERSIONS = ("audit.k8s.io/v1",)
+DEFAULT_MAX_SIZE_MB = 100
+DEFAULT_MAX_BACKUPS = 100
+DEFAULT_MAX_AGE_DAYS = 366
+UNLIMITED_MAX_SIZE_MB = 2**31 - 1  # Go's math.MaxInt32: what `--audit-log-maxsize=0` hands lumberjack
 
 
 class OptionsError(KubetrailError):
@@ -45,9 +52,9 @@ class AuditLogOptions:
     """One field per `--audit-log-*` flag, with the apiserver's defaults."""
 
     path: str = ""
-    max_age: int = 0
-    max_backups: int = 0
-    max_size: int = 0
+    max_age: int = DEFAULT_MAX_AGE_DAYS
+    max_backups: int = DEFAULT_MAX_BACKUPS
+    max_size: int = DEFAULT_MAX_SIZE_MB
     format: str = FORMAT_JSON
     compress: bool = False
     version: str = "audit.k8s.io/v1"
@@ -61,6 +68,11 @@ class AuditLogOptions:
     def enabled(self) -> bool:
         """The log backend is on exactly when a path is given."""
         return self.path != ""
+
+    @property
+    def rotates(self) -> bool:
+        """False for `--audit-log-maxsize=0`: the file is never rotated (kube-apiserver 1.36 and later)."""
+        return self.max_size != 0
 
     @property
     def truncate_config(self) -> TruncateConfig:
@@ -96,13 +108,16 @@ class AuditLogOptions:
         return errors
 
     def writer(self, clock: Callable[[], datetime] | None = None) -> RecordWriter:
-        """Stdout for `-`, else the rotating file (created 0600 in a 0700 directory first, as the apiserver does)."""
+        """Stdout for `-`, else the rotating file (created 0600 in a 0700 directory first, as the apiserver does).
+
+        With maxsize 0 the file gets MaxInt32 MB, as kube-apiserver 1.36 and later give lumberjack: it never rotates.
+        """
         if self.path == "-":
             return StreamWriter()
         ensure_log_file(self.path)
         return RotatingFile(
             self.path,
-            max_size_mb=self.max_size,
+            max_size_mb=self.max_size if self.rotates else UNLIMITED_MAX_SIZE_MB,
             max_backups=self.max_backups,
             max_age_days=self.max_age,
             compress=self.compress,
@@ -292,7 +307,11 @@ def parse_flags(args: Sequence[str], base: AuditLogOptions | None = None) -> Aud
 
 __all__ = [
     "ALLOWED_MODES",
+    "DEFAULT_MAX_AGE_DAYS",
+    "DEFAULT_MAX_BACKUPS",
+    "DEFAULT_MAX_SIZE_MB",
     "FLAGS",
+    "UNLIMITED_MAX_SIZE_MB",
     "AuditLogOptions",
     "IgnoreErrors",
     "OptionsError",

@@ -11,6 +11,8 @@
   time in their name) are removed; with `compress`, the rest are gzipped to `NAME-<time>.EXT.gz`
   (same mode) and the uncompressed file removed. With max_backups = max_age = 0 and no compress,
   nothing is ever removed.
+kube-apiserver 1.36 and later never hand it `max_size` 0: `--audit-log-maxsize=0` becomes MaxInt32 MB,
+a file that never rotates (`kubetrail.emit.options`); before 1.36 that flag meant lumberjack's 100 MB.
 Deliberate difference: if a backup name is already taken (two rotations in one millisecond),
 the time is advanced by a millisecond instead of overwriting that backup.
 """
