@@ -4,8 +4,11 @@ Streams 1M distinct realistic audit events (`bench.corpus`, read from disk, neve
 again from the start beyond 1M) through the engine loaded with (a) ../shared/corpus/falco/k8s_audit_rules.yaml
 under `rule_matching: all` and `first`, and (b) the built-in ruleset (stateless and stateful rules) under
 `all`. Reported per CPU second of this single-threaded process: detection alone (pipeline time less
-decoding time) and decode + detect. Target: ≥100k events/s of detection on one core. Peak RSS of a child
-process detecting over 250k and over 1M events, per rule set, shows whether memory stays flat.
+decoding time) and decode + detect. Target: ≥100k events/s of detection on one core. The built-in set is
+also run as it was at an earlier commit (`KUBETRAIL_BENCH_RULES_REF`, default the session's baseline: that
+commit's code and rules, from `git archive`), alternating with this checkout in fresh interpreters over the
+same events, so "did the built-in set get slower" is a ratio from one run (target: not below 1). Peak RSS
+of a child process detecting over 250k and over 1M events, per rule set, shows whether memory stays flat.
 KUBETRAIL_BENCH_SCALE scales the event counts. Run alone: `python -m bench.bench_detect`.
 """
 
@@ -16,6 +19,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +38,7 @@ EVENTS = 1_000_000
 MEMORY_SMALL = 250_000
 TARGET_EVENTS_PER_S = 100_000.0
 TARGET_MEMORY_GROWTH = 1.25
+RULES_REF = os.environ.get("KUBETRAIL_BENCH_RULES_REF", "d1fc949")
 
 
 def scaled(count: int) -> int:
@@ -112,6 +117,7 @@ def run() -> list[BenchResult]:
             )
         )
     results.extend(_builtin(path, count, decode_s, detail))
+    results.extend(_builtin_before_after(path))
     results.extend(_stateful(path, count, decode_s, detail))
     results.extend(_sigma(path, count, decode_s, detail))
     for rules, label in (("falco", ""), (BUILTIN, "built-in set: ")):
@@ -142,6 +148,87 @@ def _builtin(path: Path, count: int, decode_s: float, detail: dict[str, object])
             detail=info | {"detect_cpu_seconds": round(detect_s, 3)},
         ),
         BenchResult(NAME, "built-in set decode + detect: events/s", count / total_s, "events/s", detail=info),
+    ]
+
+
+# Detection of the built-in set over the first N lines of a file, `passes` times, in whatever kubetrail the
+# interpreter imports (PYTHONPATH picks this checkout or an earlier commit's tree): the API used here exists
+# in both.
+_BUILTIN_RUN = """
+import json, sys, time
+from kubetrail.detect import BUILTIN, Engine, EventContext, Matching, load_ruleset, rule_sources
+from kubetrail.model import decode_event
+with open(sys.argv[1], "rb") as handle:
+    lines = [handle.readline() for _ in range(int(sys.argv[2]))]
+events = [decode_event(line) for line in lines if line.strip()]
+engine = Engine(load_ruleset(rule_sources([BUILTIN])), matching=Matching.ALL)
+detect = engine.detect
+alerts = 0
+start = time.process_time()
+for _ in range(int(sys.argv[3])):
+    for event in events:
+        alerts += len(detect(EventContext(event)))
+seconds = time.process_time() - start
+print(json.dumps({"seconds": seconds, "events": len(events) * int(sys.argv[3]), "rules": len(engine.rules),
+                  "alerts": alerts}))
+"""
+BEFORE_AFTER_EVENTS = 200_000
+BEFORE_AFTER_PASSES = 4
+
+
+def _tree_at(ref: str, folder: Path) -> Path | None:
+    """The sources of `ref` under `folder` (None outside a git checkout or without that commit)."""
+    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", ref, "src"], capture_output=True, check=False)
+    if archive.returncode != 0:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "src"
+
+
+def _run_builtin(source: Path, path: Path, count: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", _BUILTIN_RUN, str(path), str(count), str(BEFORE_AFTER_PASSES)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(source)},
+    )
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
+def _builtin_before_after(path: Path) -> list[BenchResult]:
+    """`kubetrail detect`'s built-in set now and at RULES_REF (code and rules of that commit), alternating in
+    fresh interpreters over the same events (best of two each): the speed a user sees, before and after."""
+    count = scaled(BEFORE_AFTER_EVENTS)
+    with tempfile.TemporaryDirectory() as folder:
+        before_tree = _tree_at(RULES_REF, Path(folder))
+        if before_tree is None:
+            return []
+        now_tree = PROJECT / "src"
+        runs: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
+        for _ in range(2):
+            runs["before"].append(_run_builtin(before_tree, path, count))
+            runs["now"].append(_run_builtin(now_tree, path, count))
+    best = {label: min(found, key=lambda run: run["seconds"]) for label, found in runs.items()}
+    rate = {label: run["events"] / run["seconds"] for label, run in best.items()}
+    detail = {
+        "events": best["now"]["events"],
+        "ref": RULES_REF,
+        "rules_now": best["now"]["rules"],
+        "rules_before": best["before"]["rules"],
+        "alerts_now": best["now"]["alerts"],
+        "alerts_before": best["before"]["alerts"],
+        "seconds": {label: [round(run["seconds"], 3) for run in found] for label, found in runs.items()},
+    }
+    return [
+        BenchResult(
+            NAME, f"built-in set at {RULES_REF} (same run): events/s", rate["before"], "events/s", detail=detail
+        ),
+        BenchResult(NAME, "built-in set now (same run): events/s", rate["now"], "events/s", detail=detail),
+        BenchResult(
+            NAME, f"built-in set speed: now / {RULES_REF}", rate["now"] / rate["before"], "x", 1.0, detail=detail
+        ),
     ]
 
 

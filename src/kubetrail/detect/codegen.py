@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import Any, TypeVar
 
+from kubetrail.detect.facts import agent_product, source_scope
 from kubetrail.detect.operators import Predicate
 
 T = TypeVar("T")
@@ -49,8 +50,19 @@ INLINE_FIELDS: dict[str, str] = {
     "ka.response.code": (
         "(str(e.responseStatus.code) if e.responseStatus is not None and e.responseStatus.code else None)"
     ),
+    # kubetrail.detect.facts.outcome_label, spelled out so that rules testing the outcome cost no call
+    "ka.outcome": (
+        "(('failed' if e.stage == 'Panic' else None if e.responseStatus is None or not e.responseStatus.code"
+        " else 'succeeded' if e.responseStatus.code < 400"
+        " else 'denied' if e.responseStatus.code in (401, 403) else 'failed'))"
+    ),
     "jevt.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
     "json.value[/sourceIPs/0]": "(e.sourceIPs[0] if e.sourceIPs else None)",
+}
+# Fields computed by a plain function of one event attribute: called directly, without the accessor's layers.
+INLINE_CALLS: dict[str, tuple[Callable[[str], str | None], str]] = {
+    "ka.source.scope": (source_scope, "({f}(e.sourceIPs[0]) if e.sourceIPs else None)"),
+    "ka.useragent.product": (agent_product, "({f}(e.userAgent) if e.userAgent else None)"),
 }
 # The response code as the integer the event holds (0 is "no code", as for the string form).
 RESPONSE_CODE_INT = "(e.responseStatus.code if e.responseStatus is not None else None)"
@@ -92,6 +104,10 @@ def field_source(namespace: Namespace, field_text: str, accessor: Any) -> str:
     inline = INLINE_FIELDS.get(field_text)
     if inline is not None:
         return inline
+    call = INLINE_CALLS.get(field_text)
+    if call is not None:
+        function, template = call
+        return template.format(f=namespace.name(function))
     annotation = INLINE_ANNOTATIONS.get(field_text)
     if annotation is not None:
         return f"e.annotations.get({namespace.name(annotation)})"
@@ -184,13 +200,18 @@ def build_function(namespace: Namespace, source: str, fallback: Predicate) -> Pr
 def build_key_function(fields: Sequence[str]) -> Callable[[Any], tuple[object, ...]] | None:
     """`ctx -> (value, ...)` of fields that are all read inline (lists as tuples); None when one is not."""
     parts: list[str] = []
-    for name in fields:
+    scope: dict[str, Any] = {"_tuple_or_none": _tuple_or_none}
+    for index, name in enumerate(fields):
         inline = INLINE_FIELDS.get(name)
+        call = INLINE_CALLS.get(name)
+        if call is not None:
+            compute, template = call
+            scope[f"_c{index}"] = compute
+            inline = template.format(f=f"_c{index}")
         if inline is None:
             return None
         parts.append(f"_tuple_or_none({inline})" if name in _LIST_INLINE else inline)
     text = f"def _key(ctx):\n    e = ctx.event\n    return ({', '.join(parts)},)\n"
-    scope: dict[str, Any] = {"_tuple_or_none": _tuple_or_none}
     exec(compile(text, "<kubetrail key>", "exec"), scope)
     function: Callable[[Any], tuple[object, ...]] = scope["_key"]
     return function
@@ -449,12 +470,15 @@ def _hoist(tests: list[str]) -> list[str]:
     """Replace, in place, each inline field read used more than once by a local computed at the start."""
     assignments: list[str] = []
     for index, expression in enumerate(_HOISTABLE):
-        if sum(test.count(expression) for test in tests) < 2:
-            continue
-        local = f"_f{index}"
-        for position, test in enumerate(tests):
-            tests[position] = test.replace(expression, local)
-        assignments.append(f"    {local} = {expression}")
+        # in a bucket the stage comes from the key (`_use_key`): the same read then says `_k_stage`
+        for form in dict.fromkeys((expression, _STAGE_READ.sub("_k_stage", expression))):
+            if sum(test.count(form) for test in tests) < 2:
+                continue
+            local = f"_f{index}"
+            for position, test in enumerate(tests):
+                tests[position] = test.replace(form, local)
+            assignments.append(f"    {local} = {form}")
+            break
     return assignments
 
 

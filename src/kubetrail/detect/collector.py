@@ -175,12 +175,13 @@ class RuleUpdate:
     exceptions: list[ExceptionInfo] | None = None
     priority: Priority | None = None
     enabled: bool | None = None
+    stateful: tuple[str, dict[str, object]] | None = None  # (threshold|sequence|first_seen, parameters to change)
 
     def has_any_value(self) -> bool:
         return any(
             value is not None
             for value in (self.condition, self.output, self.desc, self.tags, self.exceptions, self.priority)
-        ) or (self.enabled is not None)
+        ) or (self.enabled is not None or self.stateful is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +410,13 @@ class Collector:
             previous.priority = update.priority
         if update.enabled is not None:
             previous.enabled = update.enabled
+        if update.stateful is not None:
+            kind, changes = update.stateful
+            if previous.stateful is None or previous.stateful.kind != kind:
+                has = previous.stateful.kind if previous.stateful is not None else "no stateful spec"
+                raise update.where.error(f"Cannot override '{kind}': the rule has {has}", item=f"rule '{update.name}'")
+            for attribute, value in changes.items():
+                setattr(previous.stateful, attribute, value)
         previous.visibility = self._tick()
 
     def enable_rule(self, name: str, enabled: bool, where: Where) -> None:

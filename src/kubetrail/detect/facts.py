@@ -18,6 +18,7 @@ Pure functions of an event. Rules reach them as kubetrail's own fields (`ka.outc
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -96,6 +97,7 @@ def exec_argv(event: Event, request: Any) -> list[str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=65536)
 def source_scope(text: str) -> str:
     """Where an address lives: public, private, loopback, link-local, or invalid when it is not an address."""
     try:
@@ -115,6 +117,7 @@ def source_scope(text: str) -> str:
     return "public"
 
 
+@functools.lru_cache(maxsize=65536)
 def agent_product(user_agent: str) -> str | None:
     """The product token of a User-Agent (`kubectl/v1.30.1 (linux/amd64) kubernetes/abc` → `kubectl`)."""
     head = user_agent.strip().split(" ", 1)[0]

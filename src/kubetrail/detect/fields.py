@@ -333,6 +333,7 @@ def _container_fields(kind: str) -> None:
         ("read_only_fs", "readOnlyRootFilesystem"),
         ("run_as_user", "runAsUser"),
         ("run_as_group", "runAsGroup"),
+        ("run_as_non_root", "runAsNonRoot"),
         ("proc_mount", "procMount"),
     ):
         recursive(suffix, "securityContext", key)
@@ -476,7 +477,12 @@ _simple(
 _simple(
     "ka.req.pod.host_pid", "requestObject.spec.hostPID", "The pod's hostPID flag.", _request_scalar("spec", "hostPID")
 )
-for _suffix, _key in (("run_as_user", "runAsUser"), ("run_as_group", "runAsGroup"), ("fs_group", "fsGroup")):
+for _suffix, _key in (
+    ("run_as_user", "runAsUser"),
+    ("run_as_group", "runAsGroup"),
+    ("run_as_non_root", "runAsNonRoot"),
+    ("fs_group", "fsGroup"),
+):
     _simple(
         f"ka.req.pod.{_suffix}",
         f"requestObject.spec.securityContext.{_key}",
@@ -708,7 +714,7 @@ _simple(
     "ka.source.scope",
     "sourceIPs[0]",
     "Where the first client address lives: public, private, loopback, link-local, or invalid (not an address).",
-    _cached(_source_scope),
+    _source_scope,
 )
 _simple(
     "ka.useragent.product",

@@ -27,7 +27,7 @@ from kubetrail.detect.collector import (
 )
 from kubetrail.detect.errors import RuleLoadError
 from kubetrail.detect.priority import Priority
-from kubetrail.detect.stateful.ruletext import read_stateful
+from kubetrail.detect.stateful.ruletext import STATEFUL_KEYS, read_stateful, read_stateful_override
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -47,6 +47,7 @@ _RULE_REPLACEABLE = (
     "enabled",
     "warn_evttypes",
     "skip-if-unknown-filter",
+    *STATEFUL_KEYS,
 )
 
 
@@ -395,6 +396,12 @@ class _Reader:
                     update.priority = self.priority(item, where)
                 if take(keys, "enabled", kind):
                     update.enabled = self.boolean(item, "enabled", where)
+                for stateful_key in STATEFUL_KEYS:
+                    if take(keys, stateful_key, kind):
+                        node = _get(item, stateful_key)
+                        assert node is not None
+                        changes = read_stateful_override(node, stateful_key, f"rule '{name}'", self.file.where)
+                        update.stateful = (stateful_key, changes)
                 take(keys, "warn_evttypes", kind)
                 take(keys, "skip-if-unknown-filter", kind)
                 self.collector.replace_rule(update)

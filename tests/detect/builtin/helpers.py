@@ -21,6 +21,7 @@ from kubetrail.detect import (
     load_ruleset,
     rule_sources,
 )
+from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.rulefile import RuleSource
 from kubetrail.model import decode_document
 
@@ -70,17 +71,18 @@ def _ruleset(extra: Path | None) -> RuleSet:
     return load_ruleset(sources)
 
 
-def engine_for(directory: Path) -> Engine:
-    """The built-in set (plus the fixture's own `rules.yaml` additions, if any), every matching rule firing.
+def engine_for(directory: Path) -> OncePerRequest:
+    """The built-in set (plus the fixture's own `rules.yaml` additions, if any), every matching rule firing once
+    per request, as every kubetrail command runs it.
 
     Each call starts with empty state, so one fixture's sequence never leaks into another's.
     """
     extra = directory / "rules.yaml"
     ruleset = _ruleset(extra if extra.exists() else None)
-    return Engine(ruleset, matching=Matching.ALL)
+    return OncePerRequest(Engine(ruleset, matching=Matching.ALL))
 
 
-def fired(engine: Engine, lines: list[bytes]) -> list[str]:
+def fired(engine: OncePerRequest, lines: list[bytes]) -> list[str]:
     """The names of the rules that fired over the events, in order."""
     names = []
     for line in lines:

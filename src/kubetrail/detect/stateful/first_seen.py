@@ -26,9 +26,8 @@ class FirstSeenRunner(Runner[int]):
 
     def process(self, ctx: EventContext, now_ns: int) -> Alert | None:
         key = self.key_of(ctx)
-        last = self.store.touched(key)
+        last = self.store.refresh(key, now_ns)
         if last is not None and now_ns - last <= self.baseline_ns:
-            self.store.touch(key, now_ns, _zero)
             return None
         if last is not None:
             self.store.discard(key)
@@ -44,7 +43,3 @@ class FirstSeenRunner(Runner[int]):
 
     def decode(self, data: Any) -> int:
         return int(data)
-
-
-def _zero() -> int:
-    return 0

@@ -159,6 +159,45 @@ def read_stateful(
     return text
 
 
+# What `override: {threshold: replace}` (and the like) may change: the parameters, not the structure of steps.
+_TUNABLE = {
+    "threshold": {"count", "window", "group_by", "distinct", "max_keys"},
+    "sequence": {"within", "by", "max_keys"},
+    "first_seen": {"key", "baseline", "learn", "max_keys"},
+}
+
+
+def read_stateful_override(
+    node: yaml.Node, kind: str, label: str, locate: Callable[[yaml.Node], Where]
+) -> dict[str, object]:
+    """The parameters an `override: {<kind>: replace}` gives (attribute of StatefulText → new value).
+
+    Only the keys written change; the rest keep the overridden rule's values, so `{count: 3}` lowers a threshold.
+    """
+    reader = _Reader(locate, label)
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        raise reader.error(node, f"'{kind}' must be a mapping of the parameters to change, e.g. {{count: 3}}")
+    changes: dict[str, object] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key not in _TUNABLE[kind]:
+            allowed = ", ".join(sorted(_TUNABLE[kind]))
+            raise reader.error(key_node, f"'{key}' of '{kind}' cannot be overridden", hint=f"override {allowed}")
+        if key == "max_keys":
+            changes["max_keys"] = reader.positive(value_node, key)
+        elif key == "count":
+            changes["count"] = reader.positive(value_node, key)
+        elif key in ("window", "within", "baseline", "learn"):
+            changes[f"{key}_s"] = reader.duration(value_node, key)
+        elif key in ("group_by", "by"):
+            changes["group_by"] = reader.fields(value_node, key)
+        elif key == "distinct":
+            (changes["distinct"],) = reader.fields(value_node, key)
+        else:
+            changes["key"] = reader.fields(value_node, key)
+    return changes
+
+
 _EXAMPLES = {
     "threshold": "{count: 20, window: 5m, group_by: [ka.user.name]}",
     "sequence": "{within: 10m, by: [ka.user.name], steps: [{condition: ...}, {condition: ...}]}",

@@ -36,6 +36,17 @@ class KeyStore(Generic[State]):
         entry = self._entries.get(key)
         return None if entry is None else entry[0]
 
+    def refresh(self, key: object, now_ns: int) -> int | None:
+        """Mark a stored key as the most recently used at `now_ns`; when it was touched before (None: not stored)."""
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is None:
+            return None
+        entries.move_to_end(key)
+        if now_ns > entry[0]:
+            entries[key] = (now_ns, entry[1])
+        return entry[0]
+
     def touch(self, key: object, now_ns: int, make: Callable[[], State]) -> State:
         """The key's state (made when absent), marked as the most recently used at `now_ns`."""
         entries = self._entries

@@ -250,7 +250,7 @@ def discovery(api: Api) -> list[Call]:
 
 
 def human_session(api: Api) -> list[Call]:
-    """Someone at a terminal: kubectl get, describe, logs, edit; now and then a 404 or a 403."""
+    """Someone at a terminal: kubectl get, describe, logs, edit; now and then a 404 or a 403 (on nodes)."""
     rng = api.rng
     cast = api.world.cast
     inv = api.world.inventory
@@ -282,7 +282,8 @@ def human_session(api: Api) -> list[Call]:
         gone = Obj(pod.kind, pod.namespace, pod.name[:-5] + "x7k2p", "", 0, 0)  # a pod since replaced
         calls = [api.not_found(api.get(human, gone, subresource="log", query="container=" + app.name))]
     elif choice == 5:
-        calls = [api.forbid(api.list(human, KINDS["secrets"], "kube-system"))]
+        # `kubectl get nodes` by someone whose role stops at namespaces: refused, harmless
+        calls = [api.forbid(api.list(human, KINDS["nodes"]))]
     elif choice == 6:
         # `kubectl get pods --as=... --as-group=...`: authorized as the impersonated user
         admin, developer = cast.humans[0], cast.humans[1]
