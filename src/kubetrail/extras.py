@@ -10,6 +10,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "nats": ("nats", "the NATS client (nats-py)"),
     "spark": ("pyspark", "Apache Spark (pyspark)"),
     "aws": ("boto3", "the AWS SDK for Python (boto3)"),
+    "gcp": ("google.cloud.pubsub_v1", "the Google Cloud SDK for Python (google-cloud-pubsub, PyJWT)"),
+    "azure": ("azure.storage.blob", "the Azure SDK for Python (azure-storage-blob, azure-eventhub)"),
 }
 
 
@@ -23,10 +25,9 @@ class MissingExtraError(KubetrailError):
         super().__init__(f"{feature} needs {what}, which is not installed (the `{extra}` extra)")
 
 
-def require(extra: str, feature: str) -> None:
-    """Raise MissingExtraError unless the extra's module can be imported."""
-    module, _ = EXTRAS[extra]
+def require(extra: str, feature: str, module: str | None = None) -> None:
+    """Raise MissingExtraError unless the extra's module (or `module`, the part of it the feature uses) imports."""
     try:
-        importlib.import_module(module)
+        importlib.import_module(module or EXTRAS[extra][0])
     except ImportError:
         raise MissingExtraError(feature, extra) from None

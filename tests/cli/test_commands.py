@@ -66,3 +66,26 @@ def test_a_cloud_source_without_its_extra_is_one_line(tmp_path: Path) -> None:
         "(the `aws` extra)"
     )
     assert hint.strip() == "hint: pip install 'kubetrail[aws]'"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "blocked", "words"),
+    [
+        ("--gke-subscription", "projects/p/subscriptions/s", "google.cloud.pubsub_v1", "the gke-pubsub source"),
+        ("--pubsub-audience", "https://kt.example.com/pubsub", "jwt", "the Pub/Sub push endpoint"),
+        ("--aks-storage-account", "https://a.blob.core.windows.net", "azure.storage.blob", "the aks-storage source"),
+        ("--aks-eventhub", "ns.servicebus.windows.net/hub", "azure.eventhub", "the aks-eventhub source"),
+    ],
+)
+def test_a_gke_or_aks_source_without_its_extra_is_one_line(
+    tmp_path: Path, flag: str, value: str, blocked: str, words: str
+) -> None:
+    main = f"import sys; sys.modules[{blocked!r}] = None; " + (
+        "from kubetrail.cli.main import main; sys.argv = ['kubetrail', *sys.argv[1:]]; main()"
+    )
+    serve = run(main, "serve", "--store", str(tmp_path / "s"), "--listen", "127.0.0.1:0", "--no-ui", flag, value)
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr, serve.stderr
+    error, hint = serve.stderr.strip().splitlines()[-2:]
+    extra = "gcp" if "google" in blocked or blocked == "jwt" else "azure"
+    assert error.startswith(f"error: {words} needs ") and error.endswith(f"(the `{extra}` extra)")
+    assert hint.strip() == f"hint: pip install 'kubetrail[{extra}]'"

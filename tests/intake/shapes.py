@@ -89,7 +89,9 @@ def log_entry(event: dict[str, Any]) -> dict[str, Any]:
     if ref.get("subresource"):
         parts.append(ref["subresource"])
     subresource = [ref["subresource"]] if ref.get("subresource") else []
-    method = ".".join(["io.k8s", group, version, ref["resource"], *subresource, event["verb"]])
+    # GKE spells a group's DNS name reversed (rbac.authorization.k8s.io → io.k8s.authorization.rbac)
+    prefix = ".".join(group.split(".")[::-1]) if "." in group else f"io.k8s.{group}"
+    method = ".".join([prefix, version, ref["resource"], *subresource, event["verb"]])
     code = event.get("responseStatus", {}).get("code", 200)
     rpc = 0 if code < 400 else {401: 16, 403: 7, 404: 5, 409: 6, 422: 3}.get(code, 13)
     payload: dict[str, Any] = {

@@ -1,11 +1,12 @@
 """`kubetrail cloud-setup`: the cloud CLI commands that route a managed cluster's audit log to `kubetrail serve`.
 
 Printed as a shell script to read, adjust and run (nothing is run here), as `apiserver-config` prints the flags
-of a self-managed apiserver. EKS, push (the default): the cluster's audit log type switched on, an S3 bucket
-for what Firehose cannot deliver, a Firehose stream whose HTTP endpoint destination is serve's
-`/firehose/<cluster>` with a generated access key, and a CloudWatch Logs subscription filter feeding it. EKS,
-pull (`--pull`): the audit log switched on and an IAM policy allowing exactly what the `eks-cloudwatch` source
-calls (DescribeLogStreams, GetLogEvents, and FilterLogEvents for looking around), for the role serve runs as.
+of a self-managed apiserver; GKE's and AKS's are in cloud_setup_gke.py and cloud_setup_aks.py. EKS, push (the
+default): the cluster's audit log type switched on, an S3 bucket for what Firehose cannot deliver, a Firehose
+stream whose HTTP endpoint destination is serve's `/firehose/<cluster>` with a generated access key, and a
+CloudWatch Logs subscription filter feeding it. EKS, pull (`--pull`): the audit log switched on and an IAM
+policy allowing exactly what the `eks-cloudwatch` source calls (DescribeLogStreams, GetLogEvents, and
+FilterLogEvents for looking around), for the role serve runs as.
 """
 
 from __future__ import annotations
@@ -251,3 +252,7 @@ def eks_command(
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]|.*\$ACCOUNT", chosen):
         raise CloudSetupError(f"{chosen!r} is not a valid S3 bucket name", field="--bucket")
     click.echo(eks_push_script(cluster, region, url, account=account_id, key_file=key_file, bucket=chosen), nl=False)
+
+
+# GKE and AKS register their commands on the group (imported here so that `cloud-setup --help` lists them).
+from kubetrail.cli import cloud_setup_aks, cloud_setup_gke  # noqa: E402, F401

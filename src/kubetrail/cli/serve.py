@@ -53,6 +53,32 @@ from kubetrail.serve.server import run
     type=click.Path(dir_okay=False),
     help="Take Amazon Data Firehose deliveries at /firehose/<cluster>: `KEY[,CLUSTER]` lines.",
 )
+@click.option(
+    "--gke-subscription",
+    multiple=True,
+    metavar="projects/P/subscriptions/S",
+    help="Pull a GKE cluster's audit log from a Cloud Logging sink's Pub/Sub subscription (the `gcp` extra).",
+)
+@click.option(
+    "--pubsub-audience",
+    multiple=True,
+    metavar="URL",
+    help="Take Pub/Sub pushes at /pubsub/<cluster> whose OIDC token has this audience (the `gcp` extra).",
+)
+@click.option("--pubsub-service-account", multiple=True, metavar="EMAIL", help="The account push tokens must name.")
+@click.option("--pubsub-jwks", metavar="FILE|URL", help="Keys push tokens are checked against  [default: Google's]")
+@click.option(
+    "--aks-storage-account",
+    multiple=True,
+    metavar="URL",
+    help="Read AKS audit blobs (insights-logs-kube-audit*) from this storage account (the `azure` extra).",
+)
+@click.option(
+    "--aks-eventhub",
+    multiple=True,
+    metavar="NAMESPACE/EVENTHUB",
+    help="Receive AKS audit records from this Event Hub (the `azure` extra).",
+)
 @click.option("--retention-days", type=int, help="Remove sealed partitions older than this.")
 @click.option("--max-bytes", metavar="SIZE", help="Remove the oldest partitions beyond this size (e.g. 200GiB).")
 @click.option("--max-body-size", metavar="SIZE", help="Largest request body, before and after gzip  [default: 12MiB]")
@@ -88,6 +114,8 @@ def serve_command(
       kubetrail serve --store ./data --tail /var/log/kubernetes/audit/audit.log --cluster prod
       kubetrail serve --store ./data --rules builtin --rules my-rules/ --outputs outputs.yaml
       kubetrail serve --store ./data --eks-log-group /aws/eks/prod/cluster   # docs/managed-clusters.md
+      kubetrail serve --store ./data --gke-subscription projects/my-project/subscriptions/kubetrail-prod
+      kubetrail serve --store ./data --aks-storage-account https://myaudit.blob.core.windows.net
       kubetrail apiserver-config --url https://kubetrail.internal:8443/audit/prod --ca ca.pem --token …
     """
     if len(tail_clusters) > len(tails):

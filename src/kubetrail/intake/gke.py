@@ -31,14 +31,17 @@ Inferred (GKE does not record them; documented in docs/cloud-mapping.md):
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import yaml
 
-from kubetrail.intake.batch import BATCH_EVENTS, Batch
+from kubetrail.intake.batch import BATCH_EVENTS, Batch, IntakeError
 from kubetrail.model import Event, ObjectReference, Stage, Status, UserInfo, format_microtime, parse_microtime
 from kubetrail.model.event import Level
 
@@ -221,26 +224,100 @@ def decode_gke(chunks: Iterable[bytes], source: str) -> Iterator[Batch]:
     try:
         entries = list(_entries(data))
     except (msgspec.DecodeError, yaml.YAMLError, RecursionError) as error:
-        batch = Batch()
-        batch.reject(source, None, f"not Cloud Logging JSON or YAML: {error}", data[:4096])
-        yield batch
+        refused = Batch()
+        refused.reject(source, None, f"not Cloud Logging JSON or YAML: {error}", data[:4096])
+        yield refused
         return
     for line, entry in entries:
-        if not is_k8s_entry(entry):
-            batches.setdefault(None, Batch()).skip(NOT_K8S)
-            continue
-        try:
-            events, cluster = convert_entry(entry)
-        except (GkeEntryError, ValueError, TypeError, AttributeError) as error:
-            batches.setdefault(None, Batch()).reject(
-                source, line, f"cannot convert the LogEntry: {error}", _json.encode(entry)[:4096]
-            )
-            continue
-        batch = batches.setdefault(cluster, Batch(cluster=cluster))
-        for event in events:
-            batch.add(event, None)
-        if len(batch.events) >= BATCH_EVENTS:
-            yield batches.pop(cluster)
+        added = add_entry(batches, entry, source, line)
+        if added is not None and len(added.events) >= BATCH_EVENTS:
+            yield batches.pop(added.cluster)
     for batch in batches.values():
         if not batch.empty:
             yield batch
+
+
+def add_entry(batches: dict[str | None, Batch], entry: Any, source: str, line: int | None) -> Batch | None:
+    """Add one decoded LogEntry's events to the batch of its cluster and return that batch; None when the entry
+    was skipped (not a Kubernetes audit entry) or refused (both counted in the batch of no cluster)."""
+    if not is_k8s_entry(entry):
+        batches.setdefault(None, Batch()).skip(NOT_K8S)
+        return None
+    try:
+        events, cluster = convert_entry(entry)
+    except (GkeEntryError, ValueError, TypeError, AttributeError) as error:
+        batches.setdefault(None, Batch()).reject(
+            source, line, f"cannot convert the LogEntry: {error}", _json.encode(entry)[:4096]
+        )
+        return None
+    batch = batches.setdefault(cluster, Batch(cluster=cluster))
+    for event in events:
+        batch.add(event, None)
+    return batch
+
+
+# ----- Pub/Sub: a Cloud Logging sink publishes each LogEntry as one message (JSON in `data`) ----------------------
+
+
+@dataclass(frozen=True)
+class PubSubMessage:
+    """One Pub/Sub message as a push subscription delivers it (or a pull returns it)."""
+
+    message_id: str
+    data: bytes
+    publish_time: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    subscription: str = ""
+
+
+def decode_push(body: bytes, *, source: str) -> PubSubMessage:
+    """A push request's body: the documented envelope `{"message": {"data": base64, "attributes", "messageId",
+    "publishTime"}, "subscription"}`, or (a subscription with `--push-no-wrapper`) the LogEntry itself.
+
+    Raises IntakeError when the body is neither; what `data` holds is judged later, by `decode_messages`.
+    """
+    try:
+        document = _any.decode(body)
+    except (msgspec.DecodeError, RecursionError) as error:
+        raise IntakeError(f"not JSON: {error}", source=source) from None
+    if not isinstance(document, dict):
+        raise IntakeError("not a Pub/Sub push envelope (a JSON object)", source=source)
+    message = document.get("message")
+    if message is None and ("protoPayload" in document or "logName" in document):
+        return PubSubMessage(message_id="", data=body)
+    if not isinstance(message, dict):
+        raise IntakeError("not a Pub/Sub push envelope: no `message` object", source=source)
+    encoded = message.get("data", "")
+    try:
+        data = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
+    except (binascii.Error, ValueError):
+        data = None
+    if data is None:
+        raise IntakeError("the message's `data` is not base64", source=source)
+    attributes = message.get("attributes") or {}
+    subscription = document.get("subscription")
+    return PubSubMessage(
+        message_id=str(message.get("messageId") or message.get("message_id") or ""),
+        data=data,
+        publish_time=str(message.get("publishTime") or message.get("publish_time") or ""),
+        attributes={str(key): str(value) for key, value in attributes.items()} if isinstance(attributes, dict) else {},
+        subscription=str(subscription) if isinstance(subscription, str) else "",
+    )
+
+
+def decode_messages(messages: Iterable[tuple[str, bytes]], source: str) -> list[Batch]:
+    """Messages of a Cloud Logging sink (message id, data: one LogEntry as JSON) → one Batch per cluster.
+
+    Each message is judged alone: one that is not a LogEntry is refused (a Rejection naming its message id)
+    without costing the others; entries other than Kubernetes audit entries are skipped.
+    """
+    batches: dict[str | None, Batch] = {}
+    for message_id, data in messages:
+        where = f"{source} message {message_id}" if message_id else source
+        try:
+            entry = _any.decode(data)
+        except (msgspec.DecodeError, RecursionError) as error:
+            batches.setdefault(None, Batch()).reject(where, None, f"not a LogEntry (JSON): {error}", data[:4096])
+            continue
+        add_entry(batches, entry, where, None)
+    return [batch for batch in batches.values() if not batch.empty]

@@ -28,6 +28,7 @@ from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
 if TYPE_CHECKING:
     from kubetrail.sources.base import Source
     from kubetrail.sources.firehose import FirehoseEndpoint
+    from kubetrail.sources.pubsub_push import PubSubPushEndpoint
     from kubetrail.ui.mount import UIService
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class ServeApp:
         self.detection: Detection | None = None
         self.sources: list[Source] = []
         self.firehose: FirehoseEndpoint | None = None
+        self.pubsub_push: PubSubPushEndpoint | None = None
+        self._front: Any = None
+        """The receiver wrapped in the push routes (Firehose, Pub/Sub), when any is configured."""
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
 
@@ -116,7 +120,7 @@ class ServeApp:
             for spec in config.tails:
                 checkpoints.load(spec.path)
                 self.tailers.append(Tailer(spec.path, PipelineSink(self.pipeline, spec.cluster), checkpoints, options))
-            if config.sources or config.firehose_key_file is not None:
+            if config.sources or config.firehose_key_file is not None or config.pubsub_push is not None:
                 self._open_sources()
             self._register_gauges()
             self.ui = _open_ui(config, self.store)
@@ -132,11 +136,11 @@ class ServeApp:
         """The ASGI app to serve."""
         if self.receiver is None:
             raise RuntimeError("ServeApp.open() first")
-        inner = self.receiver if self.firehose is None else self.firehose
+        inner = self.receiver if self._front is None else self._front
         return inner if self.ui is None else self.ui.wrap(inner)
 
     def _open_sources(self) -> None:
-        """The cloud sources and the Firehose route (imported only when configured), in /metrics and /readyz."""
+        """The cloud sources and the push routes (imported only when configured), in /metrics and /readyz."""
         from kubetrail.collect.auth import AuthConfigError
         from kubetrail.sources.checkpoint import SourceCheckpoints
         from kubetrail.sources.metrics import register_source_metrics
@@ -159,6 +163,27 @@ class ServeApp:
                 accepting=lambda: receiver.accepting,
             )
             self.sources.append(self.firehose)
+        if config.pubsub_push is not None:
+            from kubetrail.extras import require
+            from kubetrail.sources.oidc import KeySet, OidcVerifier
+            from kubetrail.sources.pubsub_push import PubSubPushEndpoint
+
+            require("gcp", "the Pub/Sub push endpoint", "jwt")
+            require("gcp", "the Pub/Sub push endpoint", "cryptography")
+            settings = config.pubsub_push
+            verifier = OidcVerifier(
+                KeySet(settings.jwks), settings.audiences, service_accounts=settings.service_accounts
+            )
+            self.pubsub_push = PubSubPushEndpoint(
+                self.firehose or receiver,
+                pipeline,
+                verifier,
+                limits=receiver.limits,
+                metrics=self.metrics,
+                accepting=lambda: receiver.accepting,
+            )
+            self.sources.append(self.pubsub_push)
+        self._front = self.pubsub_push or self.firehose
         checkpoints = SourceCheckpoints(config.store / CHECKPOINT_DIR)
         self.sources.extend(spec.open(pipeline, checkpoints) for spec in config.sources)
         register_source_metrics(self.metrics, self.sources)

@@ -25,6 +25,10 @@ Example (`kubetrail serve --config serve.yaml`; relative paths are relative to t
     sources:                         # live cloud sources (docs/managed-clusters.md)
       - {type: eks-cloudwatch, cluster: prod, log-group: /aws/eks/prod/cluster, region: eu-west-1}
     firehose: {access-key-file: firehose-keys}   # POST /firehose/<cluster>: `KEY[,CLUSTER]` lines
+    pubsub-push:                     # POST /pubsub/<cluster>: Pub/Sub push, its OIDC token verified
+      audience: https://kubetrail.example.com/pubsub
+      service-account: kubetrail-push@my-project.iam.gserviceaccount.com
+      # jwks: google-certs.json      # default: Google's published keys (a URL or a JWKS file)
 """
 
 from __future__ import annotations
@@ -85,9 +89,19 @@ KEYS = (
     "eks-log-group",
     "firehose",
     "firehose-access-key-file",
+    "gke-subscription",
+    "aks-storage-account",
+    "aks-eventhub",
+    "pubsub-push",
+    "pubsub-audience",
+    "pubsub-jwks",
+    "pubsub-service-account",
 )
 _DETECTION_KEYS = ("max_keys",)
 _FIREHOSE_KEYS = ("access-key-file",)
+_PUBSUB_KEYS = ("audience", "jwks", "service-account")
+GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+"""Where Google publishes the keys it signs OIDC tokens with (sources.oidc checks tokens against them)."""
 
 
 class ServeConfigError(SettingError):
@@ -100,6 +114,15 @@ class TailSpec:
 
     path: Path
     cluster: str
+
+
+@dataclass(frozen=True)
+class PubSubPushSettings:
+    """`POST /pubsub[/<cluster>]`: the token audiences accepted, where the keys are, the accounts allowed."""
+
+    audiences: tuple[str, ...]
+    jwks: str = GOOGLE_JWKS_URL
+    service_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,7 @@ class ServeConfig:
     redact: bool = False
     sources: tuple[SourceSpec, ...] = ()
     firehose_key_file: Path | None = None
+    pubsub_push: PubSubPushSettings | None = None
 
     @property
     def tls(self) -> bool:
@@ -218,12 +242,22 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     firehose = values.get("firehose")
     if isinstance(firehose, dict) and firehose.get("access-key-file") is not None:
         values["firehose"] = {**firehose, "access-key-file": str(base / str(firehose["access-key-file"]))}
+    if values.get("pubsub-jwks") is not None:
+        values["pubsub-jwks"] = _file_or_url(values["pubsub-jwks"], base)
+    push = values.get("pubsub-push")
+    if isinstance(push, dict) and push.get("jwks") is not None:
+        values["pubsub-push"] = {**push, "jwks": _file_or_url(push["jwks"], base)}
     if values.get("tail") is not None:
         values["tail"] = [_tail_entry(entry, base, name, index) for index, entry in enumerate(_as_list(values["tail"]))]
     if values.get("rules") is not None:
         values["rules"] = [rule if rule == "builtin" else str(base / str(rule)) for rule in _as_list(values["rules"])]
     values["__file__"] = name
     return values
+
+
+def _file_or_url(value: object, base: Path) -> str:
+    text = str(value)
+    return text if text.startswith(("https://", "http://")) else str(base / text)
 
 
 def _as_list(value: object) -> list[object]:
@@ -327,6 +361,7 @@ def build_config(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Se
         bus_partitions=int(values.get("bus-partitions", 8)),
         sources=_sources(values, where, cluster, bus),
         firehose_key_file=_firehose_key_file(values, where, bus),
+        pubsub_push=_pubsub_push(values, where, bus),
     )
     _check(config, source)
     return config
@@ -336,6 +371,11 @@ def _sources(values: Mapping[str, Any], where: Callable[[str], str], cluster: st
     """The `sources:` entries and `--eks-log-group` flags as typed specs (the sources package loads only here)."""
     entries = list(values.get("sources") or [])
     entries += [{"type": "eks-cloudwatch", "log-group": group} for group in values.get("eks-log-group") or ()]
+    entries += [{"type": "gke-pubsub", "subscription": name} for name in values.get("gke-subscription") or ()]
+    entries += [{"type": "aks-storage", "account-url": url} for url in values.get("aks-storage-account") or ()]
+    for text in values.get("aks-eventhub") or ():
+        namespace, _, hub = str(text).rpartition("/")
+        entries.append({"type": "aks-eventhub", "namespace": namespace or None, "eventhub": hub})
     if not entries:
         return ()
     if bus is not None:
@@ -363,6 +403,43 @@ def _firehose_key_file(values: Mapping[str, Any], where: Callable[[str], str], b
             "a receiver on the bus does not take Firehose deliveries", field="firehose", hint="use a serve with --store"
         )
     return path
+
+
+def _pubsub_push(values: Mapping[str, Any], where: Callable[[str], str], bus: str | None) -> PubSubPushSettings | None:
+    """`--pubsub-audience` (with `--pubsub-jwks`, `--pubsub-service-account`), or the file's `pubsub-push:`."""
+    push = values.get("pubsub-push") or {}
+    if not isinstance(push, dict) or not set(push) <= set(_PUBSUB_KEYS):
+        raise ServeConfigError(
+            "must be a mapping of Pub/Sub push settings",
+            file=where("pubsub-push"),
+            field="pubsub-push",
+            hint="{audience: URL, service-account: EMAIL, jwks: FILE|URL}",
+        )
+
+    def strings(flag: str, key: str) -> tuple[str, ...]:
+        value = values.get(flag) or push.get(key) or ()
+        items = [value] if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(item, str) and item.strip() for item in items):
+            raise ServeConfigError("must be a string or a list of strings", file=where("pubsub-push"), field=flag)
+        return tuple(item.strip() for item in items)
+
+    audiences = strings("pubsub-audience", "audience")
+    accounts = strings("pubsub-service-account", "service-account")
+    jwks = values.get("pubsub-jwks") or push.get("jwks")
+    if not audiences:
+        if accounts or jwks:
+            raise ServeConfigError(
+                "Pub/Sub push needs the audience its tokens are issued for",
+                file=where("pubsub-push"),
+                field="pubsub-push.audience",
+                hint="the subscription's --push-auth-token-audience (default: its push endpoint URL)",
+            )
+        return None
+    if bus is not None:
+        raise ServeConfigError(
+            "a receiver on the bus does not take Pub/Sub pushes", field="pubsub-push", hint="use a serve with --store"
+        )
+    return PubSubPushSettings(audiences, str(jwks) if jwks else GOOGLE_JWKS_URL, accounts)
 
 
 def _max_keys(values: Mapping[str, Any], where: Callable[[str], str]) -> int | None:
@@ -424,6 +501,9 @@ def _check(config: ServeConfig, source: str) -> None:
     ):
         if path is not None and not path.is_file():
             raise ServeConfigError(f"{path} is not a readable file", file=source, field=name)
+    jwks = config.pubsub_push.jwks if config.pubsub_push is not None else None
+    if jwks is not None and not jwks.startswith(("https://", "http://")) and not Path(jwks).is_file():
+        raise ServeConfigError(f"{jwks} is not a readable file", file=source, field="pubsub-push.jwks")
     for name, path in (("ui-token-file", config.ui_token_file), ("ui-users-file", config.ui_users_file)):
         if path is not None and not path.is_file():
             raise ServeConfigError(f"{path} is not a readable file", file=source, field=name)

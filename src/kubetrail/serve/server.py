@@ -168,7 +168,8 @@ async def _serve(app: ServeApp, sock: socket.socket, echo: Callable[[str], None]
     for tailer in app.tailers:
         echo(f"  tailing {tailer.path}")
     for source in getattr(app, "sources", ()):
-        where = f": POST deliveries to {url}/firehose/<cluster>" if source is app.firehose else ""
+        path = getattr(source, "path", None)
+        where = f": POST deliveries to {url}{path}/<cluster>" if path else ""
         echo(f"  source {source.name}{where}")
     app.start_background()
     await task

@@ -28,8 +28,11 @@ from kubetrail.store import StoreError, check_cluster
 
 SOURCE_TYPES: dict[str, str] = {
     "eks-cloudwatch": "kubetrail.sources.eks:parse_spec",
+    "gke-pubsub": "kubetrail.sources.gke:parse_spec",
+    "aks-storage": "kubetrail.sources.aks_storage:parse_spec",
+    "aks-eventhub": "kubetrail.sources.aks_eventhub:parse_spec",
 }
-"""Source type → `module:function` parsing its entry (GKE and AKS add theirs here)."""
+"""Source type → `module:function` parsing its entry."""
 _COMMON_KEYS = ("type", "name", "cluster")
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

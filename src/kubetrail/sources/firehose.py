@@ -65,6 +65,8 @@ class FirehoseEndpoint:
     It is also the push source's face in `/metrics` and `/readyz` (`name`, `stats`, `health`).
     """
 
+    path = PATH
+
     def __init__(
         self,
         app: App,
