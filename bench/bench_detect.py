@@ -174,6 +174,7 @@ print(json.dumps({"seconds": seconds, "events": len(events) * int(sys.argv[3]), 
 """
 BEFORE_AFTER_EVENTS = 200_000
 BEFORE_AFTER_PASSES = 4
+BEFORE_AFTER_ROUNDS = 3  # alternations; the best of each side counts (this machine's noise is ±30%)
 
 
 def _tree_at(ref: str, folder: Path) -> Path | None:
@@ -207,7 +208,7 @@ def _builtin_before_after(path: Path) -> list[BenchResult]:
             return []
         now_tree = PROJECT / "src"
         runs: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
-        for _ in range(2):
+        for _ in range(BEFORE_AFTER_ROUNDS):
             runs["before"].append(_run_builtin(before_tree, path, count))
             runs["now"].append(_run_builtin(now_tree, path, count))
     best = {label: min(found, key=lambda run: run["seconds"]) for label, found in runs.items()}

@@ -153,3 +153,27 @@ def test_rule_sets_with_the_same_shape_but_other_values_do_not_share_folded_code
     assert [alert.rule for alert in first.evaluate(event)] == []
     assert [alert.rule for alert in second.evaluate(event)] == ["not-secrets"]
     assert [alert.rule for alert in first.evaluate(event)] == []
+
+
+@pytest.mark.parametrize("users", [("alice", "bob"), ("carol", "dave")])
+def test_conditions_on_the_user_are_remembered_per_user_and_per_rule_set(users: tuple[str, str]) -> None:
+    from tests.detect.helpers import make_event, rule, ruleset
+
+    # two rules read the same user condition, so each bucket decides it once per user name
+    condition = f'not (ka.user.name in ({users[0]}, {users[1]}) or ka.user.name startswith "system:")'
+    engine = Engine(
+        ruleset(
+            rule(f"ka.verb = delete and {condition}", name="delete"),
+            rule(f"ka.verb = delete and ka.target.resource = pods and {condition}", name="delete-pod"),
+        ),
+        matching=Matching.ALL,
+    )
+    for _ in range(2):  # the second round answers from the remembered results
+        for user in ("alice", "bob", "carol", "dave", "system:node:n1", "mallory"):
+            event = make_event(
+                verb="delete",
+                user={"username": user},
+                objectRef={"resource": "pods", "namespace": "default", "name": "web"},
+            )
+            expected = [] if user in users or user.startswith("system:") else ["delete", "delete-pod"]
+            assert [alert.rule for alert in engine.evaluate(event)] == expected, user

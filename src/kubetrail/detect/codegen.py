@@ -278,6 +278,9 @@ def _generate(
     known: dict[str, Any] | None = None
     if key is not None:
         _use_key(tests, key, scope)
+        if shared is not None:
+            for cache_name in (_FOLD_CACHE, _VALUE_NAMES, _VALUE_TESTS):
+                shared.setdefault(cache_name, {})
         known = {**(shared or {}), **scope}
     shape = (tuple(tests), tuple(group for group, _ in owners), len(groups), exclusive, single, key)
     # compiled code depends on the constants' values (folding): one cache per namespace of constants
@@ -291,11 +294,19 @@ def _generate(
         )
     if compiled is None:
         return None
-    code, memos = compiled
+    code, memos, values = compiled
     namespace = dict(shared or {})
     namespace.update(scope)
     for name in memos:  # `_m_nK`: the prefix test against the tuple `_nK`, remembered per value
         namespace[f"_m{name}"] = _prefix_memo(namespace[name])
+    if values:
+        assert shared is not None  # conditions are only remembered over a rule set's own constants
+        remembered = shared.setdefault(_VALUE_CACHE, {})
+        for local, source in values:  # `_uK`: a condition on one user name or agent, remembered per value
+            memo = remembered.get(source)
+            if memo is None:
+                memo = remembered[source] = _ValueMemo(eval(source, namespace))
+            namespace[local] = memo
     exec(code, namespace)
     return namespace["_fused"]
 
@@ -317,19 +328,100 @@ def _use_key(tests: list[str], key: IndexKey, scope: dict[str, Any]) -> None:
         tests[position] = _STAGE_READ.sub("_k_stage", test)
 
 
-def _fold(tests: list[str], names: dict[str, Any]) -> None:
+def _fold(tests: list[str], names: dict[str, Any], cache: dict[tuple[object, ...], str] | None = None) -> None:
     """Replace, in place, each part of a test that depends only on the bucket's key and constants by its value,
-    and simplify: a test that is false for every event of the bucket becomes `False`."""
-    folder = _Folder(names)
+    and simplify: a test that is false for every event of the bucket becomes `False`.
+
+    A rule's test reads the same key names in every bucket, so its folded form depends only on the values of
+    the key names it reads: `cache` (kept with the rule set's constants) remembers it per such values.
+    """
+    folder: _Folder | None = None
     for position, test in enumerate(tests):
         if "_k" not in test:
             continue  # reads nothing the key decides
+        memo_key: tuple[object, ...] | None = None
+        if cache is not None:
+            memo_key = (test, *(names.get(name, _MISSING) for name in sorted(set(_KEY_NAME.findall(test)))))
+            known = cache.get(memo_key)
+            if known is not None:
+                tests[position] = known
+                continue
+        quick = _fold_key_tests(test, names)
+        if quick is not None:
+            tests[position] = quick
+            if cache is not None and memo_key is not None:
+                cache[memo_key] = quick
+            continue
         try:
             tree = ast.parse(test, mode="eval")
         except (SyntaxError, RecursionError, MemoryError, ValueError):
             continue
+        folder = folder or _Folder(names)
         folded = folder.visit(tree)
         tests[position] = ast.unparse(folded.body) if isinstance(folded, ast.Expression) else test
+        if cache is not None and memo_key is not None:
+            if len(cache) >= _FOLD_LIMIT:
+                cache.clear()
+            cache[memo_key] = tests[position]
+
+
+_KEY_NAME = re.compile(r"\b_k(?:\d+|_stage)\b")
+# The key tests the compiler writes: `(_k1 == _n5)`, `(_k0 in _n7)`, `(_k2 is not None)`.
+_KEY_TEST = re.compile(r"\((_k(?:\d+|_stage)) (?:(==|in) (_n\d+)|is not None)\)")
+
+
+def _fold_key_tests(test: str, names: dict[str, Any]) -> str | None:
+    """The test with its key tests decided, without parsing it: None when the key is read some other way.
+
+    A top-level conjunct that is false makes the whole test `False` (the bucket's events can never match);
+    true top-level conjuncts are dropped; the compiler skips the constants left deeper inside.
+    """
+
+    def decide(found: re.Match[str]) -> str:
+        value = names.get(found.group(1), _MISSING)
+        if found.group(2) is None:
+            return str(value is not None)
+        constant = names.get(found.group(3), _MISSING)
+        if value is _MISSING or constant is _MISSING:
+            return found.group(0)
+        return str(value == constant if found.group(2) == "==" else value in constant)
+
+    text = _KEY_TEST.sub(decide, test)
+    if "_k" in text:
+        return None
+    conjuncts = _top_level_and(text)
+    if any(part in ("False", "(False)") for part in conjuncts):
+        return "False"
+    kept = [part for part in conjuncts if part not in ("True", "(True)")]
+    return " and ".join(kept) if kept else "True"
+
+
+def _top_level_and(text: str) -> list[str]:
+    """The operands of the test's outermost `and`; the whole test when its outermost operator is another
+    (`or` and `... if ... else ...` bind more loosely than `and`)."""
+    cuts: list[int] = []
+    depth = 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and char == " ":
+            if text.startswith(" and ", index):
+                cuts.append(index)
+            elif text.startswith((" or ", " if ", " else "), index):
+                return [text.strip()]
+    parts = []
+    start = 0
+    for cut in cuts:
+        parts.append(text[start:cut].strip())
+        start = cut + 5
+    parts.append(text[start:].strip())
+    return parts
+
+
+_FOLD_LIMIT = 65_536
+_FOLD_CACHE = "_kubetrail_folds"  # a namespace's folded tests, kept among its names
 
 
 class _Folder(ast.NodeTransformer):
@@ -393,15 +485,19 @@ def _compile_fused(
     exclusive: bool,
     single: bool,
     known: dict[str, Any] | None,
-) -> tuple[CodeType, tuple[str, ...]] | None:
+) -> tuple[CodeType, tuple[str, ...], tuple[tuple[str, str], ...]] | None:
     """The fused function's code (the same for every engine with the same rules: workers run one per partition),
-    and the prefix tuples whose tests it remembers per value. `known`: the names whose values are fixed (the
+    the prefix tuples whose tests it remembers per value, and the conditions it remembers per value (local name,
+    `lambda` source). `known`: the names whose values are fixed (the
     bucket's key and the constants), to fold what depends on them alone."""
     tests = list(tests)
     lines = ["def _fused(ctx):", "    e = ctx.event", *_hoist(tests)]
     if known is not None:
-        _fold(tests, known)
+        _fold(tests, known, known.get(_FOLD_CACHE))
     memos = _remember_prefix_tests(tests)
+    values: tuple[tuple[str, str], ...] = ()
+    if known is not None and _VALUE_NAMES in known:
+        values = _remember_value_tests(tests, known[_VALUE_NAMES], known[_VALUE_TESTS])
     # most events match nothing: a group's list is only made when something matches (None until then)
     lines += [f"    m{group_index} = None" for group_index in range(groups)]
     chained = False
@@ -425,7 +521,7 @@ def _compile_fused(
     if len(text) > _MAX_SOURCE * 4:
         return None
     try:
-        return compile(text, "<kubetrail rules>", "exec"), memos
+        return compile(text, "<kubetrail rules>", "exec"), memos, values
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
 
@@ -442,6 +538,106 @@ def _remember_prefix_tests(tests: list[str]) -> tuple[str, ...]:
     for position, test in enumerate(tests):
         tests[position] = _PREFIX_TEST.sub(replace, test)
     return tuple(sorted(names))
+
+
+def _remember_value_tests(
+    tests: list[str], names: dict[str, str], done: dict[str, tuple[str, tuple[str, ...]]]
+) -> tuple[tuple[str, str], ...]:
+    """Replace, in place, each largest sub-condition that reads only one low-cardinality value (the user name,
+    the impersonated user, the user agent) and constants by a lookup in a table of results per value
+    (`not kt_system_component`, `kt_human` ... are then decided once per user, not once per rule and event);
+    the tables' local names and the `lambda` each is computed with.
+
+    `names` gives each `lambda` source its local name and `done` each test its rewritten form, for the whole
+    rule set: a rule's test is the same in most buckets.
+    """
+    used: dict[str, str] = {}
+    for position, test in enumerate(tests):
+        known = done.get(test)
+        if known is None:
+            known = _rewrite_value_tests(test, names)
+            if len(done) >= _FOLD_LIMIT:
+                done.clear()
+            done[test] = known
+        tests[position], sources = known
+        for source in sources:
+            used[names[source]] = source
+    return tuple(used.items())
+
+
+def _rewrite_value_tests(test: str, names: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    if not any(name in test for name in _LOW_CARDINALITY):
+        return test, ()
+    try:
+        tree = ast.parse(test, mode="eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return test, ()
+    sources: list[str] = []
+    replaced = _replace_value_tests(tree.body, names, sources)
+    return (ast.unparse(replaced), tuple(sources)) if sources else (test, ())
+
+
+def _replace_value_tests(node: ast.expr, names: dict[str, str], sources: list[str]) -> ast.expr:
+    variable = _single_value(node)
+    if variable is not None and isinstance(node, (ast.BoolOp, ast.UnaryOp)):
+        body = _Rename(variable).visit(ast.parse(ast.unparse(node), mode="eval").body)
+        source = f"lambda _x: ({ast.unparse(body)})"
+        local = names.setdefault(source, f"_u{len(names)}")
+        sources.append(source)
+        return ast.Subscript(ast.Name(local, ast.Load()), ast.Name(variable, ast.Load()), ast.Load())
+    for field, value in ast.iter_fields(node):
+        if isinstance(value, ast.expr):
+            setattr(node, field, _replace_value_tests(value, names, sources))
+        elif isinstance(value, list):
+            items = [
+                _replace_value_tests(item, names, sources) if isinstance(item, ast.expr) else item for item in value
+            ]
+            setattr(node, field, items)
+    return node
+
+
+def _single_value(node: ast.expr) -> str | None:
+    """The one low-cardinality local the condition reads, when it reads nothing else but constants."""
+    variables: set[str] = set()
+    assigned: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            name = child.id
+            if isinstance(child.ctx, ast.Store):
+                assigned.add(name)
+            elif name in _LOW_CARDINALITY:
+                variables.add(name)
+            elif not (name.startswith(("_n", "_m_n")) or name in assigned or name == "_v"):
+                return None
+        elif isinstance(child, (ast.Call, ast.Lambda, ast.Await, ast.Yield, ast.Starred)) and not (
+            isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
+        ):
+            return None  # calls of constants' methods (`_v.startswith(_n3)`) are pure; others may not be
+    if len(variables) != 1 or not assigned <= {"_v"}:
+        return None
+    return variables.pop()
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.Name("_x", node.ctx) if node.id == self.variable else node
+
+
+class _ValueMemo(dict[object, bool]):
+    """A condition of one value, remembered per value (up to `_MEMO_LIMIT` values)."""
+
+    def __init__(self, compute: Callable[[object], bool]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, value: object) -> bool:
+        result = bool(self.compute(value))
+        if len(self) < _MEMO_LIMIT:
+            self[value] = result
+        return result
 
 
 class _PrefixMemo(dict[str | None, bool]):
@@ -493,6 +689,9 @@ _PREFIX_TEST = re.compile(
 )
 _CODE: dict[tuple[object, ...], tuple[CodeType, tuple[str, ...]] | None] = {}
 _CODE_CACHE = "_kubetrail_code"  # a namespace's own cache of compiled code, kept among its names
+_VALUE_CACHE = "_kubetrail_values"  # a namespace's conditions remembered per value, by their `lambda` source
+_VALUE_NAMES = "_kubetrail_value_names"  # their local names, by `lambda` source
+_VALUE_TESTS = "_kubetrail_value_tests"  # tests as rewritten to use them
 _MEMOS: dict[tuple[str, ...], _PrefixMemo] = {}
 _MEMO_LIMIT = 65_536
 _CODE_LIMIT = 4096

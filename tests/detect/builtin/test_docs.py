@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.detect.builtin.helpers import written_rules
@@ -39,3 +40,72 @@ def test_each_row_matches_its_rule_file() -> None:
         expected_kind = next((label for key, label in KINDS.items() if key in item), "event")
         assert kind == expected_kind, name
         assert file == f"`{rule.file}`", name
+
+
+# "Compared with public content": a summary table (5 columns) and one 3-column table per vendor sub-section.
+COMPARISON = "## Compared with public content"
+COVERAGE = {"covered": "Covered", "partly": "Partly covered", "not covered": "Not covered"}
+RULE_NAME = re.compile(r"`([A-Z][^`]* [^`]*)`")
+
+
+def _comparison() -> str:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index(COMPARISON)
+    end = text.find("\n## ", start + len(COMPARISON))
+    return text[start : end if end != -1 else len(text)]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _vendor_rows() -> dict[str, list[list[str]]]:
+    rows: dict[str, list[list[str]]] = {}
+    vendor = None
+    for line in _comparison().splitlines():
+        if line.startswith("### "):
+            vendor = line[4:].strip()
+            rows[vendor] = []
+        elif vendor and line.startswith("|"):
+            cells = _cells(line)
+            if cells[0] not in ("Their rule", "---"):
+                rows[vendor].append(cells)
+    return rows
+
+
+def test_comparison_rows_have_three_cells_and_a_known_coverage() -> None:
+    rows = _vendor_rows()
+    assert sorted(rows) == ["Elastic", "Falco", "Panther", "SigmaHQ"]
+    for vendor, vendor_rows in rows.items():
+        assert vendor_rows, vendor
+        for cells in vendor_rows:
+            assert len(cells) == 3, (vendor, cells)
+            assert cells[1] in COVERAGE, (vendor, cells)
+            assert cells[2], (vendor, cells)
+
+
+def test_comparison_summary_counts_the_rows() -> None:
+    summary = {}
+    for line in _comparison().split("### ", 1)[0].splitlines():
+        cells = _cells(line) if line.startswith("|") else []
+        if len(cells) == 5 and cells[0] not in ("Vendor", "---"):
+            summary[cells[0]] = [int(cell) for cell in cells[1:]]
+    total = [0, 0, 0, 0]
+    for vendor, vendor_rows in _vendor_rows().items():
+        counts = [len(vendor_rows)] + [sum(row[1] == key for row in vendor_rows) for key in COVERAGE]
+        assert summary[vendor] == counts, vendor
+        total = [a + b for a, b in zip(total, counts, strict=True)]
+    assert summary["Total"] == total
+    sentence = " ".join(_comparison().split())
+    detections, covered, partly, uncovered = total
+    assert f"Of **{detections}** detections, the built-in set covers **{covered}**" in sentence
+    assert f"covers **{partly}** in part" in sentence
+    assert f"leaves **{uncovered}** uncovered" in sentence
+
+
+def test_comparison_names_only_builtin_rules() -> None:
+    names = {rule.name for rule in written_rules()}
+    for vendor, vendor_rows in _vendor_rows().items():
+        for cells in vendor_rows:
+            for name in RULE_NAME.findall(cells[2]):
+                assert name in names, (vendor, cells[0], name)
