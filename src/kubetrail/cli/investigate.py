@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 import yaml
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
 
 from kubetrail.cli.query import fail, open_source, report_refused, source_options, window_of
+from kubetrail.cli.text import line as text_line
+from kubetrail.cli.text import plain
 from kubetrail.investigate import (
     Report,
     anonymous,
@@ -23,7 +28,9 @@ from kubetrail.investigate import (
     secrets,
     timeline,
 )
+from kubetrail.investigate.cascade import DEFAULT_HORIZON, INFERRED, Cascade, CascadeNode, build_cascade
 from kubetrail.investigate.common import EXEC_SUBRESOURCES
+from kubetrail.investigate.span import data_span, default_note, empty_hint, events_in, resolve
 from kubetrail.query import QueryError, parse_duration
 from kubetrail.query.output import FORMATS, print_table, records, write
 from kubetrail.query.source import Source, Window
@@ -90,9 +97,23 @@ def _output_options(function: Callable[..., None]) -> Callable[..., None]:
     return click.option("-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True)(function)
 
 
+def window_notes(source: Source, window: Window, *, empty: bool, now: datetime, tail: bool = False) -> list[str]:
+    """What to say on stderr about the window: the data's own range when nothing is recent (no --since/--until),
+    or where the data lies when an explicit window holds no event at all."""
+    if not window.since and not window.until:
+        note = default_note(data_span(source, window.cluster), now, tail=tail)
+        return [note] if note else []
+    if not empty or events_in(source, window):
+        return []
+    hint = empty_hint(resolve(window.since, now), resolve(window.until, now), data_span(source, window.cluster))
+    return [hint] if hint else []
+
+
 def _run(
     build: Callable[[Source, Window, bool], Report],
     options: dict[str, Any],
+    *,
+    tail: bool = False,
 ) -> None:
     files = options["files"]
     try:
@@ -100,10 +121,14 @@ def _run(
         window.terms()
         with open_source(options["store_dir"], files, options["cluster"], options["input_format"]) as source:
             report = build(source, window, options["output"] in ("ndjson", "json", "yaml"))
+            empty = report.events.num_rows == 0 and report.summary.num_rows == 0
+            notes = window_notes(source, window, empty=empty, now=datetime.now(UTC), tail=tail)
             tally = source.tally
     except QueryError as error:
         fail(error)
         return
+    for note in notes:
+        click.echo(note, err=True)
     _render(report, options["output"], options["limit"])
     report_refused(tally, strict=options["strict"])
 
@@ -121,6 +146,7 @@ def investigate_group() -> None:
       kubetrail investigate forbidden --file /var/log/kubernetes/audit/audit.log
       kubetrail investigate timeline --user jane@example.com --store ./store
       kubetrail investigate object deployments/prod/web --store ./store
+      kubetrail investigate cascade 6f1c2d3e-… --store ./store
     """
 
 
@@ -179,7 +205,7 @@ def anonymous_command(**options: Any) -> None:
 @_output_options
 def new_identities_command(**options: Any) -> None:
     """Users and service accounts first seen in the window (default: the data's last 24 hours)."""
-    _run(lambda source, window, events: new_identities(source, window, events=events), options)
+    _run(lambda source, window, events: new_identities(source, window, events=events), options, tail=True)
 
 
 @investigate_group.command(name="timeline")
@@ -206,3 +232,120 @@ def object_command(reference: str, reads: bool, **options: Any) -> None:
     KIND is the resource (deployments, secrets, clusterroles, …); cluster-scoped objects are KIND/NAME.
     """
     _run(lambda source, window, events: object_history(source, reference, window, reads=reads).report, options)
+
+
+def _node_json(node: CascadeNode) -> dict[str, Any]:
+    request = node.request
+    return {
+        "audit_id": request.audit_id,
+        "user": request.user,
+        "verb": request.verb,
+        "resource": request.resource,
+        "subresource": request.subresource,
+        "namespace": request.namespace,
+        "name": request.name,
+        "code": request.code,
+        "first": request.first.isoformat(),
+        "last": request.last.isoformat(),
+        "stages": list(request.stages),
+        "uri": request.uri,
+        "reason": node.reason,
+        "delay_seconds": node.delay.total_seconds(),
+        "children": [_node_json(child) for child in node.children],
+    }
+
+
+def _label(node: CascadeNode, root: bool) -> Text:
+    request = node.request
+    target = "/".join(part for part in (request.resource, request.subresource) if part) or request.uri
+    where = "/".join(part for part in (request.namespace, request.name) if part)
+    delay = "" if root else f"+{node.delay.total_seconds():.3f}s  "
+    weak = node.reason.startswith(INFERRED)
+    parts: list[str | Text | tuple[str, str]] = [
+        (delay, "dim"),
+        (f"{request.verb} ", "bold"),
+        plain(target),
+        " ",
+        plain(where, "cyan"),
+        f"  {request.code if request.code is not None else '-'}  by ",
+        plain(request.user, "green"),
+    ]
+    if not root:
+        parts.extend(["  ", plain(f"[{node.reason}]", "yellow" if weak else "dim")])
+    return text_line(*parts)
+
+
+def _tree(node: CascadeNode, into: Tree) -> None:
+    for child in node.children:
+        _tree(child, into.add(_label(child, root=False)))
+
+
+def _print_cascade(cascade: Cascade) -> None:
+    root = cascade.root
+    tree = Tree(_label(root, root=True))
+    _tree(root, tree)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 220))  # piped: never crop a line
+    console.print(tree)
+    inferred = cascade.inferred()
+    caused = cascade.count() - 1
+    summary = f"{caused} request(s) followed within {_duration(cascade.horizon)}"
+    if inferred:
+        summary += f"; {inferred} linked by names and timing only (no bodies recorded): see docs/investigations.md"
+    console.print(plain(summary, "dim"))
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+@investigate_group.command(name="cascade")
+@click.argument("audit_id", metavar="AUDIT_ID")
+@click.option(
+    "--horizon",
+    default=_duration(DEFAULT_HORIZON),
+    show_default=True,
+    help="How long after the request to look for what it caused.",
+)
+@source_options
+@click.option("-o", "--output", type=click.Choice(["tree", "json"]), default="tree", show_default=True)
+def cascade_command(audit_id: str, horizon: str, **options: Any) -> None:
+    """What one write caused: the controllers' requests that followed it, as a tree.
+
+    Follows owner references in the recorded bodies (Deployment → ReplicaSet → Pods → the scheduler's binding
+    and the kubelet's status; an owner's deletion → the garbage collector's deletions), and falls back to the
+    names controllers give their objects when the policy recorded no bodies (those links say `inferred`).
+    --since/--until are not used: the window is the request's own time plus --horizon.
+
+    \b
+    Examples:
+      kubetrail investigate cascade 2b1f…-…-… --store ./store
+      kubetrail investigate cascade 2b1f…-…-… --file audit.log --horizon 30m -o json
+    """
+    span = parse_duration(horizon)
+    if span is None or span <= timedelta(0):
+        raise click.BadParameter(f"{horizon!r} is not a duration (e.g. 10m, 1h)", param_hint="--horizon")
+    files = options["files"]
+    try:
+        with open_source(options["store_dir"], files, options["cluster"], options["input_format"]) as source:
+            cascade = build_cascade(source, audit_id.strip(), horizon=span)
+            tally = source.tally
+    except QueryError as error:
+        fail(error)
+        return
+    if cascade is None:
+        click.echo(f"error: no request with auditID {audit_id!r} in the events read", err=True)
+        click.echo("hint: copy an auditID from `kubetrail query … --fields time,user,verb,name,id`", err=True)
+        sys.exit(1)
+    if options["output"] == "json":
+        payload = {"horizon_seconds": span.total_seconds(), "nodes": cascade.count(), "root": _node_json(cascade.root)}
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        _print_cascade(cascade)
+    report_refused(tally, strict=options["strict"])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from kubetrail.check import check_apiserver, read_config
+from kubetrail.investigate.span import data_span, default_note, empty_hint, events_in
 from kubetrail.query import parse_duration, parse_time
+from kubetrail.query.source import Source, Window
 from kubetrail.report import (
     FRAMEWORK_KEYS,
     FRAMEWORKS,
@@ -51,6 +54,25 @@ def _period(since: str, until: str | None, now: datetime) -> Period:
             hint="--until must be after --since",
         )
     return Period(start, end)
+
+
+def fit_period(source: Source, period: Period, *, explicit: bool, now: datetime) -> tuple[Period, str | None]:
+    """The period to report on, and what to say about it: a default period holding no event while the store
+    holds some becomes the data's own range (a note); an explicit one stays, with a hint naming the data's range."""
+    window = Window(since=_iso(period.since), until=_iso(period.until))
+    if events_in(source, window):
+        return period, None
+    span = data_span(source)
+    if span is None:
+        return period, None
+    if explicit:
+        return period, empty_hint(period.since, period.until, span)
+    note = default_note(span, now, now - period.since)
+    return Period(span.first, span.last + timedelta(microseconds=1)), note
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @click.group(name="report")
@@ -127,6 +149,11 @@ def compliance_command(
     finally:
         store.close(seal=False)
     try:
+        source = Source(conn, description=store_dir)
+        explicit = click.get_current_context().get_parameter_source("since") is not ParameterSource.DEFAULT
+        period, message = fit_period(source, period, explicit=explicit or until is not None, now=now)
+        if message:
+            click.echo(message, err=True)
         evidence = collect_evidence(conn, period, verify=integrity, apiserver=findings, apiserver_source=manifest or "")
     finally:
         conn.close()

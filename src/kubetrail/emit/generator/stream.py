@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from kubetrail.emit.generator.background import PROFILE
 from kubetrail.emit.generator.calls import Api, Call
 from kubetrail.emit.generator.config import GeneratorConfig
+from kubetrail.emit.generator.rollouts import Rollout, rollout_times
 from kubetrail.emit.generator.scenarios import SCENARIO_FUNCTIONS
 from kubetrail.emit.generator.stages import request_events
 from kubetrail.emit.generator.world import World
@@ -50,6 +51,7 @@ def generate(config: GeneratorConfig) -> Iterator[Event]:
     world = World.build(config.nodes, config.start, _rng(config, "cluster"))
     traffic = Api(world, _rng(config, "traffic"))
     attacks = Api(world, _rng(config, "scenarios"))
+    workloads = Api(world, _rng(config, "rollouts"))
     weights = [source.weight * (config.nodes if source.per_node else 1) for source in PROFILE]
     cumulative = list(itertools.accumulate(weights))
     total_weight = cumulative[-1]
@@ -58,6 +60,15 @@ def generate(config: GeneratorConfig) -> Iterator[Event]:
     mean_gap = _SECOND * calls_per_arrival / config.rate
     span = int(config.duration * _SECOND)
     planned = scenario_times(config)
+    # A person's Deployment and the controllers' follow-ups: (µs, sequence, repeat, create or delete).
+    lives: dict[int, Rollout] = {}
+    rollouts: list[tuple[int, int, int, bool]] = []
+    for repeat, (created, deleted) in enumerate(rollout_times(span, _rng(config, "rollout-times"))):
+        rollouts.append((created, 2 * repeat, repeat, True))
+        if deleted is not None:
+            rollouts.append((deleted, 2 * repeat + 1, repeat, False))
+    rollouts.sort()
+    next_rollout = 0
     pending: list[tuple[int, int, Event]] = []
     sequence = itertools.count()
     push, pop = heapq.heappush, heapq.heappop
@@ -79,7 +90,17 @@ def generate(config: GeneratorConfig) -> Iterator[Event]:
                     push(pending, (stamp, next(sequence), event))
             at += call.latency_us
 
-    while now < span or next_plan < len(planned):
+    while now < span or next_plan < len(planned) or next_rollout < len(rollouts):
+        if next_rollout < len(rollouts) and (rollouts[next_rollout][0] <= now or now >= span):
+            at, _, repeat, creating = rollouts[next_rollout]
+            next_rollout += 1
+            workloads.now = at
+            if creating:
+                life = lives[repeat] = Rollout(workloads, repeat)
+                schedule(workloads, life.create(workloads), at, None)
+            else:
+                schedule(workloads, lives.pop(repeat).delete(workloads), at, None)
+            continue
         if next_plan < len(planned) and (planned[next_plan][0] <= now or now >= span):
             at, name, repeat = planned[next_plan]
             next_plan += 1
