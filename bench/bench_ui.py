@@ -4,8 +4,10 @@ Pages are fetched on the UI's own port (`--ui-port`) over one keep-alive connect
 and cached under bench/data/ui-store-<N>/: `kubetrail ingest` of the realistic corpus (`bench.corpus`), plus
 the alerts the built-in rules raise on it (kept as `serve` keeps them). Each page is requested once to warm up
 (the first request opens the UI's snapshot of the store, reported separately), then REPEAT times. The overview
-is cached per snapshot, so its uncached cost is also measured in-process with the cache cleared. Target: every
-page's p95 < 300 ms. Run alone: `python -m bench.bench_ui`.
+is cached per snapshot, and so are a search's statistics (count, histogram, facets) and an identity's profile
+(activity, tokens, addresses): their uncached cost is also measured in-process with the caches cleared. The
+request page is measured on a person's Deployment write, whose cascade (what it caused) is inferred on every
+request. Target: every page's p95 < 300 ms. Run alone: `python -m bench.bench_ui`.
 """
 
 from __future__ import annotations
@@ -103,10 +105,14 @@ def _targets(store_dir: Path) -> dict[str, Any]:
             "GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
         alert = connection.execute("SELECT audit_id, rule FROM alerts ORDER BY time DESC LIMIT 1").fetchone()
+        write = connection.execute(
+            "SELECT audit_id, time FROM events WHERE \"user\" NOT LIKE 'system:%' AND resource = 'deployments' "
+            "AND verb IN ('create', 'patch', 'update') ORDER BY time DESC LIMIT 1 OFFSET 20"
+        ).fetchone()
     finally:
         store.close()
     assert user and secret and obj
-    return {"user": user[0], "secret": secret, "object": obj, "alert": alert}
+    return {"user": user[0], "secret": secret, "object": obj, "alert": alert, "write": write}
 
 
 def _pages(targets: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
@@ -118,7 +124,8 @@ def _pages(targets: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
         ("search secrets 403", "/ui/search", {"q": "resource=secrets code>=400"}),
         ("search page 20", "/ui/search", {"q": "verb=get", "page": "20"}),
         ("search user+verb", "/ui/search", {"q": f"user={user} verb in (create,update,patch,delete)"}),
-        ("event detail", "/ui/event", {"id": audit_id, "t": when.isoformat()}),
+        ("search facets (user)", "/ui/search", {"q": f"user={user}"}),
+        ("request (secret read)", "/ui/request", {"id": audit_id, "t": when.isoformat()}),
         ("identity", "/ui/identity", {"user": user}),
         ("identity page 10", "/ui/identity", {"user": user, "page": "10"}),
         ("object history", "/ui/object", {"resource": resource, "ns": namespace, "name": name}),
@@ -126,7 +133,10 @@ def _pages(targets: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
         ("alerts Error+", "/ui/alerts", {"priority": "Error+"}),
     ]
     if targets["alert"] is not None:
-        pages.append(("alert detail", "/ui/alert", {"id": targets["alert"][0], "rule": targets["alert"][1]}))
+        pages.append(("alert (around, history)", "/ui/alert", {"id": targets["alert"][0], "rule": targets["alert"][1]}))
+    if targets["write"] is not None:
+        write_id, write_time = targets["write"]
+        pages.append(("request + cascade (write)", "/ui/request", {"id": write_id, "t": write_time.isoformat()}))
     return pages
 
 
@@ -157,6 +167,38 @@ def _overview_uncached(store_dir: Path) -> list[float]:
         store.close()
 
 
+def _uncached(store_dir: Path, user: str) -> list[BenchResult]:
+    """Search statistics and an identity's profile computed from the snapshot every time (caches cleared)."""
+    from kubetrail.ui.data import UIData
+    from kubetrail.ui.snapshot import StoreSnapshot
+
+    store = Store.open(store_dir, read_only=True)
+    results = []
+    try:
+        snapshot = StoreSnapshot(store)
+        data = UIData(snapshot)
+        cases: list[tuple[str, Any]] = [
+            ("search stats, no filter (uncached) p95", lambda: data.search_stats("")),
+            ("search stats secrets 403 (uncached) p95", lambda: data.search_stats("resource=secrets code>=400")),
+            ("search stats user (uncached) p95", lambda: data.search_stats(f"user={user}")),
+            ("identity profile (uncached) p95", lambda: data.profile(user)),
+        ]
+        for label, compute in cases:
+            compute()
+            samples = []
+            for _ in range(REPEAT // 2):
+                data.clear_caches()
+                start = time.perf_counter()
+                compute()
+                samples.append((time.perf_counter() - start) * 1000)
+            p50, p95 = _percentiles(samples)
+            results.append(BenchResult(NAME, label, p95, "ms", TARGET_MS, False, {"p50_ms": p50}))
+        snapshot.close()
+    finally:
+        store.close()
+    return results
+
+
 def run() -> list[BenchResult]:
     from tests.serve.helpers import free_port, start_serve
 
@@ -171,6 +213,7 @@ def run() -> list[BenchResult]:
     results.append(
         BenchResult(NAME, "overview computed (in-process) p95", p95, "ms", TARGET_MS, False, {"p50_ms": p50})
     )
+    results.extend(_uncached(store_dir, targets["user"]))
     port = free_port()
     process = start_serve("--store", str(store_dir), "--listen", "127.0.0.1:0", "--ui-port", str(port))
     try:

@@ -85,7 +85,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     work = tmp_path_factory.mktemp("ui")
     store = work / "store"
     ingested_log, posted_log = work / "ingested.log", work / "posted.log"
-    kubetrail("generate", "--duration", "60", "--rate", "10", "--seed", "11", "-o", str(ingested_log))
+    kubetrail("generate", "--duration", "300", "--rate", "5", "--seed", "11", "-o", str(ingested_log))
     kubetrail(
         "generate", "--duration", "120", "--rate", "5", "--scenario", "all", "--seed", "12",
         "--start", "2026-03-19T11:00:00Z", "-o", str(posted_log),

@@ -61,3 +61,38 @@ def test_identity_summary_counts_what_the_user_did(tmp_path: Path) -> None:
         )
     finally:
         store.close()
+
+
+def test_a_window_counts_back_from_now_and_falls_back_to_the_data_range() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kubetrail.ui.data import span_for
+
+    first, last = datetime(2026, 3, 19, 10, tzinfo=UTC), datetime(2026, 3, 19, 12, tzinfo=UTC)
+    live = span_for("1h", first, last, last + timedelta(minutes=20))
+    assert (live.since, live.until, live.note) == (last - timedelta(minutes=40), last + timedelta(minutes=20), "")
+    old = span_for("1h", first, last, last + timedelta(days=200))
+    assert (old.since, old.until) == (first, last) and "nothing in the last 1h" in old.note
+    assert span_for("all", first, last, last + timedelta(days=200)).note == ""
+
+
+def test_overview_counts_only_the_window_it_shows(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    events = [_event(60 * minute, "get", "pods", f"p{minute}") for minute in range(0, 120, 10)]
+    store = _store(tmp_path, events)
+    try:
+        newest = max(event["requestReceivedTimestamp"] for event in events)
+        from kubetrail.model import parse_microtime
+
+        now = parse_microtime(newest) + timedelta(minutes=5)
+        data = UIData(StoreSnapshot(store), clock=lambda: now)
+        hour = data.overview("1h")
+        expected = sum(
+            1 for event in events if parse_microtime(event["requestReceivedTimestamp"]) >= now - timedelta(hours=1)
+        )
+        assert hour.in_window == expected and hour.span is not None and not hour.span.note
+        assert sum(sum(values) for values in hour.events.values()) == expected
+        assert data.overview("all").in_window == len(events)
+    finally:
+        store.close()

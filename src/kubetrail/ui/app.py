@@ -27,7 +27,9 @@ from kubetrail.policy.describe import human_bytes
 from kubetrail.policy.presets import PRESETS
 from kubetrail.ui import charts
 from kubetrail.ui.auth import COOKIE, SESSION_SECONDS, UIAuth
-from kubetrail.ui.data import PRIORITIES, WINDOWS, Row, UIData
+from kubetrail.ui.cascade_view import view as cascade_view
+from kubetrail.ui.data import AROUND, PRIORITIES, WINDOWS, Row, UIData
+from kubetrail.ui.links import alert_entities, linkify, quoted
 from kubetrail.ui.policy_view import SAMPLE_EVENTS, simulate_sample
 from kubetrail.ui.search import SearchError
 
@@ -67,11 +69,37 @@ def _mitre_url(technique: str) -> str:
     return "https://attack.mitre.org/techniques/" + technique.replace(".", "/") + "/"
 
 
-def _quoted(value: str) -> str:
-    """A filter value, quoted when it holds characters the filter language treats specially."""
-    if re.fullmatch(r"[\w.:@/-]+", value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_BOUND_TERM = re.compile(r'(?:^|\s)(?:since|until)=(?:"(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_term(text: str, field: str, value: object) -> str:
+    """The filter text with one more `field=value` term (the value quoted when needed)."""
+    term = f"{field}={quoted(str(value))}"
+    return f"{text.strip()} {term}".strip()
+
+
+def with_range(text: str, since: datetime, until: datetime) -> str:
+    """The filter text with its `since`/`until` terms replaced by the given range."""
+    kept = _BOUND_TERM.sub(" ", text).strip()
+    return f"{kept} since={_stamp(since)} until={_stamp(until)}".strip()
+
+
+def _cascade_available() -> bool:
+    """Whether the cascade inference is installed (the request page shows its section only then)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("kubetrail.investigate.cascade") is not None
+    except ImportError:
+        return False
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _environment() -> Environment:
@@ -85,7 +113,14 @@ def _environment() -> Environment:
     environment.filters["bytes"] = human_bytes
     environment.globals.update(
         identity_link=lambda user: _url("/identity", user=user),
-        search_link=lambda field: lambda value: _url("/search", q=f"{field}={_quoted(value)}"),
+        search_link=lambda field: lambda value: _url("/search", q=f"{field}={quoted(value)}"),
+        request_link=lambda row: _url("/request", id=row.audit_id or "", t=row.time.isoformat()),
+        with_term=with_term,
+        with_range=with_range,
+        range_link=lambda text: lambda since, until: _url("/search", q=with_range(text, since, until)),
+        linkify=linkify,
+        quoted=quoted,
+        alert_entities=UI._entities,
     )
     environment.globals.update(
         mitre_url=_mitre_url, url=_url, charts=charts, priorities=PRIORITIES, windows=(*WINDOWS, "all")
@@ -129,19 +164,53 @@ class UI:
         page_number = _int(request, "page")
         try:
             page = self.data.search(text, page=page_number, size=PAGE_SIZE)
+            stats = self.data.search_stats(text)
         except SearchError as error:
-            return self.render(request, "search.html", status=400, q=text, error=error, page=None)
+            return self.render(request, "search.html", status=400, q=text, error=error, page=None, stats=None)
         except duckdb.Error as error:
             failed = SearchError(str(error).splitlines()[0], hint="check the values' types against docs/query.md")
-            return self.render(request, "search.html", status=400, q=text, error=failed, page=None)
-        return self.render(request, "search.html", q=text, error=None, page=page)
+            return self.render(request, "search.html", status=400, q=text, error=failed, page=None, stats=None)
+        return self.render(
+            request, "search.html", q=text, error=None, page=page, stats=stats, span=self.data.data_span()
+        )
 
-    def event(self, request: Request) -> Response:
+    def request(self, request: Request) -> Response:
+        """One request: its stages merged, what it caused (for a write), and every stage's JSON."""
         audit_id = request.query_params.get("id", "")
-        stages = self._stages(audit_id, _moment(request.query_params.get("t", "")))
-        if not stages:
-            return self.render(request, "error.html", status=404, message=f"no event with auditID {audit_id!r}")
-        return self.render(request, "event.html", audit_id=audit_id, stages=stages)
+        near = _moment(request.query_params.get("t", ""))
+        summary = self.data.request(audit_id, near) if audit_id else None
+        if summary is None:
+            return self.render(request, "error.html", status=404, message=f"no request with auditID {audit_id!r}")
+        stages = self._stages(audit_id, summary.time)
+        available = summary.is_write and _cascade_available()
+        cascade = self._cascade(audit_id) if available else None
+        return self.render(
+            request,
+            "request.html",
+            audit_id=audit_id,
+            summary=summary,
+            stages=stages,
+            cascade=cascade,
+            cascade_available=available,
+            around=AROUND,
+        )
+
+    def _cascade(self, audit_id: str) -> Any:
+        """What the request caused, when the cascade inference is available (None otherwise)."""
+        try:
+            from kubetrail.investigate.cascade import build_cascade
+        except ImportError:
+            return None
+        from kubetrail.query.errors import QueryError
+        from kubetrail.query.source import Source
+
+        cursor = self.data.cursor()
+        try:
+            return cascade_view(build_cascade(Source(cursor, description="ui", relation="events"), audit_id))
+        except (QueryError, duckdb.Error):
+            return None
+        finally:
+            cursor.close()
 
     def identity(self, request: Request) -> Response:
         user = request.query_params.get("user", "")
@@ -149,7 +218,15 @@ class UI:
             return self.render(request, "error.html", status=400, message="which user? pass ?user=NAME")
         page = self.data.identity(user, page=_int(request, "page"), size=PAGE_SIZE)
         summary = self.data.identity_summary(user)
-        return self.render(request, "identity.html", user=user, page=page, summary=summary)
+        return self.render(
+            request,
+            "identity.html",
+            user=user,
+            page=page,
+            summary=summary,
+            profile=self.data.profile(user),
+            alerts=self.data.alerts_for_user(user),
+        )
 
     def object(self, request: Request) -> Response:
         params = request.query_params
@@ -198,12 +275,47 @@ class UI:
         alert = self.data.alert(audit_id, rule)
         if alert is None:
             return self.render(request, "error.html", status=404, message="no such alert")
+        moment = _aware(alert.time)
+        summary = self.data.request(audit_id, moment) if audit_id else None
+        user = (summary.user if summary else None) or str(alert.output_fields.get("ka.user.name") or "")
+        around = self.data.around(user, moment) if user else None
+        history = None
+        if summary is not None and summary.resource and summary.name:
+            history = self.data.object_history(
+                summary.resource, summary.namespace or "", summary.name, page=0, size=PAGE_SIZE
+            )
+        entities = self._entities(alert.output_fields)
+        if summary is not None:
+            entities += [
+                (value, _url("/identity", user=value), "user-link")
+                for value in (summary.user, summary.impersonated_user)
+                if value
+            ]
+            if summary.resource and summary.name:
+                target = _url("/object", resource=summary.resource, ns=summary.namespace or "", name=summary.name)
+                entities.append((summary.name, target, "object"))
+            if summary.namespace:
+                entities.append(
+                    (summary.namespace, _url("/search", q=f"ns={quoted(summary.namespace)}"), "namespace-link")
+                )
         return self.render(
             request,
             "alert.html",
             alert=alert,
+            entities=entities,
+            summary=summary,
+            user=user,
+            around=around,
+            history=history,
+            reach=int(AROUND.total_seconds() // 60),
             fields=json.dumps(alert.output_fields, indent=2, default=str),
-            stages=self._stages(audit_id, alert.time.replace(tzinfo=UTC) if alert.time.tzinfo is None else alert.time),
+            stages=self._stages(audit_id, moment),
+        )
+
+    @staticmethod
+    def _entities(fields: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return alert_entities(
+            fields, identity=f"{PREFIX}/identity", object_url=f"{PREFIX}/object", search=f"{PREFIX}/search"
         )
 
     def _stages(self, audit_id: str, near: datetime | None) -> list[tuple[Row, str]]:
@@ -316,7 +428,8 @@ def build_ui(data: UIData, auth: UIAuth | None = None) -> ASGIApp:
     routes = [
         Route("/", ui.overview),
         Route("/search", ui.search),
-        Route("/event", ui.event),
+        Route("/event", ui.request),
+        Route("/request", ui.request),
         Route("/identity", ui.identity),
         Route("/object", ui.object),
         Route("/alerts", ui.alerts),

@@ -6,8 +6,9 @@ styles. Each bar carries a `<title>`, which browsers show as a tooltip.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from markupsafe import Markup, escape
 
@@ -112,3 +113,173 @@ def legend(names: Sequence[str], colours: Mapping[str, str] = PRIORITY_COLOURS) 
         for name in names
     ]
     return Markup(" ".join(items))
+
+
+_STEPS = (
+    timedelta(seconds=1),
+    timedelta(seconds=5),
+    timedelta(seconds=10),
+    timedelta(seconds=30),
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+    timedelta(minutes=10),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+    timedelta(hours=2),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(days=1),
+    timedelta(days=2),
+    timedelta(days=7),
+    timedelta(days=14),
+    timedelta(days=30),
+)
+
+
+def bucket_step(span: timedelta, buckets: int = 90, minimum: timedelta = timedelta(seconds=1)) -> timedelta:
+    """The smallest round step (1 s, 5 s, … 1 min, 5 min, … 1 d, 7 d) that covers `span` in at most `buckets`."""
+    for step in _STEPS:
+        if step >= minimum and span / step <= buckets:
+            return step
+    return _STEPS[-1]
+
+
+def nice_ticks(peak: float, count: int = 4) -> list[float]:
+    """Round tick values from 0 up to at least `peak` (steps of 1, 2 or 5 times a power of ten), about `count`."""
+    if peak <= 0:
+        return [0.0, 1.0]
+    rough = peak / count
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= rough)
+    top = math.ceil(peak / step) * step
+    return [step * index for index in range(round(top / step) + 1)]
+
+
+def time_ticks(start: datetime, end: datetime, count: int = 8) -> tuple[list[datetime], str]:
+    """Tick times aligned to a round step between `start` and `end`, and the strftime format to label them."""
+    span = max(end - start, timedelta(seconds=1))
+    step = bucket_step(span, count)
+    seconds = int(step.total_seconds())
+    first = math.ceil(start.timestamp() / seconds) * seconds
+    ticks = []
+    moment = first
+    while moment <= end.timestamp():
+        ticks.append(datetime.fromtimestamp(moment, UTC))
+        moment += seconds
+    if step >= timedelta(days=1):
+        label = "%m-%d"
+    elif span > timedelta(days=1):
+        label = "%m-%d %H:%M"
+    elif step < timedelta(minutes=1):
+        label = "%H:%M:%S"
+    else:
+        label = "%H:%M"
+    return ticks, label
+
+
+def _count(value: float) -> str:
+    if value >= 1_000_000:
+        return _number(value / 1_000_000) + "M"
+    if value >= 10_000:
+        return _number(value / 1000) + "k"
+    return f"{int(value):,}"
+
+
+def timeline(
+    start: datetime,
+    step: timedelta,
+    series: Mapping[str, Sequence[int]],
+    *,
+    colours: Mapping[str, str] = PRIORITY_COLOURS,
+    width: int = 1200,
+    height: int = 170,
+    link: Callable[[datetime, datetime], str] | None = None,
+    brush: Mapping[str, str] | None = None,
+    unit: str = "",
+) -> Markup:
+    """Stacked columns over time with a y axis (round ticks, grid lines) and a time axis (round ticks).
+
+    One column per `step` from `start`; `link(bucket_start, bucket_end)` makes each column a link (narrowing a
+    search without script); `brush` adds `data-` attributes the page's script reads to let a drag select a range.
+    The SVG scales to its container's width (viewBox), so the chart uses the page's width."""
+    length = max((len(values) for values in series.values()), default=0)
+    if not length:
+        return Markup('<p class="empty">nothing in this range</p>')
+    names = [name for name in colours if name in series] + sorted(name for name in series if name not in colours)
+    totals = [sum(series[name][index] for name in names if index < len(series[name])) for index in range(length)]
+    ticks = nice_ticks(max(totals))
+    top = ticks[-1] or 1
+    left, right, above, below = 52, 28, 8, 22
+    plot_w, plot_h = width - left - right, height - above - below
+    column = plot_w / length
+    end = start + step * length
+    attributes = ""
+    if brush is not None:
+        data = {
+            "start": start.isoformat().replace("+00:00", "Z"),
+            "step": str(int(step.total_seconds())),
+            "count": str(length),
+            "left": str(left),
+            "plot": str(plot_w),
+            "width": str(width),
+            **brush,
+        }
+        attributes = " ".join(f'data-{key}="{escape(value)}"' for key, value in data.items())
+    parts = [
+        f'<svg class="chart wide{" brushable" if brush is not None else ""}" role="img" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg" {attributes}>'
+    ]
+    for value in ticks:
+        y = above + plot_h - plot_h * value / top
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{_number(y)}" y2="{_number(y)}" '
+            'stroke="#e3e6ea"/>'
+            f'<text class="tick" x="{left - 6}" y="{_number(y + 4)}" text-anchor="end">{_count(value)}</text>'
+        )
+    for index in range(length):
+        bucket = start + step * index
+        base = float(above + plot_h)
+        rects = []
+        for name in names:
+            count = series[name][index] if index < len(series[name]) else 0
+            if not count:
+                continue
+            tall = plot_h * count / top
+            base -= tall
+            rects.append(
+                f'<rect x="{_number(left + index * column + 0.5)}" y="{_number(base)}" '
+                f'width="{_number(max(column - 1, 0.8))}" height="{_number(tall)}" '
+                f'fill="{colours.get(name, _DEFAULT_COLOUR)}">'
+                f"<title>{escape(bucket.strftime('%Y-%m-%d %H:%M:%S'))} +{escape(_span(step))} {escape(name)}: "
+                f"{count:,}</title></rect>"
+            )
+        if rects and link is not None:
+            parts.append(f'<a href="{escape(link(bucket, bucket + step))}">{"".join(rects)}</a>')
+        else:
+            parts.extend(rects)
+    axis_y = above + plot_h
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{axis_y}" y2="{axis_y}" stroke="#8a939c"/>')
+    moments, label = time_ticks(start, end)
+    for moment in moments:
+        x = left + plot_w * (moment - start) / (end - start)
+        parts.append(
+            f'<line x1="{_number(x)}" x2="{_number(x)}" y1="{axis_y}" y2="{axis_y + 4}" stroke="#8a939c"/>'
+            f'<text class="tick" x="{_number(x)}" y="{axis_y + 16}" text-anchor="middle">'
+            f"{escape(moment.strftime(label))}</text>"
+        )
+    if unit:
+        per = f"{escape(unit)} per {escape(_span(step))}"
+        parts.append(f'<text class="unit" x="{left + 4}" y="{above + 10}">{per}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _span(step: timedelta) -> str:
+    seconds = int(step.total_seconds())
+    for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds % size == 0:
+            return f"{seconds // size} {name}"
+    return f"{seconds} s"

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
 
+from kubetrail.ui import charts
+from kubetrail.ui.facets import SearchStats, search_stats
+from kubetrail.ui.profile import Profile, profile
+from kubetrail.ui.requests import STAGE_ORDER, STAGE_SELECT, RequestPage, RequestRow, merge, pick, stages_of
 from kubetrail.ui.search import filter_sql
 from kubetrail.ui.snapshot import rows_of
 
@@ -52,6 +56,10 @@ _BY_CLUSTER, _BY_USER, _BY_VERB, _BY_RESOURCE, _ALL = 0b0111, 0b1011, 0b1101, 0b
 RECENT_FIRST = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 NEAR = timedelta(minutes=1)
+STATS_CACHED = 64
+"""Searches (and identities) whose statistics are kept (oldest dropped first)."""
+AROUND = timedelta(minutes=15)
+"""How far "around this alert" reaches on each side."""
 SESSION_GAP = timedelta(minutes=30)
 """A pause longer than this between one identity's requests starts a new session in its timeline."""
 
@@ -76,18 +84,37 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Page:
-    """A page of rows and whether another one follows."""
+class Span:
+    """The time range a page shows, and why: the window asked for, or the data's own range when the window
+    (counted back from now) holds nothing (`note` then says so)."""
 
-    rows: list[Row]
-    page: int
-    size: int
-    has_next: bool
+    since: datetime
+    until: datetime
+    note: str = ""
+
+    @property
+    def own_range(self) -> bool:
+        return bool(self.note)
+
+
+def span_for(window: str, first: datetime, last: datetime, now: datetime) -> Span:
+    """The range of `window` (a key of WINDOWS, or `all`) back from `now`, or the data's range when that window
+    holds no data (a backfilled or generated log, or a store nothing wrote to lately)."""
+    if window not in WINDOWS:
+        return Span(first, last)
+    since = now - WINDOWS[window]
+    if last < since or first > now:
+        note = (
+            f"showing the data's own range: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC; "
+            f"nothing in the last {window}"
+        )
+        return Span(first, last, note)
+    return Span(since, now)
 
 
 @dataclass(frozen=True)
 class Overview:
-    """The overview page's numbers, for events within `window` of the newest event."""
+    """The overview page's numbers, for events within the shown range (`span`)."""
 
     window: str
     total: int
@@ -95,13 +122,15 @@ class Overview:
     last: datetime | None
     in_window: int
     events_per_second: float
-    per_minute: list[tuple[datetime, int]]
     clusters: list[tuple[str, int]]
     users: list[tuple[str, int]]
     verbs: list[tuple[str, int]]
     resources: list[tuple[str, int]]
     forbidden: int
-    alert_buckets: list[datetime] = field(default_factory=list)
+    span: Span | None = None
+    step: timedelta = MINUTE
+    chart_start: datetime | None = None
+    events: dict[str, list[int]] = field(default_factory=dict)
     alert_series: dict[str, list[int]] = field(default_factory=dict)
 
 
@@ -132,31 +161,35 @@ class AlertPage:
     available: bool
 
 
-def _rows(result: Sequence[tuple[Any, ...]]) -> list[Row]:
-    return [Row(*values) for values in result]
+def time_bucket_floor(moment: datetime) -> datetime:
+    """The start of `moment`'s minute (the pre-aggregation's granularity)."""
+    return moment.replace(second=0, microsecond=0)
 
 
-def _sessions(rows: list[Row]) -> list[Row]:
-    marked: list[Row] = []
+def _sessions(rows: list[RequestRow]) -> list[RequestRow]:
+    marked: list[RequestRow] = []
     previous: datetime | None = None
     for row in rows:
         gap = previous is None or row.time - previous > SESSION_GAP
-        marked.append(Row(**{**row.__dict__, "new_session": gap}))
-        previous = row.time
+        marked.append(replace(row, new_session=gap))
+        previous = row.last
     return marked
-
-
-_ORDER_DESC = "time DESC, stage_time DESC, audit_id DESC"
-_ORDER_ASC = "time ASC, stage_time ASC, audit_id ASC"
 
 
 class UIData:
     """Answers the pages' questions over a `Source`."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, clock: Callable[[], datetime] | None = None) -> None:
         self._source = source
-        self._cache: dict[str, tuple[int, Overview]] = {}
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._cache: dict[str, tuple[tuple[int, datetime], Overview]] = {}
+        self._stats: dict[tuple[int, str], SearchStats] = {}
+        self._profiles: dict[tuple[int, str], Profile] = {}
         self._lock = threading.Lock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection over the current snapshot (close it after use), for questions asked elsewhere."""
+        return self._source.cursor()
 
     def _newest(self) -> datetime | None:
         """The newest event's minute in a fresh snapshot."""
@@ -170,65 +203,47 @@ class UIData:
         finally:
             cursor.close()
 
-    def _top(
-        self, where: str, params: Sequence[object], order: str, *, page: int, size: int, until: datetime | None = None
-    ) -> Page:
-        """Rows `page*size …` in `order` (time, then stage time): sealed and tail rows merged.
+    def requests(
+        self,
+        where: str,
+        params: Sequence[object],
+        *,
+        descending: bool,
+        page: int,
+        size: int,
+        until: datetime | None = None,
+    ) -> RequestPage:
+        """Requests `page*size …` with a stage matching `where`, by time (one row per auditID, stages merged).
 
-        For sealed rows only the sort keys and each row's file and row number are read first; the shown columns
-        are then read for the page's rows alone. Newest first, the last hour of data is tried first (sealed files
-        are in time order, so DuckDB skips the others); only when it holds too few rows is everything read."""
+        Newest first, the last hour of data is tried first (sealed files are in time order, so DuckDB skips the
+        others); only when it holds too few requests is everything read. `until` bounds an oldest-first read."""
         depth = (page + 1) * size + 1
         newest = self._newest()
-        descending = order == _ORDER_DESC
         attempts: list[tuple[str, list[object]]] = []
         if descending and newest is not None:
             attempts.append((f"({where}) AND time >= ?", [*params, newest - RECENT_FIRST]))
         if until is not None:
             where, params = f"({where}) AND time < ?", [*params, until]
         attempts.append((where, list(params)))
-        direction = "DESC" if descending else "ASC"
-        keys = f"time {direction}, coalesce(stage_time, time) {direction}"
         cursor = self._source.cursor()
         try:
+            keys: list[tuple[datetime, str | None]] = []
             for clause, values in attempts:
-                sealed = cursor.execute(
-                    f"SELECT time, stage_time, filename, file_row_number FROM sealed_rows WHERE {clause} "
-                    f"ORDER BY {keys}, filename {direction}, file_row_number {direction} LIMIT {depth}",
-                    values,
-                ).fetchall()
-                tail = cursor.execute(
-                    f"SELECT time, stage_time, '~tail', row_number() OVER () AS n, {_SELECT} FROM tail_flat "
-                    f"WHERE {clause} ORDER BY {keys} LIMIT {depth}",
-                    values,
-                ).fetchall()
-                merged = sorted(
-                    [*sealed, *tail],
-                    key=lambda item: (item[0], item[1] or item[0], item[2], item[3]),
-                    reverse=descending,
-                )
-                if len(merged) > page * size + size:
+                keys = pick(cursor, clause, values, descending=descending, limit=depth)
+                if len(keys) >= depth:
                     break
-            chosen = merged[page * size : page * size + size + 1]
-            wanted: dict[str, list[int]] = {}
-            for item in chosen:
-                if item[2] != "~tail":
-                    wanted.setdefault(item[2], []).append(item[3])
-            fetched: dict[tuple[str, int], tuple[Any, ...]] = {}
-            for file, numbers in wanted.items():
-                for fetched_row in cursor.execute(rows_of(file, numbers, _SELECT)).fetchall():
-                    fetched[(file, int(fetched_row[-1]))] = tuple(fetched_row[:-1])
+            chosen = keys[page * size : page * size + size + 1]
+            rows = stages_of(cursor, chosen[:size])
         finally:
             cursor.close()
-        rows = [item[4:] if item[2] == "~tail" else fetched[(item[2], item[3])] for item in chosen]
-        return Page(_rows(rows[:size]), page, size, len(rows) > size)
+        return RequestPage(rows, page, size, len(chosen) > size)
 
     # ----- events ---------------------------------------------------------------------------------------
 
-    def search(self, text: str, *, page: int, size: int) -> Page:
-        """Events matching the filter text, newest first (raises SearchError for bad text)."""
+    def search(self, text: str, *, page: int, size: int) -> RequestPage:
+        """Requests with a stage matching the filter text, newest first (raises SearchError for bad text)."""
         where, params = filter_sql(text)
-        return self._top(where, params, _ORDER_DESC, page=page, size=size)
+        return self.requests(where, params, descending=True, page=page, size=size)
 
     def event(self, audit_id: str, near: datetime | None = None) -> list[tuple[Row, str]]:
         """Every stage of one request with its full JSON (pretty-printed), in stage order.
@@ -256,6 +271,21 @@ class UIData:
         found.sort(key=lambda values: (values[-2] is None, values[-2] or values[0], values[0]))
         return [(Row(*values[:-2]), json.dumps(json.loads(values[-1]), indent=2)) for values in found]
 
+    def request(self, audit_id: str, near: datetime | None = None) -> RequestRow | None:
+        """One request's stages merged (looked for near `near` first, then anywhere)."""
+        cursor = self._source.cursor()
+        try:
+            attempts: list[tuple[str, list[object]]] = [("audit_id = ?", [audit_id])]
+            if near is not None:
+                attempts.insert(0, ("audit_id = ? AND time BETWEEN ? AND ?", [audit_id, near - NEAR, near + NEAR]))
+            for clause, params in attempts:
+                found = cursor.execute(f"SELECT {STAGE_SELECT} FROM events WHERE {clause} LIMIT 16", params).fetchall()
+                if found:
+                    return merge(found)[0]
+        finally:
+            cursor.close()
+        return None
+
     def recent_event_json(self, limit: int) -> list[str]:
         """The full JSON of the `limit` most recent events, oldest first (for the policy simulation page).
 
@@ -271,17 +301,20 @@ class UIData:
                 break
         return [str(row[0]) for row in reversed(rows)]
 
-    def identity(self, user: str, *, page: int, size: int) -> Page:
-        """One identity's events, oldest first, with session starts marked."""
-        depth = (page + 1) * size + 1
+    def identity(self, user: str, *, page: int, size: int) -> RequestPage:
+        """One identity's requests, oldest first, with session starts marked.
+
+        The pre-aggregation tells which minute holds enough of its events for the page (a request has at
+        most four stage events), so only the files up to it are read."""
+        depth = ((page + 1) * size + 1) * len(STAGE_ORDER)
         covered = self._query(
             "SELECT minute FROM (SELECT minute, sum(sum(n)) OVER (ORDER BY minute) AS total FROM agg_all "
             'WHERE "user" = ? GROUP BY minute) WHERE total >= ? ORDER BY minute LIMIT 1',
             [user, depth],
         )
         until = covered[0][0] + MINUTE if covered else None
-        found = self._top('"user" = ?', [user], _ORDER_ASC, page=page, size=size, until=until)
-        return Page(_sessions(found.rows), page, size, found.has_next)
+        found = self.requests('"user" = ?', [user], descending=False, page=page, size=size, until=until)
+        return RequestPage(_sessions(found.rows), page, size, found.has_next)
 
     def identity_summary(self, user: str) -> dict[str, Any]:
         """First and last seen, events, refusals and the verbs used (counts from the pre-aggregation)."""
@@ -302,11 +335,13 @@ class UIData:
         )
         return {"first": first, "last": last, "events": events or 0, "forbidden": forbidden or 0, "verbs": verbs}
 
-    def object_history(self, resource: str, namespace: str, name: str, *, page: int, size: int) -> Page:
-        """Every event on one object (an empty namespace means a cluster-scoped object), oldest first."""
+    def object_history(self, resource: str, namespace: str, name: str, *, page: int, size: int) -> RequestPage:
+        """Every request on one object (an empty namespace means a cluster-scoped object), oldest first."""
         namespace_clause = "namespace IS NULL" if not namespace else "namespace = ?"
         params: list[object] = [resource, name, *([namespace] if namespace else [])]
-        return self._top(f"resource = ? AND name = ? AND {namespace_clause}", params, _ORDER_ASC, page=page, size=size)
+        return self.requests(
+            f"resource = ? AND name = ? AND {namespace_clause}", params, descending=False, page=page, size=size
+        )
 
     def recent_objects(self, limit: int = 25) -> list[tuple[str, str | None, str, datetime, str | None]]:
         """Objects created, changed or deleted in the last hour of data, latest first (leases and events, which
@@ -326,38 +361,42 @@ class UIData:
     # ----- overview -------------------------------------------------------------------------------------
 
     def overview(self, window: str) -> Overview:
-        """The overview for `window` (a key of WINDOWS or `all`), computed once per snapshot generation."""
+        """The overview for `window` (a key of WINDOWS or `all`), computed once per snapshot generation and minute."""
         cursor = self._source.cursor()
         generation = self._source.generation
+        now = self._clock().replace(second=0, microsecond=0)
         try:
             with self._lock:
                 cached = self._cache.get(window)
-            if cached is not None and cached[0] == generation:
+            if cached is not None and cached[0] == (generation, now):
                 return cached[1]
-            result = self._compute_overview(cursor, window)
+            result = self._compute_overview(cursor, window, now)
         finally:
             cursor.close()
         with self._lock:
-            self._cache[window] = (generation, result)
+            self._cache[window] = ((generation, now), result)
         return result
 
-    def _compute_overview(self, cursor: duckdb.DuckDBPyConnection, window: str) -> Overview:
-        first, last, total = cursor.execute("SELECT min(minute), max(minute), sum(n) FROM agg_all").fetchone() or (
-            None,
-            None,
-            0,
-        )
-        if last is None:
-            return Overview(window, 0, None, None, 0, 0.0, [], [], [], [], [], 0)
-        exact = cursor.execute("SELECT first, last FROM bounds").fetchone()
-        if exact is not None and exact[0] is not None:
-            first, last = exact
-        since = first if window not in WINDOWS else max(first, last - WINDOWS[window])
+    def data_span(self, window: str = "24h") -> Span | None:
+        """The range pages default to: `window` back from now, or the data's own range when that is empty."""
+        bounds = self._query("SELECT first, last FROM bounds")
+        if not bounds or bounds[0][0] is None:
+            return None
+        return span_for(window, bounds[0][0], bounds[0][1], self._clock())
+
+    def _compute_overview(self, cursor: duckdb.DuckDBPyConnection, window: str, now: datetime) -> Overview:
+        total, newest_minute = cursor.execute("SELECT sum(n), max(minute) FROM agg_all").fetchone() or (0, None)
+        bounds = cursor.execute("SELECT first, last FROM bounds").fetchone()
+        if newest_minute is None or bounds is None or bounds[0] is None:
+            return Overview(window, 0, None, None, 0, 0.0, [], [], [], [], 0)
+        first, last = bounds
+        span = span_for(window, first, last, now)
+        low = time_bucket_floor(span.since)
         groups = cursor.execute(
             'SELECT grouping(cluster, "user", verb, resource) AS g, coalesce(cluster, "user", verb, resource), '
-            "sum(n), sum(forbidden) FROM agg_all WHERE minute >= time_bucket(INTERVAL 1 MINUTE, ?::TIMESTAMPTZ) "
+            "sum(n), sum(forbidden) FROM agg_all WHERE minute >= ? AND minute <= ? "
             'GROUP BY GROUPING SETS ((cluster), ("user"), (verb), (resource), ())',
-            [since],
+            [low, span.until],
         ).fetchall()
         in_window, forbidden = next(((row[2], row[3]) for row in groups if row[0] == _ALL), (0, 0))
 
@@ -365,56 +404,58 @@ class UIData:
             counts = [(str(row[1]), int(row[2])) for row in groups if row[0] == grouping and row[1] is not None]
             return sorted(counts, key=lambda item: (-item[1], item[0]))[:limit]
 
-        hour_ago = last - timedelta(hours=1)
-        counted = dict(
-            cursor.execute(
-                "SELECT minute, sum(n) FROM agg_all WHERE minute >= time_bucket(INTERVAL 1 MINUTE, ?::TIMESTAMPTZ) "
-                "GROUP BY minute",
-                [hour_ago],
-            ).fetchall()
-        )
-        start = last.replace(second=0, microsecond=0) - timedelta(hours=1)
-        per_minute = [(start + MINUTE * index, int(counted.get(start + MINUTE * index, 0))) for index in range(61)]
-        last_minute = per_minute[-2][1] if len(per_minute) >= 2 else (per_minute[-1][1] if per_minute else 0)
-        buckets, series = self._alert_series(cursor, since, last)
+        step = charts.bucket_step(span.until - span.since, 120, minimum=MINUTE)
+        seconds = int(step.total_seconds())
+        start = datetime.fromtimestamp(int(span.since.timestamp()) // seconds * seconds, UTC)
+        length = int((span.until - start) / step) + 1
+        events = {"allowed or failed": [0] * length, "forbidden (403)": [0] * length}
+        for bucket, count, refused in cursor.execute(
+            f"SELECT (epoch(minute)::BIGINT // {seconds}) AS b, sum(n), sum(forbidden) FROM agg_all "
+            "WHERE minute >= ? AND minute <= ? GROUP BY b",
+            [low, span.until],
+        ).fetchall():
+            position = int(bucket) - int(start.timestamp()) // seconds
+            if 0 <= position < length:
+                events["allowed or failed"][position] += int(count) - int(refused)
+                events["forbidden (403)"][position] += int(refused)
+        last_minute = cursor.execute("SELECT sum(n) FROM agg_all WHERE minute = ?", [newest_minute - MINUTE]).fetchone()
+        alert_series = self._alert_series(cursor, start, step, length)
         return Overview(
             window,
             int(total or 0),
             first,
             last,
             int(in_window or 0),
-            last_minute / 60.0,
-            per_minute,
+            int((last_minute or (0,))[0] or 0) / 60.0,
             top(_BY_CLUSTER, 20),
             top(_BY_USER),
             top(_BY_VERB),
             top(_BY_RESOURCE),
             int(forbidden or 0),
-            buckets,
-            series,
+            span,
+            step,
+            start,
+            events,
+            alert_series,
         )
 
     # ----- alerts ---------------------------------------------------------------------------------------
 
     def _alert_series(
-        self, cursor: duckdb.DuckDBPyConnection, since: datetime, last: datetime
-    ) -> tuple[list[datetime], dict[str, list[int]]]:
-        span = max((last - since).total_seconds(), 60.0)
-        step = max(60, int(span / 48) // 60 * 60)
+        self, cursor: duckdb.DuckDBPyConnection, start: datetime, step: timedelta, length: int
+    ) -> dict[str, list[int]]:
+        seconds = int(step.total_seconds())
         rows = cursor.execute(
-            f"SELECT (epoch(time) // {step})::BIGINT AS b, priority, count(*) FROM alerts_t "
-            "WHERE time >= ?::TIMESTAMPTZ::TIMESTAMP GROUP BY b, priority",
-            [since],
+            f"SELECT (epoch(time)::BIGINT // {seconds}) AS b, priority, count(*) FROM alerts_t "
+            "WHERE time >= ?::TIMESTAMPTZ::TIMESTAMP AND time < ?::TIMESTAMPTZ::TIMESTAMP GROUP BY b, priority",
+            [start, start + step * length],
         ).fetchall()
-        first_bucket, last_bucket = int(since.timestamp()) // step, int(last.timestamp()) // step
-        buckets = [datetime.fromtimestamp(number * step, UTC) for number in range(first_bucket, last_bucket + 1)]
         series: dict[str, list[int]] = {}
-        if not rows:
-            return [], {}
         for bucket, priority, count in rows:
-            position = min(max(int(bucket) - first_bucket, 0), len(buckets) - 1)
-            series.setdefault(str(priority), [0] * len(buckets))[position] += int(count)
-        return buckets, series
+            position = int(bucket) - int(start.timestamp()) // seconds
+            if 0 <= position < length:
+                series.setdefault(str(priority), [0] * length)[position] += int(count)
+        return series
 
     def alerts(self, *, priority: str, rule: str, page: int, size: int) -> AlertPage:
         """Alerts, newest first, optionally of one priority (or more severe with `priority+`) and one rule."""
@@ -452,6 +493,73 @@ class UIData:
             [audit_id, rule],
         )
         return _alert(rows[0]) if rows else None
+
+    def alerts_for_user(self, user: str, limit: int = 100) -> list[AlertRow]:
+        """Alerts whose output names `user` as the requesting or the impersonated identity, newest first."""
+        rows = self._query(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts_t WHERE json_extract_string(output_fields, '$.\"ka.user.name\"') = ? "
+            "OR json_extract_string(output_fields, '$.\"ka.impuser.name\"') = ? ORDER BY time DESC, rule LIMIT ?",
+            [user, user, limit],
+        )
+        return [_alert(values) for values in rows]
+
+    # ----- investigation ----------------------------------------------------------------------------------
+
+    def search_stats(self, text: str) -> SearchStats:
+        """Request count, histogram and facets of a search (raises SearchError for bad text), computed once per
+        snapshot generation: paging through a search's results reuses them."""
+        where, params = filter_sql(text)
+        cursor = self._source.cursor()
+        key = (self._source.generation, text)
+        try:
+            with self._lock:
+                cached = self._stats.get(key)
+            if cached is not None:
+                return cached
+            found = search_stats(cursor, where, params)
+        finally:
+            cursor.close()
+        with self._lock:
+            self._stats[key] = found
+            while len(self._stats) > STATS_CACHED:
+                del self._stats[next(iter(self._stats))]
+        return found
+
+    def profile(self, user: str) -> Profile:
+        """The identity page's activity, impersonation, tokens, addresses and clients (kept per snapshot
+        generation, like a search's statistics)."""
+        cursor = self._source.cursor()
+        key = (self._source.generation, user)
+        try:
+            with self._lock:
+                cached = self._profiles.get(key)
+            if cached is not None:
+                return cached
+            found = profile(cursor, user)
+        finally:
+            cursor.close()
+        with self._lock:
+            self._profiles[key] = found
+            while len(self._profiles) > STATS_CACHED:
+                del self._profiles[next(iter(self._profiles))]
+        return found
+
+    def clear_caches(self) -> None:
+        """Forget every computed overview, search statistics and profile (what a new snapshot does)."""
+        with self._lock:
+            self._cache.clear()
+            self._stats.clear()
+            self._profiles.clear()
+
+    def around(self, user: str, moment: datetime, reach: timedelta = AROUND, limit: int = 200) -> RequestPage:
+        """`user`'s requests within `reach` of `moment`, oldest first."""
+        return self.requests(
+            '"user" = ? AND time BETWEEN ? AND ?',
+            [user, moment - reach, moment + reach],
+            descending=False,
+            page=0,
+            size=limit,
+        )
 
 
 _ALERT_COLUMNS = "time, rule, priority, cluster, audit_id, message, output_fields, tags, mitre"
