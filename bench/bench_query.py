@@ -1,40 +1,43 @@
-"""The four seed investigations, timed side by side with Debian's jq on the same events.
+"""The seeds' four questions from the command line, whole process against whole process, beside Debian's jq.
 
-- store answer: the matching `kubetrail investigate` command's answer (its summary and its table of the
-  events' columns) from a store of N realistic events (`kubetrail ingest`'s pipeline, cached under
-  bench/data/), on an open connection as the web UI keeps one. Target: at least 100 times faster than jq
-  printing the events. `store_cold_s` adds opening the store (a new DuckDB database), as one CLI run pays.
-- store events: the matching events' JSON from the store, as `kubetrail query -o ndjson` prints them (no
-  target: the JSON column must be decompressed for every row group holding a match).
-- file: the events' JSON from the NDJSON file read in place (`kubetrail query --file -o ndjson`).
-  Target: at least 10 times faster than jq.
+For each question, three commands print the matching events to a file, each timed as a subprocess (wall
+clock, interpreter start-up included), alternated and best of N:
 
-Each side must return the same number of events (the jq differential test checks the events themselves).
-N is 1M; `KUBETRAIL_BENCH_SCALE=0.1` or `KUBETRAIL_BENCH_QUERY_EVENTS=200000` shrink it (jq alone takes
-about 30 s per query on 1M events). Run alone: `python -m bench.bench_query`.
+- jq: `jq -c 'select(…)' FILE` — the baseline;
+- file: `kubetrail query --file FILE 'FILTER' -o ndjson --limit 0` — target: at least 20 times faster;
+- store: `kubetrail query --store DIR 'FILTER' -o ndjson --limit 0` over a store of the same events
+  (`kubetrail ingest`, cached under bench/data/) — target: at least 100 times faster.
+
+All three must print the same events (compared by auditID and stage). The peak RSS of `query --file`
+(os.wait4 of the child, its workers included) has a target of 300 MB, flat in the file's size.
+
+N is 1M realistic events (bench.corpus, ~1 GB); `KUBETRAIL_BENCH_SCALE=0.1` or
+`KUBETRAIL_BENCH_QUERY_EVENTS=200000` shrink it, `KUBETRAIL_BENCH_QUERY_REPEAT` sets N (default 3; jq runs
+at most twice: about 30 s each on 1M events). Run alone: `python -m bench query`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
-from datetime import timedelta
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.common import BenchResult
 from bench.corpus import DATA_DIR, write_realistic_ndjson
-from kubetrail.cli.ingest import Summary, prefetch_batches, store_batch
-from kubetrail.investigate import Report, exec_sessions, forbidden, rbac_changes, secrets
-from kubetrail.query.source import Source, Window, open_files, open_store
-from kubetrail.store import Store
 
 NAME = "query"
 EVENTS = 1_000_000
+TARGET_FILE_SPEEDUP = 20.0
 TARGET_STORE_SPEEDUP = 100.0
-TARGET_FILE_SPEEDUP = 10.0
+TARGET_FILE_RSS_MB = 300.0
+KUBETRAIL = [sys.executable, "-m", "kubetrail.cli.main"]
 RBAC_WRITES = '(.verb=="create" or .verb=="update" or .verb=="patch" or .verb=="delete")'
 
 
@@ -45,43 +48,35 @@ def event_count() -> int:
     return max(1000, int(EVENTS * float(os.environ.get("KUBETRAIL_BENCH_SCALE", "1"))))
 
 
-Investigation = Callable[[Source], Report]
+def repeats() -> int:
+    return max(1, int(os.environ.get("KUBETRAIL_BENCH_QUERY_REPEAT", "3")))
 
 
-def seed_queries(since: str) -> list[tuple[str, str, str, Investigation]]:
-    """(name, kubetrail filter, jq program, investigation) for the seeds' four questions; `since` bounds
-    "the last hour"."""
+def seed_queries(since: str) -> list[tuple[str, str, str]]:
+    """(name, kubetrail filter, jq program) for the seeds' four questions; `since` bounds "the last hour"."""
     return [
         (
             "secrets read in the last hour",
             f"resource=secrets verb in (get,list,watch) since={since}",
             f'select(.requestReceivedTimestamp >= "{since}" and .objectRef.resource=="secrets" and '
             '(.verb=="get" or .verb=="list" or .verb=="watch"))',
-            lambda source: secrets(source, Window(since=since), events=False),
         ),
         (
-            "403s",
-            "code=403",
-            "select(.responseStatus.code==403)",
-            lambda source: forbidden(source, events=False),
-        ),
-        (
-            "exec into pods",
+            "exec sessions",
             "resource=pods subresource=exec",
             'select(.objectRef.resource=="pods" and .objectRef.subresource=="exec")',
-            lambda source: exec_sessions(source, subresources=("exec",), events=False),
         ),
+        ("forbidden requests", "code=403", "select(.responseStatus.code==403)"),
         (
-            "RBAC modifications",
+            "RBAC writes",
             "apigroup=rbac.authorization.k8s.io verb in (create,update,patch,delete)",
             f'select(.objectRef.apiGroup=="rbac.authorization.k8s.io" and {RBAC_WRITES})',
-            lambda source: rbac_changes(source, events=False),
         ),
     ]
 
 
 def build_store(ndjson: Path) -> Path:
-    """A sealed store of the NDJSON file's events, rebuilt only when the file changed."""
+    """A store of the NDJSON file's events (`kubetrail ingest`), rebuilt only when the file changed."""
     directory = DATA_DIR / f"query-store-{ndjson.stem}"
     key_file = directory.with_name(directory.name + ".key")
     stat = ndjson.stat()
@@ -89,61 +84,43 @@ def build_store(ndjson: Path) -> Path:
     if directory.exists() and key_file.exists() and key_file.read_text() == key:
         return directory
     shutil.rmtree(directory, ignore_errors=True)
-    summary = Summary(files=1)
-    with Store.open(directory) as store:
-        for _, batch in prefetch_batches([ndjson], "k8s"):
-            store_batch(store, batch, "bench", summary)
-        store.seal()
+    command = [*KUBETRAIL, "ingest", "--store", str(directory), "--cluster", "bench", "--no-detect", "--no-progress"]
+    subprocess.run([*command, str(ndjson)], check=True, stdout=subprocess.DEVNULL)
     key_file.write_text(key)
     return directory
 
 
-def _events(source: Source, text: str) -> int:
-    """Fetch the matching events' JSON and write them out, as `kubetrail query -o ndjson --limit 0` does."""
-    table = source.select(text, columns=["event"])
-    with open(os.devnull, "w") as sink:
-        for line in table.column("event").to_pylist():
-            sink.write(line + "\n")
-    return int(table.num_rows)
+def _newest_time(ndjson: Path) -> datetime:
+    """The newest requestReceivedTimestamp, from the file's last lines (the log is written in time order)."""
+    with open(ndjson, "rb") as handle:
+        handle.seek(max(0, ndjson.stat().st_size - 4 * 1024 * 1024))
+        tail = handle.read().splitlines()[1:]
+    times = [json.loads(line)["requestReceivedTimestamp"] for line in tail if line.strip()]
+    return max(datetime.fromisoformat(text.replace("Z", "+00:00")) for text in times).astimezone(UTC)
 
 
-def _best(work: Callable[[], int], repeat: int) -> tuple[float, int]:
-    best = float("inf")
-    count = 0
-    for _ in range(repeat):
+def run_child(command: list[str], output: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of one command printing to `output`; fails on a non-zero
+    exit. CPU time (user + system, its workers included) is less disturbed by other work on the machine."""
+    with open(output, "wb") as sink:
         start = time.perf_counter()
-        count = work()
-        best = min(best, time.perf_counter() - start)
-    return best, count
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        error = process.stderr.read() if process.stderr is not None else b""
+        if process.stderr is not None:
+            process.stderr.close()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[:4]}… exited {process.returncode}: {error.decode(errors='replace')[-500:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def _events_of(opener: Callable[[], Source], text: str) -> Callable[[], int]:
-    def work() -> int:
-        with opener() as source:
-            return _events(source, text)
-
-    return work
-
-
-def _warm(source: Source, investigation: Investigation) -> Callable[[], int]:
-    def work() -> int:
-        return int(investigation(source).events.num_rows)
-
-    return work
-
-
-def _answer_of(opener: Callable[[], Source], investigation: Investigation) -> Callable[[], int]:
-    def work() -> int:
-        with opener() as source:
-            return int(investigation(source).events.num_rows)
-
-    return work
-
-
-def _time_jq(program: str, path: Path) -> tuple[float, int]:
-    start = time.perf_counter()
-    output = subprocess.run(["jq", "-c", program, str(path)], check=True, capture_output=True).stdout
-    return time.perf_counter() - start, output.count(b"\n")
+def events_of(output: Path) -> Counter[tuple[str, str]]:
+    """The printed events as (auditID, stage), for comparing the three commands."""
+    with open(output, "rb") as handle:
+        found = (json.loads(line) for line in handle if line.strip())
+        return Counter((event["auditID"], event["stage"]) for event in found)
 
 
 def run() -> list[BenchResult]:
@@ -154,76 +131,80 @@ def run() -> list[BenchResult]:
     started = time.perf_counter()
     store_dir = build_store(ndjson)
     build_seconds = time.perf_counter() - started
-    with open_store(store_dir) as source:
-        newest = source.sql("SELECT max(time) AS t FROM events").column("t")[0].as_py()
+    newest = _newest_time(ndjson)
     since = (newest.replace(microsecond=0) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
     results: list[BenchResult] = []
-    totals = {"jq": 0.0, "store_answer": 0.0, "store_events": 0.0, "file": 0.0}
-
-    def store() -> Source:
-        return open_store(store_dir)
-
-    def files() -> Source:
-        return open_files([ndjson])
-
-    for name, text, program, investigation in seed_queries(since):
-        jq_seconds, jq_count = _time_jq(program, ndjson)
-        cold_seconds, _ = _best(_answer_of(store, investigation), 3)
-        with store() as opened:
-            answer_seconds, answer_count = _best(_warm(opened, investigation), 5)
-        events_seconds, events_count = _best(_events_of(store, text), 3)
-        file_seconds, file_count = _best(_events_of(files, text), 2)
-        if not jq_count == answer_count == events_count == file_count:
-            raise RuntimeError(
-                f"{name}: jq {jq_count}, answer {answer_count}, store {events_count}, file {file_count} events"
-            )
-        totals["jq"] += jq_seconds
-        totals["store_answer"] += answer_seconds
-        totals["store_events"] += events_seconds
-        totals["file"] += file_seconds
-        detail = {
-            "events": count,
-            "matched": jq_count,
-            "filter": text,
-            "jq_s": round(jq_seconds, 3),
-            "store_answer_s": round(answer_seconds, 4),
-            "store_cold_s": round(cold_seconds, 4),
-            "store_events_s": round(events_seconds, 4),
-            "file_s": round(file_seconds, 3),
-        }
-        results.append(
-            BenchResult(
-                NAME,
-                f"{name}: store answer vs jq",
-                jq_seconds / answer_seconds,
-                "x",
-                TARGET_STORE_SPEEDUP,
-                detail=detail,
-            )
-        )
-        results.append(
-            BenchResult(NAME, f"{name}: store events vs jq", jq_seconds / events_seconds, "x", detail=detail)
-        )
-        results.append(
-            BenchResult(NAME, f"{name}: file vs jq", jq_seconds / file_seconds, "x", TARGET_FILE_SPEEDUP, detail=detail)
-        )
+    totals = {"jq": 0.0, "file": 0.0, "store": 0.0}
+    peak_rss = 0.0
+    repeat = repeats()
+    with tempfile.TemporaryDirectory(prefix="kubetrail-bench-query-") as scratch:
+        outputs = {side: Path(scratch) / f"{side}.ndjson" for side in totals}
+        for name, text, program in seed_queries(since):
+            commands = {
+                "jq": ["jq", "-c", program, str(ndjson)],
+                "file": [*KUBETRAIL, "query", "--file", str(ndjson), text, "-o", "ndjson", "--limit", "0"],
+                "store": [*KUBETRAIL, "query", "--store", str(store_dir), text, "-o", "ndjson", "--limit", "0"],
+            }
+            best = dict.fromkeys(totals, float("inf"))
+            cpu = dict.fromkeys(totals, float("inf"))
+            for round_number in range(repeat):
+                for side, command in commands.items():
+                    if side == "jq" and round_number >= 2:
+                        continue
+                    seconds, cpu_seconds, rss = run_child(command, outputs[side])
+                    best[side] = min(best[side], seconds)
+                    cpu[side] = min(cpu[side], cpu_seconds)
+                    if side == "file":
+                        peak_rss = max(peak_rss, rss)
+            found = {side: events_of(path) for side, path in outputs.items()}
+            if not found["jq"] == found["file"] == found["store"]:
+                sizes = {side: sum(events.values()) for side, events in found.items()}
+                raise RuntimeError(f"{name}: the commands printed different events: {sizes}")
+            for side in totals:
+                totals[side] += best[side]
+            detail = {
+                "events": count,
+                "matched": sum(found["jq"].values()),
+                "filter": text,
+                "jq_s": round(best["jq"], 3),
+                "file_s": round(best["file"], 3),
+                "store_s": round(best["store"], 3),
+                **{f"{side}_cpu_s": round(value, 3) for side, value in cpu.items()},
+                "file_cpu_ratio": round(cpu["jq"] / cpu["file"], 1),
+                "store_cpu_ratio": round(cpu["jq"] / cpu["store"], 1),
+            }
+            for side, target in (("file", TARGET_FILE_SPEEDUP), ("store", TARGET_STORE_SPEEDUP)):
+                seconds = f"jq {best['jq']:.2f} s, kubetrail {best[side]:.3f} s"
+                ratio = best["jq"] / best[side]
+                metric = f"{name}: --{side} vs jq ({seconds})"
+                results.append(BenchResult(NAME, metric, ratio, "x", target, detail=detail))
+                by_cpu = cpu["jq"] / cpu[side]
+                print(f"  {metric}: {ratio:.1f}x (target {target:.0f}x; CPU time {by_cpu:.1f}x)", flush=True)
     overall = {
         "events": count,
         "ndjson_bytes": ndjson.stat().st_size,
         "store_build_s": round(build_seconds, 1),
-        **{f"{key}_total_s": round(value, 3) for key, value in totals.items()},
+        "repeat": repeat,
+        **{f"{side}_total_s": round(value, 3) for side, value in totals.items()},
     }
-    for label, key, target in (
-        ("store answer", "store_answer", TARGET_STORE_SPEEDUP),
-        ("store events", "store_events", None),
-        ("file", "file", TARGET_FILE_SPEEDUP),
-    ):
-        results.append(
-            BenchResult(NAME, f"four queries: {label} vs jq", totals["jq"] / totals[key], "x", target, detail=overall)
+    for side, target in (("file", TARGET_FILE_SPEEDUP), ("store", TARGET_STORE_SPEEDUP)):
+        metric = f"four queries: --{side} vs jq (jq {totals['jq']:.2f} s, kubetrail {totals[side]:.3f} s)"
+        results.append(BenchResult(NAME, metric, totals["jq"] / totals[side], "x", target, detail=overall))
+    results.append(
+        BenchResult(
+            NAME,
+            "query --file peak RSS",
+            round(peak_rss, 1),
+            "MB",
+            TARGET_FILE_RSS_MB,
+            higher_is_better=False,
+            detail={"events": count, "ndjson_bytes": ndjson.stat().st_size},
         )
+    )
     return results
 
 
 if __name__ == "__main__":
     for result in run():
-        print(f"{result.metric}: {result.value:,.1f}{result.unit} (target {result.target}) {result.detail}")
+        verdict = "" if result.passed is None else ("pass" if result.passed else "MISSED")
+        print(f"{result.metric}: {result.value:,.1f}{result.unit} (target {result.target}) {verdict} {result.detail}")

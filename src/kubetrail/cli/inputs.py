@@ -13,14 +13,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kubetrail.intake import FORMATS, Batch, IntakeError, Tally, expand_inputs, input_size, read_path
 from kubetrail.model import Event
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +58,8 @@ class InputFiles:
         progress: bool | None = None,
         label: str = "reading",
     ) -> None:
+        from rich.console import Console
+
         self.paths = expand_inputs(arguments)
         self.input_format = input_format
         self.console = console or Console(stderr=True)
@@ -66,6 +69,8 @@ class InputFiles:
 
     def batches(self) -> Iterator[tuple[Path, Batch]]:
         """(path, batch) of every file in order, counted as they go."""
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
         sizes = [input_size(path) for path in self.paths]
         columns = (
             TextColumn("{task.description}", markup=False),

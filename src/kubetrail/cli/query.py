@@ -5,17 +5,22 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from kubetrail.cli.inputs import exit_if_strict, format_option, report_tally, strict_option
 from kubetrail.cli.query_engines import ENGINES, open_engine
 from kubetrail.intake import Tally
-from kubetrail.query import QueryError, parse_filter
+from kubetrail.query.errors import QueryError
 from kubetrail.query.fields import FieldKind, lookup
+from kubetrail.query.filter import parse_filter
+from kubetrail.query.nodes import Filter
 from kubetrail.query.output import DEFAULT_FIELDS, FORMATS, write
-from kubetrail.query.source import Source, Window, open_files, open_store
-from kubetrail.store.columns import COLUMN_NAMES
+from kubetrail.query.window import Window
+
+if TYPE_CHECKING:
+    from kubetrail.query.source import Source
 
 _WITH = re.compile(r"^\s*with\s", re.IGNORECASE)
 
@@ -24,6 +29,8 @@ def column_names(fields: str | None) -> list[str]:
     """`--fields user,ns,code,event` → the columns (filter field names and column names both work)."""
     if not fields:
         return list(DEFAULT_FIELDS)
+    from kubetrail.store.columns import COLUMN_NAMES
+
     names: list[str] = []
     for item in (part.strip() for part in fields.split(",")):
         if not item:
@@ -42,6 +49,8 @@ def column_names(fields: str | None) -> list[str]:
 
 def open_source(store_dir: str | None, files: Sequence[str], cluster: str | None, input_format: str) -> Source:
     """The store (--store, or $KUBETRAIL_STORE) or the --file inputs."""
+    from kubetrail.query.source import open_files, open_store
+
     if files:
         return open_files(files, cluster=None if cluster is None else cluster, input_format=input_format)
     if not store_dir:
@@ -88,6 +97,34 @@ def report_refused(source: object, *, strict: bool) -> None:
         return
     report_tally(tally, lambda line: click.echo(line, err=True))
     exit_if_strict(tally, strict)
+
+
+def _print_file_events(
+    files: Sequence[str],
+    parsed: Filter,
+    window: Window,
+    cluster: str | None,
+    input_format: str,
+    limit: int,
+    descending: bool,
+    strict: bool,
+) -> bool:
+    """`-o ndjson` from log files: the matching lines as written, read in place without DuckDB when the
+    inputs and the filter allow it (False: use the DuckDB path)."""
+    from kubetrail.query.inplace import matching_events
+
+    found = matching_events(
+        files, parsed, window, cluster=cluster, input_format=input_format, limit=limit, descending=descending
+    )
+    if found is None:
+        return False
+    sys.stdout.flush()
+    stream = sys.stdout.buffer
+    for start in range(0, len(found.lines), 4096):
+        stream.write(b"".join(line + b"\n" for line in found.lines[start : start + 4096]))
+    stream.flush()
+    report_refused(found.tally, strict=strict)
+    return True
 
 
 def fail(error: QueryError) -> None:
@@ -160,6 +197,9 @@ def query_command(
         parsed = parse_filter(text)
         window = window_of(since, until, cluster, files)
         window.terms()
+        in_place = files and not lake and engine == "duckdb" and not sql and output == "ndjson" and not fields
+        if in_place and _print_file_events(files, parsed, window, cluster, input_format, limit, descending, strict):
+            return
         with open_engine(
             engine, lake=lake, store_dir=store_dir, files=files, cluster=cluster, input_format=input_format
         ) as source:

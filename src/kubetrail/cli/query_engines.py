@@ -11,13 +11,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
-import pyarrow as pa
 
 from kubetrail.query.nodes import Filter
-from kubetrail.query.source import Source, Window, open_files, open_store
+from kubetrail.query.window import Window
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from kubetrail.query.source import Source
 
 ENGINES = ("duckdb", "spark")
 SPARK_MASTER_ENV = "KUBETRAIL_SPARK_MASTER"
@@ -71,6 +75,8 @@ def open_engine(
             if owned:
                 spark.stop()
         return
+    from kubetrail.query.source import Source, open_files, open_store
+
     source: Source
     if lake:
         from kubetrail.bus.lake import open_lake

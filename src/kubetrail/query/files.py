@@ -18,8 +18,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from kubetrail.intake import Format, Tally, expand_inputs, is_gzip, open_inflated, peek, read_path, sniff
+from kubetrail.intake import Format, Tally, expand_inputs, is_gzip, open_inflated, read_path
 from kubetrail.model.event import SUPPORTED_EVENT_API_VERSIONS, Level, Stage
+from kubetrail.query.inplace import is_plain_ndjson as is_plain_ndjson
 from kubetrail.store.columns import COLUMN_NAMES, ROW_SCHEMA, build_rows, flat_select
 
 _DECODED_RELATION = "kubetrail_decoded_rows"
@@ -76,15 +77,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def is_plain_ndjson(path: Path) -> bool:
-    """Whether a file is the log backend's NDJSON (one Event per line), gzip'd or not."""
-    start = peek(path).lstrip()
-    if not start.startswith(b"{") or sniff(start) != Format.NATIVE:
-        return False
-    first_line = start.split(b"\n", 1)[0]
-    return b'"auditID"' in first_line and b'"EventList"' not in first_line[:200]
-
-
 def _in(values: Sequence[str]) -> str:
     return ", ".join(_literal(value) for value in values)
 
@@ -125,7 +117,8 @@ def _python_lines(paths: Sequence[Path]) -> pa.Table:
     return pa.table({"event": pa.array(lines, pa.string())})
 
 
-def _lines_select(reader: str, cluster: str) -> str:
+def lines_select(reader: str, cluster: str) -> str:
+    """The `events` columns of the valid events among the lines of `reader` (a relation with an `event` column)."""
     columns = [f'{_LINE_COLUMNS[name]} AS "{name}"' for name in COLUMN_NAMES if name in _LINE_COLUMNS]
     return (
         f"SELECT {', '.join(columns)}, CAST(NULL AS DATE) AS date, {_literal(cluster)} AS cluster "
@@ -208,13 +201,13 @@ def connect_files(
     label = cluster or "default"
     if python_lines:
         conn.register(_LINES_RELATION, _python_lines([*fast["gzip"], *fast["none"]]))
-        parts = [f"SELECT {names} FROM ({_lines_select(_LINES_RELATION, label)})"]
+        parts = [f"SELECT {names} FROM ({lines_select(_LINES_RELATION, label)})"]
         for path in [*fast["gzip"], *fast["none"]]:
             for batch in read_path(path, Format.NATIVE):
                 tally.count(batch)
     else:
         parts = [
-            f"SELECT {names} FROM ({_lines_select(_csv_lines(group, compression), label)})"
+            f"SELECT {names} FROM ({lines_select(_csv_lines(group, compression), label)})"
             for compression, group in fast.items()
             if group
         ]

@@ -1,4 +1,6 @@
-"""Printing query results: table (rich), json, ndjson (the events themselves), csv and yaml."""
+"""Printing query results: table (rich), json, ndjson (the events themselves), csv and yaml.
+
+rich, PyYAML and pyarrow load only when a result is printed in a format that needs them."""
 
 from __future__ import annotations
 
@@ -7,13 +9,10 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import pyarrow as pa
-import yaml
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMATS = ("table", "json", "ndjson", "csv", "yaml")
 DEFAULT_FIELDS = ("time", "user", "verb", "resource", "subresource", "namespace", "name", "response_code", "cluster")
@@ -51,6 +50,10 @@ def print_table(table: pa.Table, stream: TextIO, *, title: str = "") -> None:
 
     Titles, column names and cells are printed as given (rich `Text`), never read as rich markup or emoji
     codes: they hold event values, and a user name such as `[/x]` must neither crash nor change."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
     heading = Text(title, style="table.title") if title else None
     view = Table(title=heading, title_justify="left", show_edge=False, pad_edge=False)
@@ -75,6 +78,8 @@ def write(table: pa.Table, output: str, stream: TextIO, *, events: bool = False)
     elif output == "json":
         stream.write(json.dumps(_with_events(table), indent=2, ensure_ascii=False) + "\n")
     elif output == "yaml":
+        import yaml
+
         stream.write(yaml.safe_dump(_with_events(table), sort_keys=False, allow_unicode=True))
     elif output == "csv":
         buffer = io.StringIO()

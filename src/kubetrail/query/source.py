@@ -8,46 +8,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
-from kubetrail.intake import Tally
 from kubetrail.query.errors import QueryError
 from kubetrail.query.fields import FieldKind
-from kubetrail.query.files import connect_files
 from kubetrail.query.filter import parse_filter
 from kubetrail.query.nodes import And, Compare, Filter, Node
 from kubetrail.query.run import ORDERS
 from kubetrail.query.translate import to_sql
-from kubetrail.store import Store
+from kubetrail.query.window import Window as Window
+
+if TYPE_CHECKING:
+    from kubetrail.intake import Tally
 
 # Values that JSON encoders (Go's included) always write verbatim, so the raw line must contain them.
 _VERBATIM = re.compile(r"^[A-Za-z0-9._:@ +=-]+$")
-
-
-@dataclass(frozen=True)
-class Window:
-    """The --since / --until / --cluster flags, as filter terms (`since=1h`, `until=2026-03-19T12:00Z`)."""
-
-    since: str | None = None
-    until: str | None = None
-    cluster: str | None = None
-
-    def terms(self) -> list[str]:
-        terms: list[str] = []
-        for name, value in (("since", self.since), ("until", self.until), ("cluster", self.cluster)):
-            if value:
-                quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                try:
-                    parse_filter(f"{name}={quoted}")
-                except QueryError as error:
-                    raise QueryError(f"--{name} {value}: {error.message}", hint=error.hint) from None
-                terms.append(f"{name}={quoted}")
-        return terms
 
 
 def line_prefilter(filter: Filter) -> tuple[str, list[object]]:
@@ -96,7 +77,7 @@ class Source:
     # Builds a connection reading lines in Python, for files DuckDB refuses to read as text (invalid UTF-8).
     reopen: Callable[[], duckdb.DuckDBPyConnection] | None = None
     # What reading files in place refused or skipped (records that are not audit events), for the report.
-    tally: Tally = field(default_factory=Tally)
+    tally: Tally | None = None
 
     def where(
         self, text: str | Filter, window: Window | None = None, *, now: datetime | None = None
@@ -176,6 +157,8 @@ class Source:
 
 def open_store(path: str | Path) -> Source:
     """A source over every acknowledged event of a store (opened read-only, so `serve` may keep running)."""
+    from kubetrail.store import Store
+
     store = Store.open(path, read_only=True)
     try:
         conn = store.query_connection()
@@ -187,6 +170,8 @@ def open_store(path: str | Path) -> Source:
 
 def open_files(inputs: Sequence[str | Path], *, cluster: str | None = None, input_format: str = "auto") -> Source:
     """A source reading log files in place (see `kubetrail.query.files`)."""
+    from kubetrail.query.files import connect_files
+
     connected = connect_files(inputs, cluster=cluster, input_format=input_format)
     return Source(
         connected.conn,
