@@ -6,14 +6,16 @@ Imports are read from the source (function-level imports included), so a lazy im
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "kubetrail"
 
 
+@functools.cache
 def package_imports() -> dict[str, set[str]]:
-    """For each top-level package of kubetrail, the other top-level packages it imports."""
+    """For each top-level package of kubetrail, the other top-level packages it imports (parsed once per run)."""
     found: dict[str, set[str]] = defaultdict(set)
     for path in SRC.rglob("*.py"):
         relative = path.relative_to(SRC)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kubetrail.cli import commands
+from kubetrail.cli import commands, policy
 
 BLOCK_EXTRAS = "import sys; sys.modules['nats'] = None; sys.modules['pyspark'] = None; sys.modules['boto3'] = None; "
 
@@ -89,3 +90,77 @@ def test_a_gke_or_aks_source_without_its_extra_is_one_line(
     extra = "gcp" if "google" in blocked or blocked == "jwt" else "azure"
     assert error.startswith(f"error: {words} needs ") and error.endswith(f"(the `{extra}` extra)")
     assert hint.strip() == f"hint: pip install 'kubetrail[{extra}]'"
+
+
+HEAVY = (
+    "duckdb",
+    "pyarrow",
+    "nats",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "kubetrail.detect",
+    "kubetrail.store",
+    "kubetrail.serve",
+    "kubetrail.pipeline",
+    "kubetrail.policy.simulate",
+    "kubetrail.coverage",
+)
+PRESET = Path(__file__).resolve().parents[2] / "src" / "kubetrail" / "policy" / "presets" / "recommended.yaml"
+
+
+def loaded_after(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run `kubetrail ARGS` in a fresh interpreter; its output and which of HEAVY it imported."""
+    code = (
+        "import sys; from kubetrail.cli.main import cli\n"
+        "try:\n    cli(sys.argv[1:], prog_name='kubetrail')\nexcept SystemExit as stop:\n    code = stop.code\n"
+        f"import json; print('loaded:', json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    result = run(code, *args)
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("loaded: "), result.stderr
+    return result, json.loads(last.removeprefix("loaded: "))
+
+
+def test_help_imports_none_of_the_engines() -> None:
+    assert loaded_after("--help")[1] == []
+
+
+def test_policy_help_lists_its_commands_without_importing_them() -> None:
+    result, heavy = loaded_after("policy", "--help")
+    assert heavy == []
+    for name in policy.POLICY_COMMANDS:
+        assert f"  {name} " in result.stdout
+
+
+@pytest.mark.parametrize("name", policy.POLICY_COMMANDS)
+def test_the_listed_policy_help_is_the_commands_own(name: str) -> None:
+    entry = policy.POLICY_COMMANDS[name]
+    assert commands.load_entry(entry).get_short_help_str(limit=200) == entry.short_help
+    assert commands.load_entry(entry).name == name
+
+
+def test_policy_validate_loads_the_policy_engine_only(tmp_path: Path) -> None:
+    result, heavy = loaded_after("policy", "validate", str(PRESET))
+    assert result.stdout.splitlines()[0] == "valid"
+    assert heavy == []
+    refused = tmp_path / "policy.yaml"
+    refused.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Everything\n")
+    result, heavy = loaded_after("policy", "validate", str(refused))
+    assert "rules[0].level" in result.stdout and "valid\n" not in result.stdout
+    assert heavy == []
+
+
+def test_detect_help_loads_no_engine() -> None:
+    result, heavy = loaded_after("detect", "--help")
+    assert "--min-priority" in result.stdout and "--max-keys" in result.stdout
+    assert heavy == []
+
+
+def test_detect_options_name_the_engines_own_priorities_and_key_limit() -> None:
+    from kubetrail.cli import detect
+    from kubetrail.detect import Priority
+    from kubetrail.detect.stateful.spec import DEFAULT_MAX_KEYS
+
+    assert [*(priority.name.lower() for priority in Priority), "info"] == detect._PRIORITY_CHOICES
+    assert detect._DEFAULT_MAX_KEYS == DEFAULT_MAX_KEYS

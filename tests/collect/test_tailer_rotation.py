@@ -93,8 +93,7 @@ class Numbers:
             self.numbers.extend(json.loads(line)["n"] for line in batch.lines)
 
 
-def follow(path: Path, checkpoints: CheckpointStore, sink: Numbers, writer_done: threading.Event, total: int) -> Tailer:
-    tail = Tailer(path, sink, checkpoints, TailOptions(poll_interval=0.005, rotate_grace=0.02))
+def follow(tail: Tailer, sink: Numbers, writer_done: threading.Event, total: int) -> Tailer:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         tail.poll_once()
@@ -115,9 +114,11 @@ def run_load(tmp_path: Path, styles: tuple[str, ...], seed: int) -> tuple[Number
         writer.run(LINES)
         done.set()
 
+    tail = Tailer(path, sink, CheckpointStore(tmp_path / "cp"), TailOptions(poll_interval=0.005, rotate_grace=0.02))
+    tail.poll_once()  # the first look, before any line: backups already there at a first look are not read
     thread = threading.Thread(target=write)
     thread.start()
-    tail = follow(path, CheckpointStore(tmp_path / "cp"), sink, done, LINES)
+    follow(tail, sink, done, LINES)
     thread.join()
     return sink, tail, writer
 

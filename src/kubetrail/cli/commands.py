@@ -8,7 +8,8 @@ Starlette, the NATS client, …) load only when that command runs.
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import click
 
@@ -100,12 +101,41 @@ COMMANDS: dict[str, CommandEntry] = {
 }
 
 
-def load(name: str) -> click.Command:
-    """Import one top-level command."""
-    entry = COMMANDS[name]
+def load_entry(entry: CommandEntry) -> click.Command:
+    """Import the command an entry names."""
     command = getattr(importlib.import_module(entry.module), entry.attribute)
     assert isinstance(command, click.Command)
     return command
+
+
+def load(name: str) -> click.Command:
+    """Import one top-level command."""
+    return load_entry(COMMANDS[name])
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when one runs (or its own help is asked for).
+
+    `entries` maps each sub-command's name to where it lives and its one-line help, which the group's
+    `--help` lists without importing anything.
+    """
+
+    def __init__(self, *args: Any, entries: Mapping[str, CommandEntry], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entries = dict(entries)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.entries)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = self.entries.get(cmd_name)
+        return None if entry is None else load_entry(entry)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, entry.short_help) for name, entry in sorted(self.entries.items())]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def all_commands() -> list[click.Command]:

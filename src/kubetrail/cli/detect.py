@@ -12,34 +12,22 @@ import socket
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from kubetrail.alert.config import load_outputs
-from kubetrail.cli.inputs import InputFiles, input_options
-from kubetrail.cli.text import plain
-from kubetrail.detect import (
-    BUILTIN,
-    BUILTIN_RULES_DIR,
-    Alert,
-    Engine,
-    EventContext,
-    Matching,
-    Priority,
-    StatefulDetector,
-    TimeFormat,
-    load_ruleset,
-    rule_sources,
-)
-from kubetrail.detect.allowlist import load_allowlist
-from kubetrail.detect.requests import OncePerRequest
-from kubetrail.detect.stateful.spec import DEFAULT_MAX_KEYS
+from kubetrail.cli.inputs import input_options
 from kubetrail.errors import KubetrailError
 
-_PRIORITY_CHOICES = [priority.name.lower() for priority in Priority] + ["info"]
+if TYPE_CHECKING:  # the engine, rich and the outputs load when the command runs, not for `--help`
+    from rich.console import Console
+
+    from kubetrail.detect import Alert, Priority, StatefulDetector
+
+# Falco's priorities, most severe first (kept equal to kubetrail.detect.Priority by a test), and its `info` alias
+_PRIORITY_CHOICES = ["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug", "info"]
+_DEFAULT_MAX_KEYS = 100_000
+"""kubetrail.detect.stateful.spec.DEFAULT_MAX_KEYS (kept equal by a test)."""
 
 
 class DetectUsageError(KubetrailError):
@@ -59,6 +47,8 @@ class _Tally:
 
 
 def _rule_specs(rules: tuple[str, ...]) -> list[str]:
+    from kubetrail.detect import BUILTIN, BUILTIN_RULES_DIR
+
     if rules:
         return list(rules)
     if BUILTIN_RULES_DIR.is_dir() and any(BUILTIN_RULES_DIR.glob("*.y*ml")):
@@ -81,6 +71,10 @@ def _summary(
     elapsed: float,
     stateful: list[StatefulDetector],
 ) -> None:
+    from rich.table import Table
+
+    from kubetrail.cli.text import plain
+
     rate = tally.events / elapsed if elapsed > 0 else 0.0
     counts = f"{tally.events} events, {tally.malformed} refused, {tally.alerts} alerts"
     _say(console, f"{counts} in {elapsed:.2f}s ({rate:,.0f} events/s)")
@@ -156,7 +150,7 @@ def _summary(
 @click.option(
     "--max-keys",
     type=click.IntRange(min=1),
-    default=DEFAULT_MAX_KEYS,
+    default=_DEFAULT_MAX_KEYS,
     show_default=True,
     help="Keys each stateful rule keeps at most (a rule's own max_keys wins); the least recent are evicted.",
 )
@@ -194,6 +188,14 @@ def detect_command(
       kubetrail detect gke-audit.json eks-export-000000.gz
     """
     import time
+
+    from rich.console import Console
+
+    from kubetrail.alert.config import load_outputs
+    from kubetrail.cli.inputs import InputFiles
+    from kubetrail.detect import Engine, EventContext, Matching, Priority, TimeFormat, load_ruleset, rule_sources
+    from kubetrail.detect.allowlist import load_allowlist
+    from kubetrail.detect.requests import OncePerRequest
 
     console = Console(stderr=True, quiet=quiet)
     ruleset = load_ruleset(rule_sources(_rule_specs(rules)))

@@ -12,22 +12,9 @@ from kubetrail.cli import commands
 from kubetrail.errors import KubetrailError
 
 
-class KubetrailGroup(click.Group):
+class KubetrailGroup(commands.LazyGroup):
     """A click group that prints kubetrail errors as one line (a traceback only under --debug) and imports a
     sub-command only when it runs."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(commands.COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in commands.COMMANDS:
-            return None
-        return commands.load(cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, entry.short_help) for name, entry in sorted(commands.COMMANDS.items())]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -58,7 +45,9 @@ def _silence_closed_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-@click.group(cls=KubetrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=KubetrailGroup, entries=commands.COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="kubetrail")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context

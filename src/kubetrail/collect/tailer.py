@@ -4,9 +4,11 @@ Rotation by rename (lumberjack: `audit.log` becomes `audit-<time>.log`, a new `a
 `create`) is noticed when the path names another inode: the old file is read to its end (it stays open, so
 even a compressed-and-deleted backup is finished) and any backup rotated in between is read too, before the new
 file. Copy-truncate (logrotate `copytruncate`) is noticed when the file shrinks or the last delivered line is no
-longer where it was: the rest is read from the copy (found by that line's SHA-256), then the file from its
-start. A line is delivered only once its newline is written; a rotated file's unterminated last line is
-delivered as is (it fails validation and goes to the dead-letter file rather than being dropped).
+longer where it was (checked at every look, so a file truncated and written past the old place again between two
+looks is noticed too): the rest is read from the copy (found by that line's SHA-256), then the copies of any later
+copy-truncates made before the look (each counted as a truncation), then the file from its start. A line is
+delivered only once its newline is written; a rotated file's unterminated last line is delivered as is (it fails
+validation and goes to the dead-letter file rather than being dropped).
 
 Backups rotated away unseen (between two looks, or while kubetrail was stopped) are read oldest first, plain or
 gzip'd (lumberjack's `--audit-log-compress`, logrotate's `compress`), each once. A backup is recognised by its
@@ -23,8 +25,12 @@ dedup absorbs. When the checkpointed file is gone altogether (deleted, or rotate
 kubetrail was stopped), the rest of it is lost: that is logged as a warning naming it and counted in
 `lost_rotations`, and the newer generations and the live file are still read.
 
-Known limits: copy-truncate loses lines written between the copy and the truncation (a property of
-copy-truncate); a generation deleted before kubetrail read it is lost (counted when it held the checkpoint);
+What copy-truncate guarantees: every line in a copy or in the file when the tailer looks is delivered once and in
+order, however many copy-truncates came between two looks, as long as the copies are kept. Known limits:
+copy-truncate loses lines written between the copy and the truncation (a property of copy-truncate: they are in
+neither); a truncation is noticed by content, so one rewritten byte-for-byte with what was there (never the case
+with audit events' IDs and times) is not; a generation deleted before kubetrail read it is lost (counted when it
+held the checkpoint);
 a `.gz` whose first line repeats that of a generation already read is taken for its copy (audit events' IDs
 and times make first lines unique); a corrupt or cut-short `.gz` is read as far as it inflates (to within
 1 MiB) and the rest is counted lost, but one cut short before its first line ends looks like one being written
@@ -98,7 +104,9 @@ class TailStats:
     batches: int = 0
     renames: int = 0
     truncations: int = 0
+    """Copy-truncates of the tailed file: noticed on it, or found as its copies when several came between looks."""
     backups_read: int = 0
+    """Generations renamed away unseen (between two looks, or while stopped) and read from their backups."""
     lost_rotations: int = 0
     failures: int = 0
     lag_bytes: int = 0
@@ -433,6 +441,12 @@ class Tailer:
             file.buffer and file.read(file.offset, len(file.buffer)) != file.buffer
         )
 
+    def _moved(self, file: _File) -> bool:
+        """True when the tailed path no longer names `file` (renamed away; we hold it open, so its inode is not
+        reused meanwhile)."""
+        info = _stat(self.path)
+        return info is None or (info.st_dev, info.st_ino) != (file.device, file.inode)
+
     def _read_live(self, file: _File) -> int:
         """Read what the live file has after our position; raises _Truncated if it was truncated meanwhile."""
         delivered = self.stats.lines
@@ -550,16 +564,32 @@ class Tailer:
             unread.append(backup)
         return _oldest_first(unread, os.path.basename(self.path))
 
-    def _read_missed(self, exclude: set[Key], live: _File | None = None, before: int | None = None) -> None:
+    def _read_missed(
+        self,
+        exclude: set[Key],
+        live: _File | None = None,
+        before: int | None = None,
+        *,
+        copies: bool = False,
+        rotated: bool = False,
+    ) -> None:
         """Read, oldest first, every backup not seen before, plain or gzip'd: generations rotated away between
         two looks (or while stopped).
 
         A copy of the generation the `live` file holds (its truncation not done, or not noticed yet) is left
         for the truncation to handle, and `live`'s position is checkpointed again after. With `before`, only
         backups modified no later than that (a file being finished) are read now; later ones after it.
+        `copies`: the tailed file is still the same inode, so each backup that appeared is a copy made by a
+        copy-truncate not seen as it happened, and counts as a truncation rather than a backup read. `rotated`:
+        `live`'s rotation is being handled (it is read from its start next), so it having moved defers nothing.
         """
+        backups = self._unread(exclude, before)
+        if live is not None and backups and not rotated and (self._moved(live) or self._truncated(live)):
+            # `live` was rotated (renamed or copy-truncated) since it was last looked at, so these backups may be
+            # newer than its rest: the next look finishes it first, then reads them
+            return
         read = False
-        for backup in self._unread(exclude, before):
+        for backup in backups:
             try:
                 file = _open_any(backup.name)
             except FileNotFoundError:
@@ -574,7 +604,10 @@ class Tailer:
                     pass
                 log.info("%s: reading %s, rotated before it was tailed", self.path, backup.name)
                 self._finish(file, wait=False)
-                self.stats.backups_read += 1
+                if copies:
+                    self.stats.truncations += 1
+                else:
+                    self.stats.backups_read += 1
                 self._known.add(backup.head.identity)
                 read = True
             finally:
@@ -627,8 +660,13 @@ class Tailer:
             candidate.close()
         return None
 
-    def _after_truncation(self, file: _File, before: int | None = None) -> None:
-        """Copy-truncate: deliver the rest from the copy, and any later copy, then read the file from 0."""
+    def _after_truncation(self, file: _File, before: int | None = None, *, watched: bool = True) -> None:
+        """Copy-truncate: deliver the rest from the copy, and any later copy, then read the file from 0.
+
+        `watched`: the file was followed up to now, so the later copies are further copy-truncates of it; on a
+        restart they may as well be generations renamed away while stopped (their inode reused by the new file),
+        and are counted as backups read.
+        """
         self.stats.truncations += 1
         live = (file.device, file.inode)
         copy = self._find_copy(file.line_start, file.offset, file.line_sha, {live})
@@ -641,8 +679,9 @@ class Tailer:
         elif file.offset:
             unread = self._unread({live}, before)
             self._report_lost(file.name, live, file.offset, "it was truncated (copy-truncate) or replaced", unread)
-        self._read_missed({live}, before=before)
         file.offset, file.buffer, file.line_start, file.line_sha = 0, b"", 0, ""
+        # a copy of what the file holds now (the next copy-truncate under way) is left for when that one is done
+        self._read_missed({live}, file, before, copies=watched, rotated=True)
         self._save(file)
 
     # ----- starting and resuming --------------------------------------------------------------------------
@@ -667,7 +706,7 @@ class Tailer:
             if os.fstat(file.fd).st_size < saved.offset or not _fingerprint_matches(
                 file, saved.line_start, saved.offset, saved.line_sha256
             ):
-                self._after_truncation(file)
+                self._after_truncation(file, watched=False)
             elif saved.offset == 0:
                 self._read_missed({(file.device, file.inode)}, live=file)
             return file
@@ -753,9 +792,10 @@ class Tailer:
                 if self._current is None:
                     return self.stats.lines - before
                 file = self._current
-            elif live is not None and live.st_size < file.position:
+            elif live is not None and (live.st_size < file.position or self._truncated(file)):
+                # by content, not size alone: truncated and written past our place again since the last look
                 self._after_truncation(file)
-            self._read_missed({(file.device, file.inode)}, live=file)
+            self._read_missed({(file.device, file.inode)}, live=file, copies=True)
             try:
                 self._read_live(file)
             except _Truncated:
