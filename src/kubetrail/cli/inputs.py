@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kubetrail.intake import FORMATS, Batch, IntakeError, Tally, expand_inputs, input_size, read_path
-from kubetrail.model import Event
+from kubetrail.intake import FORMATS, IntakeError, Tally
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from kubetrail.intake import Batch
+    from kubetrail.model import Event
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,6 +62,8 @@ class InputFiles:
     ) -> None:
         from rich.console import Console
 
+        from kubetrail.intake import expand_inputs
+
         self.paths = expand_inputs(arguments)
         self.input_format = input_format
         self.console = console or Console(stderr=True)
@@ -70,6 +74,8 @@ class InputFiles:
     def batches(self) -> Iterator[tuple[Path, Batch]]:
         """(path, batch) of every file in order, counted as they go."""
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from kubetrail.intake import input_size, read_path
 
         sizes = [input_size(path) for path in self.paths]
         columns = (
