@@ -97,6 +97,13 @@ def worker_metrics(worker: Worker) -> list[Gauge]:
         ),
         Gauge("kubetrail_worker_alerts_total", "Alerts raised and published.", read=total("alerts"), kind="counter"),
         Gauge(
+            "kubetrail_worker_unstored_batches_total",
+            "Bus messages handed back to JetStream unacknowledged because the store refused them (disk full or "
+            "failing); JetStream delivers them again.",
+            read=total("unstored"),
+            kind="counter",
+        ),
+        Gauge(
             "kubetrail_worker_redelivered_batches_total",
             "Bus messages delivered more than once (a worker died or was slow to acknowledge).",
             read=total("redelivered"),

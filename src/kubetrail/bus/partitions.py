@@ -9,6 +9,7 @@ batches it had not acknowledged. Rendezvous hashing moves only the partitions of
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -72,14 +73,17 @@ class Membership:
         except NoKeysError:
             keys = []
         members = {self.worker_id}
-        for key in keys:
-            try:
-                entry = await kv.get(key)
-            except KeyNotFoundError:  # expired or left since listed
-                continue
-            if entry.value:
+        for entry in await asyncio.gather(*(self._get(kv, key) for key in keys)):
+            if entry is not None and entry.value:
                 members.add(entry.value.decode())
         return sorted(members)
+
+    @staticmethod
+    async def _get(kv: KeyValue, key: str) -> KeyValue.Entry | None:
+        try:
+            return await kv.get(key)
+        except KeyNotFoundError:  # expired or left since listed
+            return None
 
     async def claim(self, partition: int) -> bool:
         """Take the lease on a partition when it is free (or still this worker's, from before a restart)."""

@@ -32,7 +32,7 @@ from nats.js.errors import Error as JetStreamError
 
 from kubetrail.bus.config import CLUSTER_HEADER, MSG_ID_HEADER, BusConfig, BusError
 from kubetrail.bus.connection import connect
-from kubetrail.bus.consumer import PartitionConsumer
+from kubetrail.bus.consumer import PartitionConsumer, PartitionFailed
 from kubetrail.bus.lake import worker_store_dir
 from kubetrail.bus.partitions import Membership, assigned
 from kubetrail.bus.streams import MEMBER_TTL_SECONDS, ensure_streams
@@ -43,13 +43,16 @@ from kubetrail.detect.requests import OncePerRequest
 from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
 from kubetrail.intake import IntakeError, decode_body
 from kubetrail.model import Event
-from kubetrail.store import Store, StoreError, StoreOptions, check_cluster
+from kubetrail.store import AppendResult, Store, StoreError, StoreOptions, check_cluster
 from kubetrail.store.alerts import AlertLog
 from kubetrail.store.deadletter import Refused
+from kubetrail.store.errors import NotDurableError
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.5
+STORE_RETRY_SECONDS = 30.0
+"""How long a group of batches waits for the store to make room (sealing is behind) before it is handed back."""
 
 
 @dataclass
@@ -62,6 +65,7 @@ class WorkerStats:
     malformed: int = 0
     alerts: int = 0
     redelivered: int = 0
+    unstored: int = 0  # batches handed back to JetStream because the store refused them
     clusters: dict[str, int] = field(default_factory=dict)
     partitions: int = 0  # owned now
     handovers: int = 0  # partitions taken on or given up
@@ -86,6 +90,7 @@ class Worker:
         hostname: str = "",
         max_keys: int = DEFAULT_MAX_KEYS,
         store_options: StoreOptions | None = None,
+        store_retry_seconds: float = STORE_RETRY_SECONDS,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
@@ -95,6 +100,7 @@ class Worker:
         self.rules = rules
         self.hostname = hostname
         self.max_keys = max_keys  # per stateful rule and partition
+        self.store_retry_seconds = store_retry_seconds
         self.stats = WorkerStats()
         self.owned: dict[int, PartitionConsumer] = {}
         self._nc: Client | None = None
@@ -136,8 +142,8 @@ class Worker:
                     await self._abandon_all()  # our leases have expired: others may own these partitions now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), HEARTBEAT_SECONDS)
-        for partition in sorted(self.owned):
-            await self._give_up(partition, commit=True)
+        # every partition finishes its batches in hand at once (each may be waiting for a fetch to end)
+        await asyncio.gather(*(self._give_up(partition, commit=True) for partition in sorted(self.owned)))
         await self._membership.leave()
 
     async def _rebalance(self) -> None:
@@ -146,25 +152,22 @@ class Worker:
         assert membership is not None
         members = await membership.heartbeat()
         wanted = assigned(self.worker_id, members, self.config.partitions)
-        for partition in sorted(self.owned):
-            if partition not in wanted:
-                await self._give_up(partition, commit=True)
-            elif not await membership.renew(partition):
+        kept = [partition for partition in sorted(self.owned) if partition in wanted]
+        renewed = await asyncio.gather(*(membership.renew(partition) for partition in kept))  # one round trip
+        for partition, held in zip(kept, renewed, strict=True):
+            if not held:
                 log.warning("partition %d: lease lost; leaving its open batches to its next owner", partition)
                 await self._give_up(partition, commit=False)
+        await asyncio.gather(
+            *(self._give_up(partition, commit=True) for partition in sorted(self.owned) if partition not in wanted)
+        )
         for partition in sorted(wanted - set(self.owned)):
             if await membership.claim(partition):
                 await self._take(partition)
 
     async def _take(self, partition: int) -> None:
         assert self._js is not None
-        engine = None
-        if self.rules is not None:
-            stateful = self.rules.detectors(max_keys=self.max_keys, hostname=self.hostname)
-            engine = OncePerRequest(
-                Engine(self.rules, matching=Matching.ALL, hostname=self.hostname, detectors=stateful)
-            )
-        consumer = PartitionConsumer(self._js, self.config, partition, self.lake, engine, self._handle_fetched)
+        consumer = PartitionConsumer(self._js, self.config, partition, self.lake, self._engine, self._handle_fetched)
         try:
             await consumer.start()
         except BusError as error:  # the cluster has no quorum for it now: give it back, try again next round
@@ -176,6 +179,13 @@ class Worker:
         self.stats.partitions = len(self.owned)
         self.stats.handovers += 1
         log.info("worker %s: took partition %d", self.worker_id, partition)
+
+    def _engine(self) -> OncePerRequest | None:
+        """A detection engine for one partition, its stateful rules empty."""
+        if self.rules is None:
+            return None
+        stateful = self.rules.detectors(max_keys=self.max_keys, hostname=self.hostname)
+        return OncePerRequest(Engine(self.rules, matching=Matching.ALL, hostname=self.hostname, detectors=stateful))
 
     async def _give_up(self, partition: int, *, commit: bool) -> None:
         consumer = self.owned.pop(partition)
@@ -191,14 +201,25 @@ class Worker:
             await self._give_up(partition, commit=False)
 
     async def _handle_fetched(self, messages: list[Msg], engine: OncePerRequest | None) -> list[Msg]:
-        """Store the batches (their appends share one WAL fsync), then detect over them in order; the batches
-        that may be acknowledged."""
-        decoded = [self._open(message) for message in messages]
-        filled = [item for item in decoded if item[2]]
-        results = await asyncio.gather(
-            *(self.store.append_async(cluster, events, raws) for _, cluster, events, raws in filled)
-        )
-        for result, (_, cluster, _, _) in zip(results, filled, strict=True):
+        """Store a fetched group of batches (one append, so one WAL record and fsync, per cluster), then detect over
+        them in order; the batches that may be acknowledged. PartitionFailed when the group could not be stored
+        (the partition then hands back every batch it has not acknowledged)."""
+        opened = []
+        for message in messages:
+            opened.append(self._open(message))
+            await asyncio.sleep(0)  # let heartbeats and the other partitions in between batches
+        groups: dict[str, tuple[list[Event], list[bytes | None]]] = {}
+        for _, cluster, events, raws in opened:
+            if events:
+                group = groups.setdefault(cluster, ([], []))
+                group[0].extend(events)
+                group[1].extend(raws)
+        try:
+            results = await asyncio.gather(*(self._store(cluster, *group) for cluster, group in groups.items()))
+        except PartitionFailed:
+            self.stats.unstored += len(messages)
+            raise
+        for result, cluster in zip(results, groups, strict=True):
             self.stats.events += result.accepted
             self.stats.duplicates += result.duplicates
             label = (
@@ -209,16 +230,30 @@ class Worker:
             self.stats.clusters[label] = self.stats.clusters.get(label, 0) + result.accepted
         self.stats.batches += len(messages)
         done: list[Msg] = []
-        for message, cluster, events, raws in decoded:
+        for message, cluster, events, raws in opened:
             try:
                 if engine is not None and events:
                     await self._detect(engine, cluster, events, raws)
+                    await asyncio.sleep(0)
             except (NatsError, JetStreamError, TimeoutError) as error:
                 # not acknowledged: JetStream redelivers the batch; the lake and the alert ids absorb the repeat
                 log.warning("alerts not published (%s); the batch will be redelivered", str(error) or "timeout")
                 continue
             done.append(message)
         return done
+
+    async def _store(self, cluster: str, events: list[Event], raws: list[bytes | None]) -> AppendResult:
+        """Append durably; while the store refuses for want of room (sealing is behind), wait and retry."""
+        deadline = asyncio.get_running_loop().time() + self.store_retry_seconds
+        while True:
+            try:
+                return await self.store.append_async(cluster, events, raws)
+            except NotDurableError as error:
+                if self._stop.is_set() or asyncio.get_running_loop().time() > deadline:
+                    raise PartitionFailed(f"the batches were not stored: {error}") from error
+                await asyncio.sleep(0.2)
+            except StoreError as error:
+                raise PartitionFailed(f"the batches were not stored: {error}") from error
 
     def _open(self, message: Msg) -> tuple[Msg, str, list[Event], list[bytes | None]]:
         """The batch's cluster and events; a message that is not an EventList goes to the dead-letter file."""
