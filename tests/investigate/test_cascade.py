@@ -499,3 +499,15 @@ def test_build_cascade_queries_the_source(source: Source) -> None:
     ]
     assert build_cascade(source, "no-such-request") is None
     assert build_cascade(source, 'quote"d') is None
+
+
+def test_build_cascade_near_the_request_time_or_anywhere(source: Source) -> None:
+    """The caller's idea of the request's time only narrows the search: right or wrong, the tree is the same."""
+    whole = build_cascade(source, "root")
+    assert whole is not None
+    moment = whole.root.request.first
+    near = build_cascade(source, "root", near=moment)
+    assert near is not None and _shape(near.root) == EXPECTED
+    wrong = build_cascade(source, "root", near=moment + timedelta(days=3))
+    assert wrong is not None and _shape(wrong.root) == EXPECTED
+    assert build_cascade(source, "no-such-request", near=moment) is None

@@ -75,6 +75,22 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / "docs" / f"{name}.png"))
 
 
+def assert_table_fits(page: Any, table: str) -> None:
+    """The table ends within the page (no column cut off), and each cell's user name and client sit on one line:
+    a long value is cut with an ellipsis (its title holds it whole), never broken mid-word."""
+    width = page.evaluate("document.documentElement.clientWidth")
+    right = page.locator(table).evaluate("t => t.getBoundingClientRect().right")
+    assert right <= width, (right, width)
+    agent_header = page.locator(f"{table} th").last
+    assert agent_header.inner_text() == "user agent"
+    assert agent_header.evaluate("th => th.getBoundingClientRect().right") <= width
+    lines = page.locator(f"{table} td.user-cell a, {table} td.agent span").evaluate_all(
+        "items => items.map(e => Math.round(e.getBoundingClientRect().height "
+        "/ parseFloat(getComputedStyle(e).lineHeight)))"
+    )
+    assert lines and set(lines) == {1}, lines
+
+
 def received(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(event["requestReceivedTimestamp"]).replace("Z", "+00:00"))
 
@@ -220,6 +236,10 @@ def test_search_facets_and_a_brushed_histogram(ui_server: UIServer, page: Any) -
     page.wait_for_selector("#histogram svg")
     screenshot(page, "search")
     assert page.inner_text("#hit-count") == f"{len(by_id):,}"
+    assert_table_fits(page, ".results table.requests")
+    users = page.locator(".results td.user-cell a.user-link")
+    assert users.count() > 0
+    assert set(users.evaluate_all("links => links.map(a => a.title)")) == {user}
     box = page.locator("#histogram svg").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] / 2)
     page.mouse.down()

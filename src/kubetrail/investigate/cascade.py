@@ -29,6 +29,7 @@ DEFAULT_HORIZON = timedelta(minutes=10)
 SKEW = timedelta(seconds=2)
 MAX_NODES = 5_000
 MAX_CANDIDATES = 200_000
+ROOT_REACH = timedelta(minutes=1)
 COLUMNS = (
     "audit_id",
     "time",
@@ -498,15 +499,34 @@ def _owner_history(source: Source, text: str, window: Window, name: str | None) 
     return rows
 
 
-def build_cascade(source: Source, audit_id: str, *, horizon: timedelta = DEFAULT_HORIZON) -> Cascade | None:
-    """What the request `audit_id` caused within `horizon`; None when the source has no such request."""
-    found = merge_stages(_rows(source, f"id={_quoted(audit_id)}", None))
+def _root_rows(source: Source, audit_id: str, near: datetime | None) -> list[dict[str, Any]]:
+    """The stages of `audit_id`. Every stage of a request carries its requestReceivedTimestamp (`time`), so the
+    wide columns (the JSON) are read within a minute of it only: of `near` when given and right, else of the time
+    found first by reading the narrow columns alone."""
+    text = f"id={_quoted(audit_id)}"
+    if near is not None:
+        rows = _rows(source, text, Window(since=_stamp(near - ROOT_REACH), until=_stamp(near + ROOT_REACH)))
+        if rows:
+            return rows
+    located = source.select(text, None, columns=["time"], limit=1).to_pylist()
+    if not located or located[0]["time"] is None:
+        return []
+    moment: datetime = located[0]["time"]
+    return _rows(source, text, Window(since=_stamp(moment - ROOT_REACH), until=_stamp(moment + ROOT_REACH)))
+
+
+def build_cascade(
+    source: Source, audit_id: str, *, horizon: timedelta = DEFAULT_HORIZON, near: datetime | None = None
+) -> Cascade | None:
+    """What the request `audit_id` caused within `horizon`; None when the source has no such request. `near`, the
+    request's time when the caller knows it, saves a search of the whole source for the request."""
+    root_rows = _root_rows(source, audit_id, near)
+    found = merge_stages(root_rows)
     if not found:
         return None
     root = found[0]
     summary = root.summary
-    root_rows = _rows(source, f"id={_quoted(audit_id)}", None, limit=1)
-    cluster = root_rows[0].get("cluster") if root_rows else None
+    cluster = next((row.get("cluster") for row in root_rows if row.get("cluster")), None)
     verbs = "verb in (" + ",".join(WRITE_VERBS) + ")"
     scope = f" ns={_quoted(summary.namespace)}" if summary.namespace else ""
     window = Window(

@@ -183,7 +183,7 @@ class UI:
             return self.render(request, "error.html", status=404, message=f"no request with auditID {audit_id!r}")
         stages = self._stages(audit_id, summary.time)
         available = summary.is_write and _cascade_available()
-        cascade = self._cascade(audit_id) if available else None
+        cascade = self._cascade(audit_id, summary.time) if available else None
         return self.render(
             request,
             "request.html",
@@ -195,7 +195,7 @@ class UI:
             around=AROUND,
         )
 
-    def _cascade(self, audit_id: str) -> Any:
+    def _cascade(self, audit_id: str, near: datetime) -> Any:
         """What the request caused, when the cascade inference is available (None otherwise)."""
         try:
             from kubetrail.investigate.cascade import build_cascade
@@ -206,7 +206,8 @@ class UI:
 
         cursor = self.data.cursor()
         try:
-            return cascade_view(build_cascade(Source(cursor, description="ui", relation="events"), audit_id))
+            source = Source(cursor, description="ui", relation="events")
+            return cascade_view(build_cascade(source, audit_id, near=near))
         except (QueryError, duckdb.Error):
             return None
         finally:

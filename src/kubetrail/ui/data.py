@@ -19,6 +19,7 @@ import duckdb
 
 from kubetrail.ui import charts
 from kubetrail.ui.facets import SearchStats, search_stats
+from kubetrail.ui.narrow import EMPTY, time_range
 from kubetrail.ui.profile import Profile, profile
 from kubetrail.ui.requests import STAGE_ORDER, STAGE_SELECT, RequestPage, RequestRow, merge, pick, stages_of
 from kubetrail.ui.search import filter_sql
@@ -215,18 +216,27 @@ class UIData:
     ) -> RequestPage:
         """Requests `page*size …` with a stage matching `where`, by time (one row per auditID, stages merged).
 
-        Newest first, the last hour of data is tried first (sealed files are in time order, so DuckDB skips the
-        others); only when it holds too few requests is everything read. `until` bounds an oldest-first read."""
+        The snapshot's pre-aggregations tell which minutes hold the page (`narrow.time_range`), so only the files
+        and row groups of those minutes are read. A filter they cannot answer is tried, newest first, on the last
+        hour of data first (sealed files are in time order, so DuckDB skips the others); only when that holds too
+        few requests is everything read. `until` bounds an oldest-first read."""
         depth = (page + 1) * size + 1
-        newest = self._newest()
-        attempts: list[tuple[str, list[object]]] = []
-        if descending and newest is not None:
-            attempts.append((f"({where}) AND time >= ?", [*params, newest - RECENT_FIRST]))
         if until is not None:
             where, params = f"({where}) AND time < ?", [*params, until]
-        attempts.append((where, list(params)))
         cursor = self._source.cursor()
         try:
+            attempts: list[tuple[str, list[object]]] = []
+            found = time_range(cursor, where, params, depth * len(STAGE_ORDER), descending=descending)
+            if found is EMPTY:
+                return RequestPage([], page, size, False)
+            if found is not None:
+                attempts.append((f"({where}) AND time BETWEEN ? AND ?", [*params, found.first, found.last]))
+            elif descending:
+                newest = self._source.newest
+                if newest is not None:
+                    attempts.append((f"({where}) AND time >= ?", [*params, newest - RECENT_FIRST]))
+            if found is None or not found.whole:
+                attempts.append((where, list(params)))
             keys: list[tuple[datetime, str | None]] = []
             for clause, values in attempts:
                 keys = pick(cursor, clause, values, descending=descending, limit=depth)
@@ -302,32 +312,18 @@ class UIData:
         return [str(row[0]) for row in reversed(rows)]
 
     def identity(self, user: str, *, page: int, size: int) -> RequestPage:
-        """One identity's requests, oldest first, with session starts marked.
-
-        The pre-aggregation tells which minute holds enough of its events for the page (a request has at
-        most four stage events), so only the files up to it are read."""
-        depth = ((page + 1) * size + 1) * len(STAGE_ORDER)
-        covered = self._query(
-            "SELECT minute FROM (SELECT minute, sum(sum(n)) OVER (ORDER BY minute) AS total FROM agg_all "
-            'WHERE "user" = ? GROUP BY minute) WHERE total >= ? ORDER BY minute LIMIT 1',
-            [user, depth],
-        )
-        until = covered[0][0] + MINUTE if covered else None
-        found = self.requests('"user" = ?', [user], descending=False, page=page, size=size, until=until)
+        """One identity's requests, oldest first, with session starts marked (read from the minutes that the
+        pre-aggregation says hold the page, see `requests`)."""
+        found = self.requests('"user" = ?', [user], descending=False, page=page, size=size)
         return RequestPage(_sessions(found.rows), page, size, found.has_next)
 
     def identity_summary(self, user: str) -> dict[str, Any]:
-        """First and last seen, events, refusals and the verbs used (counts from the pre-aggregation)."""
-        events, forbidden, first_minute, last_minute = self._query(
-            'SELECT sum(n), sum(forbidden), min(minute), max(minute) FROM agg_all WHERE "user" = ?', [user]
+        """First and last seen, events, refusals and the verbs used (all from the pre-aggregations)."""
+        events, forbidden, first, last = self._query(
+            "SELECT sum(_n), sum(_n) FILTER (WHERE response_code = 403), min(_first), max(_last) FROM facts_all "
+            'WHERE "user" = ?',
+            [user],
         )[0]
-        first = last = None
-        if first_minute is not None:
-            first, last = self._query(
-                'SELECT (SELECT min(time) FROM events WHERE "user" = ? AND time >= ? AND time < ?), '
-                '(SELECT max(time) FROM events WHERE "user" = ? AND time >= ? AND time < ?)',
-                [user, first_minute, first_minute + MINUTE, user, last_minute, last_minute + MINUTE],
-            )[0]
         verbs = self._query(
             'SELECT verb, sum(n) AS total FROM agg_all WHERE "user" = ? AND verb IS NOT NULL '
             "GROUP BY verb ORDER BY total DESC, verb LIMIT 12",

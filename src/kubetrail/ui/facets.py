@@ -1,8 +1,10 @@
 """What a search matched as a whole: the request count, requests over time, and the top values of each facet.
 
-One scan of the matching events answers all of it (DuckDB GROUPING SETS). Requests are counted by the event
-that completes them (ResponseComplete or Panic; see `requests.COMPLETED`), which is far cheaper than a distinct
-count of auditIDs; a request still in flight (no final stage stored yet) is counted once it completes.
+One scan answers all of it (DuckDB GROUPING SETS): of the snapshot's pre-aggregation `facts_all` when the filter
+names only its columns (every count stays exact: they are sums of exact per-group counts), else of the matching
+events. Requests are counted by the event that completes them (ResponseComplete or Panic; see
+`requests.COMPLETED`), which is far cheaper than a distinct count of auditIDs; a request still in flight (no final
+stage stored yet) is counted once it completes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from kubetrail.ui import charts
+from kubetrail.ui.narrow import binds
 from kubetrail.ui.requests import COMPLETED
 
 FACETS: tuple[tuple[str, str, str], ...] = (
@@ -61,10 +64,15 @@ def search_stats(cursor: duckdb.DuckDBPyConnection, where: str, params: Sequence
     sets = ", ".join(f"({column})" for _, column, _ in FACETS)
     grouping = ", ".join(column for _, column, _ in FACETS)
     picked = ", ".join(f"{column}::VARCHAR" for _, column, _ in FACETS)
+    facts = binds(cursor, "facts_all", where)
+    measures = (
+        "sum(_requests), min(_first), max(_last), sum(_n) FROM facts_all"
+        if facts
+        else f"count(*) FILTER (WHERE {COMPLETED}), min(time), max(time), count(*) FROM events"
+    )
     rows = cursor.execute(
-        f"SELECT grouping({grouping}) AS g, coalesce({picked}), count(*) FILTER (WHERE {COMPLETED}), min(time), "
-        "max(time), count(*) "
-        f"FROM events WHERE {where} GROUP BY GROUPING SETS ({sets}, ())",
+        f"SELECT grouping({grouping}) AS g, coalesce({picked}), {measures} "
+        f"WHERE {where} GROUP BY GROUPING SETS ({sets}, ())",
         list(params),
     ).fetchall()
     everything = (1 << len(FACETS)) - 1
@@ -78,27 +86,42 @@ def search_stats(cursor: duckdb.DuckDBPyConnection, where: str, params: Sequence
         values = [(str(row[1]), int(row[2])) for row in rows if row[0] == mask and row[1] is not None]
         values.sort(key=lambda item: (-item[1], item[0]))
         facets.append(Facet(title, name, values[:TOP], len(values)))
-    start, step, counts, failed = histogram(cursor, where, params, first, last)
+    start, step, counts, failed = histogram(cursor, where, params, first, last, facts=facts)
     return SearchStats(int(total[2]), first, last, start, step, counts, failed, facets, int(total[5]))
 
 
 def histogram(
-    cursor: duckdb.DuckDBPyConnection, where: str, params: Sequence[object], first: datetime, last: datetime
+    cursor: duckdb.DuckDBPyConnection,
+    where: str,
+    params: Sequence[object],
+    first: datetime,
+    last: datetime,
+    *,
+    facts: bool = False,
 ) -> tuple[datetime, timedelta, list[int], list[int]]:
-    """Requests (and failed ones, code ≥ 400) per round step between `first` and `last`."""
+    """Requests (and failed ones, code ≥ 400) per round step between `first` and `last`; from `facts_all` (whose
+    minutes fall whole into steps of whole minutes) when `facts` and the step allows."""
     step = charts.bucket_step(max(last - first, timedelta(seconds=1)), BUCKETS)
     seconds = int(step.total_seconds())
     origin = int(first.timestamp()) // seconds
     length = int(last.timestamp()) // seconds - origin + 1
     counts, failed = [0] * length, [0] * length
-    for bucket, requests, bad in cursor.execute(
-        f"SELECT epoch(time)::BIGINT // {seconds} AS b, count(*) FILTER (WHERE {COMPLETED}), "
-        f"count(*) FILTER (WHERE {COMPLETED} AND response_code >= 400) FROM events "
-        f"WHERE ({where}) AND time BETWEEN ? AND ? GROUP BY b",
-        [*params, first, last],
-    ).fetchall():
+    if facts and seconds % 60 == 0:
+        sql = (
+            f"SELECT epoch(_minute)::BIGINT // {seconds} AS b, sum(_requests), "
+            f"sum(_requests) FILTER (WHERE response_code >= 400) FROM facts_all WHERE {where} GROUP BY b"
+        )
+        values = list(params)
+    else:
+        sql = (
+            f"SELECT epoch(time)::BIGINT // {seconds} AS b, count(*) FILTER (WHERE {COMPLETED}), "
+            f"count(*) FILTER (WHERE {COMPLETED} AND response_code >= 400) FROM events "
+            f"WHERE ({where}) AND time BETWEEN ? AND ? GROUP BY b"
+        )
+        values = [*params, first, last]
+    for bucket, requests, bad in cursor.execute(sql, values).fetchall():
         position = int(bucket) - origin
         if 0 <= position < length:
-            counts[position] += int(requests) - int(bad)
-            failed[position] += int(bad)
+            counts[position] += int(requests) - int(bad or 0)
+            failed[position] += int(bad or 0)
     return datetime.fromtimestamp(origin * seconds, UTC), step, counts, failed

@@ -74,12 +74,15 @@ def _seen(rows: list[tuple[Any, ...]]) -> list[Seen]:
 
 
 def profile(cursor: duckdb.DuckDBPyConnection, user: str) -> Profile:
-    """Everything but the timeline about `user` (an exact user name)."""
+    """Everything but the timeline about `user` (an exact user name).
+
+    Activity, addresses, clients and impersonation come from the snapshot's pre-aggregation `facts_all` (exact
+    per-minute counts and first and last times by user, address, client and impersonated user); only the
+    TokenRequests are read from the events."""
     grouped = cursor.execute(
         "SELECT grouping(source_ip, user_agent, impersonated_user) AS g, "
-        "coalesce(source_ip, user_agent, impersonated_user), min(time), max(time), "
-        f"count(*) FILTER (WHERE {COMPLETED}) "
-        'FROM events WHERE "user" = ? '
+        "coalesce(source_ip, user_agent, impersonated_user), min(_first), max(_last), sum(_requests) "
+        'FROM facts_all WHERE "user" = ? '
         "GROUP BY GROUPING SETS ((source_ip), (user_agent), (impersonated_user), ())",
         [user],
     ).fetchall()
@@ -93,7 +96,7 @@ def profile(cursor: duckdb.DuckDBPyConnection, user: str) -> Profile:
 
     impersonated_by = _seen(
         cursor.execute(
-            f'SELECT "user", min(time), max(time), count(*) FILTER (WHERE {COMPLETED}) FROM events '
+            'SELECT "user", min(_first), max(_last), sum(_requests) FROM facts_all '
             "WHERE impersonated_user = ? GROUP BY 1 ORDER BY 2 LIMIT ?",
             [user, LIMIT],
         ).fetchall()
@@ -115,16 +118,24 @@ def activity(cursor: duckdb.DuckDBPyConnection, user: str, first: datetime, last
     origin = int(first.timestamp()) // seconds
     length = int(last.timestamp()) // seconds - origin + 1
     allowed, refused = [0] * length, [0] * length
-    for bucket, requests, bad in cursor.execute(
-        f"SELECT epoch(time)::BIGINT // {seconds} AS b, count(*) FILTER (WHERE {COMPLETED}), "
-        f"count(*) FILTER (WHERE {COMPLETED} AND response_code >= 400) "
-        'FROM events WHERE "user" = ? AND time BETWEEN ? AND ? GROUP BY b',
-        [user, first, last],
-    ).fetchall():
+    if seconds % 60 == 0:  # whole minutes fall whole into a step
+        sql = (
+            f"SELECT epoch(_minute)::BIGINT // {seconds} AS b, sum(_requests), "
+            'sum(_requests) FILTER (WHERE response_code >= 400) FROM facts_all WHERE "user" = ? GROUP BY b'
+        )
+        values: list[object] = [user]
+    else:
+        sql = (
+            f"SELECT epoch(time)::BIGINT // {seconds} AS b, count(*) FILTER (WHERE {COMPLETED}), "
+            f"count(*) FILTER (WHERE {COMPLETED} AND response_code >= 400) "
+            'FROM events WHERE "user" = ? AND time BETWEEN ? AND ? GROUP BY b'
+        )
+        values = [user, first, last]
+    for bucket, requests, bad in cursor.execute(sql, values).fetchall():
         position = int(bucket) - origin
         if 0 <= position < length:
-            allowed[position] += int(requests) - int(bad)
-            refused[position] += int(bad)
+            allowed[position] += int(requests) - int(bad or 0)
+            refused[position] += int(bad or 0)
     return Activity(
         datetime.fromtimestamp(origin * seconds, UTC), step, {"succeeded": allowed, "refused or failed": refused}
     )
@@ -133,23 +144,38 @@ def activity(cursor: duckdb.DuckDBPyConnection, user: str, first: datetime, last
 def tokens(cursor: duckdb.DuckDBPyConnection, user: str) -> list[TokenGrant]:
     """The service accounts `user` obtained tokens for (TokenRequests, first one each), with each account's
     requests from its first grant on, by address and client (one query for every account)."""
+    requested = "\"user\" = ? AND resource = 'serviceaccounts' AND subresource = 'token' AND verb = 'create'"
+    span = cursor.execute(f"SELECT min(_first), max(_last) FROM facts_all WHERE {requested}", [user]).fetchone()
+    if span is None or span[0] is None:
+        return []
     grants = cursor.execute(
         "SELECT min(time), arg_min(audit_id, time), namespace, name, max(response_code) FROM events "
-        "WHERE \"user\" = ? AND resource = 'serviceaccounts' AND subresource = 'token' AND verb = 'create' "
-        "GROUP BY namespace, name ORDER BY 1 LIMIT ?",
-        [user, LIMIT],
+        f"WHERE {requested} AND time BETWEEN ? AND ? GROUP BY namespace, name ORDER BY 1 LIMIT ?",
+        [user, span[0], span[1], LIMIT],
     ).fetchall()
     if not grants:
         return []
     accounts = [(service_account_user(namespace, name), when) for when, _, namespace, name, _ in grants]
     values = ", ".join("(?, ?)" for _ in accounts)
+    # the minute of the grant from the events, every later minute from the pre-aggregation
     used: dict[str, list[tuple[str, str, datetime, int]]] = {}
     for account, address, client, first, count in cursor.execute(
-        f"SELECT e.\"user\", coalesce(e.source_ip, ''), coalesce(e.user_agent, ''), min(e.time), "
-        f"count(*) FILTER (WHERE {COMPLETED.replace('stage', 'e.stage')}) FROM events e "
+        "SELECT account, address, client, min(first), sum(n) FROM ("
+        f"SELECT e.\"user\" AS account, coalesce(e.source_ip, '') AS address, coalesce(e.user_agent, '') AS client, "
+        f"e.time AS first, CASE WHEN {COMPLETED.replace('stage', 'e.stage')} THEN 1 ELSE 0 END AS n FROM events e "
         f'JOIN (VALUES {values}) AS g(account, since) ON e."user" = g.account AND e.time >= g.since '
-        "GROUP BY 1, 2, 3 ORDER BY 4",
-        [item for pair in accounts for item in pair],
+        "AND e.time < time_bucket(INTERVAL 1 MINUTE, g.since) + INTERVAL 1 MINUTE "
+        "WHERE e.time BETWEEN ? AND ? "
+        "UNION ALL SELECT f.\"user\", coalesce(f.source_ip, ''), coalesce(f.user_agent, ''), f._first, f._requests "
+        f'FROM facts_all f JOIN (VALUES {values}) AS g(account, since) ON f."user" = g.account '
+        "AND f._minute > time_bucket(INTERVAL 1 MINUTE, g.since)"
+        ") GROUP BY 1, 2, 3 ORDER BY 4",
+        [
+            *(item for pair in accounts for item in pair),
+            min(when for _, when in accounts),
+            max(when for _, when in accounts) + timedelta(minutes=1),
+            *(item for pair in accounts for item in pair),
+        ],
     ).fetchall():
         used.setdefault(str(account), []).append((str(address), str(client), first, int(count)))
     return [

@@ -4,11 +4,17 @@ Opening the store's views costs tens of milliseconds (Parquet footers, the tail'
 open and rebuilds them only when the store changed. It also keeps a pre-aggregation, `agg`: per sealed file,
 event counts by minute, cluster, user, verb and resource (about one row per 16 events), computed once per file
 because sealed files never change. The overview reads `agg` plus the small unsealed tail, never the events.
+`agg` is derived from a finer pre-aggregation, `facts`: per file, events and completed requests with their first
+and last time by minute and every FACT_KEYS column (about one row per 9 events); a search or an identity whose
+filter names only those columns gets its count, histogram, facets and profile from it, exactly. `objects` counts
+each object's (resource, namespace, name) events per file and minute, so that an object's history is read from
+the minutes that hold it only.
 
 Tables and views: `sealed`, `sealed_rows` (`sealed` plus each event's file and row number, to read a few
 events without decompressing their neighbours), `tail_flat` (the tail's flat columns, materialised),
-`events` (both), `agg_all` (`agg` plus the tail's counts), `bounds` (the first and last event time, from
-per-file bounds kept beside `agg`) and `alerts_t` (the store's alerts, materialised).
+`events` (both), `agg_all`, `facts_all` and `objects_all` (the pre-aggregations plus the tail's), `bounds`
+(the first and last event time, from per-file bounds kept beside `agg`) and `alerts_t` (the store's alerts,
+materialised).
 """
 
 from __future__ import annotations
@@ -27,6 +33,30 @@ from kubetrail.store.columns import COLUMN_NAMES, flat_select
 from kubetrail.store.views import flatten
 
 DEFAULT_MAX_AGE = 2.0
+FACT_KEYS = (
+    "cluster",
+    "user",
+    "impersonated_user",
+    "verb",
+    "resource",
+    "subresource",
+    "namespace",
+    "response_code",
+    "user_agent",
+    "source_ip",
+)
+"""The event columns `facts` is grouped by (with the minute): a filter over these alone is answered from it."""
+_FACT_COLUMNS = ", ".join(f'"{name}"' for name in FACT_KEYS)
+_FACT_SELECT = (
+    f"time_bucket(INTERVAL 1 MINUTE, time) AS _minute, {_FACT_COLUMNS}, count(*) AS _n, "
+    "count(*) FILTER (WHERE stage IS NULL OR stage NOT IN ('RequestReceived', 'ResponseStarted')) AS _requests, "
+    "min(time) AS _first, max(time) AS _last"
+)
+_OBJECT_SELECT = (
+    "time_bucket(INTERVAL 1 MINUTE, time) AS _minute, resource, subresource, namespace, name, count(*) AS _n, "
+    "min(time) AS _first, max(time) AS _last"
+)
+_AGG_FROM_FACTS = '_minute, cluster, "user", verb, resource, sum(_n), sum(_n) FILTER (WHERE response_code = 403)'
 _AGG_SELECT = (
     'time_bucket(INTERVAL 1 MINUTE, time) AS minute, cluster, "user", verb, resource, count(*) AS n, '
     "count(*) FILTER (WHERE response_code = 403) AS forbidden"
@@ -75,6 +105,16 @@ class StoreSnapshot:
             "resource VARCHAR, n BIGINT, forbidden BIGINT)"
         )
         self._db.execute("CREATE TABLE file_times (file VARCHAR, first TIMESTAMPTZ, last TIMESTAMPTZ)")
+        self._db.execute(
+            'CREATE TABLE facts (file VARCHAR, _minute TIMESTAMPTZ, cluster VARCHAR, "user" VARCHAR, '
+            "impersonated_user VARCHAR, verb VARCHAR, resource VARCHAR, subresource VARCHAR, namespace VARCHAR, "
+            "response_code INTEGER, user_agent VARCHAR, source_ip VARCHAR, _n BIGINT, _requests BIGINT, "
+            "_first TIMESTAMPTZ, _last TIMESTAMPTZ)"
+        )
+        self._db.execute(
+            "CREATE TABLE objects (file VARCHAR, _minute TIMESTAMPTZ, resource VARCHAR, subresource VARCHAR, "
+            "namespace VARCHAR, name VARCHAR, _n BIGINT, _first TIMESTAMPTZ, _last TIMESTAMPTZ)"
+        )
         self._files: list[Path] = []
         self._tail_rows = -1
         self._key: tuple[object, ...] | None = None
@@ -134,6 +174,14 @@ class StoreSnapshot:
                 f"FROM agg UNION ALL SELECT {_AGG_SELECT} FROM tail_flat GROUP BY ALL"
             )
             db.execute(
+                f"CREATE OR REPLACE VIEW facts_all AS SELECT * EXCLUDE (file) FROM facts UNION ALL "
+                f"SELECT {_FACT_SELECT} FROM tail_flat GROUP BY ALL"
+            )
+            db.execute(
+                f"CREATE OR REPLACE VIEW objects_all AS SELECT * EXCLUDE (file) FROM objects UNION ALL "
+                f"SELECT {_OBJECT_SELECT} FROM tail_flat GROUP BY ALL"
+            )
+            db.execute(
                 "CREATE OR REPLACE VIEW bounds AS SELECT min(first) AS first, max(last) AS last FROM "
                 "(SELECT first, last FROM file_times UNION ALL SELECT min(time), max(time) FROM tail_flat)"
             )
@@ -145,6 +193,8 @@ class StoreSnapshot:
             self._tail_rows = -1
             db.execute("DELETE FROM agg")
             db.execute("DELETE FROM file_times")
+            db.execute("DELETE FROM facts")
+            db.execute("DELETE FROM objects")
             raise
         newest = db.execute("SELECT max(minute) FROM agg_all").fetchone()
         self.newest = newest[0] if newest else None
@@ -157,14 +207,25 @@ class StoreSnapshot:
         for gone in known - wanted:
             self._db.execute("DELETE FROM agg WHERE file = ?", [gone])
             self._db.execute("DELETE FROM file_times WHERE file = ?", [gone])
+            self._db.execute("DELETE FROM facts WHERE file = ?", [gone])
+            self._db.execute("DELETE FROM objects WHERE file = ?", [gone])
         for path in files:
             if str(path) not in known:
+                name = str(path)
                 self._db.execute(
-                    f"INSERT INTO agg SELECT ? AS file, {_AGG_SELECT} FROM {_parquet([path])} GROUP BY ALL",
-                    [str(path)],
+                    f"INSERT INTO facts SELECT ? AS file, {_FACT_SELECT} FROM {_parquet([path])} GROUP BY ALL", [name]
                 )
                 self._db.execute(
-                    f"INSERT INTO file_times SELECT ?, min(time), max(time) FROM {_parquet([path])}", [str(path)]
+                    f"INSERT INTO objects SELECT ? AS file, {_OBJECT_SELECT} FROM {_parquet([path])} GROUP BY ALL",
+                    [name],
+                )
+                self._db.execute(
+                    f"INSERT INTO agg SELECT file, {_AGG_FROM_FACTS} FROM facts WHERE file = ? GROUP BY ALL", [name]
+                )
+                self._db.execute(
+                    "INSERT INTO file_times SELECT file, min(_first), max(_last) FROM facts WHERE file = ? "
+                    "GROUP BY file",
+                    [name],
                 )
 
     def _load_tail(self, tail: pa.Table, columns: str, *, append: bool) -> None:
