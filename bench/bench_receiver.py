@@ -2,11 +2,13 @@
 
 Several client threads (one keep-alive connection each) POST EventLists of 400 realistic events (the
 apiserver's default `--audit-webhook-batch-max-size`) as fast as they are answered. Reported: events/s
-acknowledged (every answer must be 200), the p50/p99 latency of one batch, and the WAL fsyncs per request. The
-baseline, run on the same bodies in the same run, is a bare Starlette + uvicorn app that only decodes each
-EventList with msgspec (`bench/bare_receiver.py`). Targets: serve (with the WAL fsync and detection) at least
-60% of the baseline's events/s, and its p99 at most twice the baseline's. The clients share the machine's cores
-with the server. Run alone: `python -m bench receiver`.
+acknowledged (every answer must be 200), the p50/p99 latency of one batch, the WAL fsyncs per second and per
+request, the server's CPU time per event (all its processes, and its own process alone), and how long detection
+(in its own process, fed only what is durable) took after the last acknowledgement to catch up. The baseline,
+run on the same bodies in the same run, is a bare Starlette + uvicorn app on serve's server stack that only
+decodes each EventList with msgspec (`bench/bare_receiver.py`). Targets: serve (with the WAL fsync and
+detection) at least 60% of the baseline's events/s, and its p99 at most twice the baseline's. The clients share
+the machine's cores with the server. Run alone: `python -m bench receiver`.
 
 Before/after in the same run: the receiver of an earlier commit (`KUBETRAIL_BENCH_BASELINE_REF`, default the
 last commit before the one intake, whose receiver decoded each item in several passes) is extracted with
@@ -16,6 +18,7 @@ Skipped outside a git checkout.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import pickle
@@ -168,9 +171,15 @@ class Run:
     seconds: float
     latencies: list[float]
     fsyncs: float | None = None
+    cpu_seconds: float = 0.0
+    """CPU time (user + system) the server process and its descendants spent on the measured requests."""
+    own_cpu_seconds: float = 0.0
+    """The same for the server process alone (its event loop, WAL and sealing threads)."""
+    catch_up: float | None = None
+    """Seconds from the last acknowledgement until detection's backlog was empty (serve only)."""
 
 
-def _fsyncs(url: str) -> float | None:
+def _metric(url: str, name: str) -> float | None:
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     try:
@@ -178,8 +187,44 @@ def _fsyncs(url: str) -> float | None:
         text = connection.getresponse().read().decode()
     finally:
         connection.close()
-    found = re.search(r"^kubetrail_wal_fsync_seconds_count (\S+)$", text, re.MULTILINE)
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else None
+
+
+def _fsyncs(url: str) -> float | None:
+    return _metric(url, "kubetrail_wal_fsync_seconds_count")
+
+
+def _catch_up(url: str, limit: float = 600.0) -> float | None:
+    """Seconds until detection's backlog is empty (None when this serve reports no backlog)."""
+    started = time.perf_counter()
+    while True:
+        backlog = _metric(url, "kubetrail_detection_backlog_events")
+        if backlog is None:
+            return None
+        if backlog == 0 or time.perf_counter() - started > limit:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+
+
+def _cpu_seconds(pid: int, *, descendants: bool = True) -> float:
+    """User + system CPU seconds of a process and (unless not `descendants`) of its live descendants (serve's
+    detection process is one), from /proc (0 where there is none)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        each = pending.pop()
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list(Path(f"/proc/{each}/task").iterdir())
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in tasks if descendants else ():
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+    return total
 
 
 def measure(bodies: list[bytes], command: list[str], source: Path | None = None) -> Run:
@@ -188,15 +233,18 @@ def measure(bodies: list[bytes], command: list[str], source: Path | None = None)
     try:
         post_all(url, bodies[: 2 * CLIENTS], CLIENTS)
         before = _fsyncs(url) if "serve" in command else None
+        cpu, own = _cpu_seconds(process.pid), _cpu_seconds(process.pid, descendants=False)
         seconds, latencies, failures = post_all(url, bodies, CLIENTS)
+        cpu, own = _cpu_seconds(process.pid) - cpu, _cpu_seconds(process.pid, descendants=False) - own
         after = _fsyncs(url) if "serve" in command else None
+        catch_up = _catch_up(url) if "serve" in command else None
     finally:
         process.terminate()
         process.wait(timeout=120)
     if failures:
         raise RuntimeError(f"{failures} batches were not answered 200")
     fsyncs = after - before if after is not None and before is not None else None
-    return Run(seconds, latencies, fsyncs)
+    return Run(seconds, latencies, fsyncs, cpu, own, catch_up)
 
 
 def best(first: Run, second: Run) -> Run:
@@ -248,10 +296,32 @@ def run() -> list[BenchResult]:
         BenchResult(
             NAME, "serve / baseline, p99", p99 / bare_p99, "x", target=TARGET_P99_RATIO, higher_is_better=False
         ),
-        BenchResult(NAME, "serve batch latency p50", percentile(now.latencies, 0.5) * 1000, "ms"),
+        BenchResult(
+            NAME, "serve batch latency p50", percentile(now.latencies, 0.5) * 1000, "ms", higher_is_better=False
+        ),
     ]
     if now.fsyncs is not None:
-        results.append(BenchResult(NAME, "WAL fsyncs per request", now.fsyncs / requests, "x", higher_is_better=False))
+        results += [
+            BenchResult(NAME, "WAL fsyncs per request", now.fsyncs / requests, "x", higher_is_better=False),
+            BenchResult(NAME, "WAL fsyncs per second", now.fsyncs / now.seconds, "1/s", higher_is_better=False),
+        ]
+    results += [
+        BenchResult(
+            NAME, "serve CPU per event, all processes", now.cpu_seconds / events * 1e6, "µs", higher_is_better=False
+        ),
+        BenchResult(
+            NAME,
+            "serve CPU per event, receiver process",
+            now.own_cpu_seconds / events * 1e6,
+            "µs",
+            higher_is_better=False,
+        ),
+        BenchResult(NAME, "baseline CPU per event", bare.cpu_seconds / events * 1e6, "µs", higher_is_better=False),
+    ]
+    if now.catch_up is not None:
+        results.append(
+            BenchResult(NAME, "detection caught up after the last ack", now.catch_up, "s", higher_is_better=False)
+        )
     results.append(BenchResult(NAME, "body decoding alone, one core", decode_after, "events/s"))
     if before is not None and decode_before is not None:
         results += [

@@ -87,9 +87,14 @@ def test_serve_stores_and_sends_alerts_of_acknowledged_events(tmp_path: Path) ->
         assert httpx.post(url, content=batch, headers=headers).json()["duplicates"] == 3
         assert httpx.post(url, content=event_list([exec_event(4, "eve")]), headers=headers).status_code == 200
         lines = wait_for_lines(out, 2)
+        # detection runs in its own process, which reports its counters every REPORT_EVERY_SECONDS
+        expected = ['kubetrail_output_alerts_total{output="file",fate="sent"} 2', "kubetrail_detection_events_total 4"]
+        deadline = time.monotonic() + 30
         metrics = httpx.get(f"{server.url}/metrics").text
-        assert 'kubetrail_output_alerts_total{output="file",fate="sent"} 2' in metrics
-        assert "kubetrail_detection_events_total 4" in metrics
+        while not all(line in metrics for line in expected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            metrics = httpx.get(f"{server.url}/metrics").text
+        assert all(line in metrics for line in expected), metrics
         assert server.stop() == 0
     assert first[0]["rule"] == "Exec into pod"
     assert first[0]["priority"] == "Warning"

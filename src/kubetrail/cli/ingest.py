@@ -4,6 +4,10 @@ Backfill is a door like any other: files are read through the intake, batches go
 store) and detection runs on what the store newly made durable, exactly as in `serve`, so the UI, the
 investigations and the compliance reports see the alerts of a backfilled log, and re-ingesting the same file
 stores and alerts nothing twice.
+
+Memory stays flat whatever the input size: decoded events exist only for the batch being stored and the few
+batches detection has not run yet (INGEST_DETECTION_QUEUE), and the store keeps what it has not sealed as
+Arrow batches, bounded in bytes (INGEST_STORE_OPTIONS), sealing by size as it goes.
 """
 
 from __future__ import annotations
@@ -12,16 +16,25 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 from rich.console import Console
 
 from kubetrail.cli.inputs import InputFiles, input_options
-from kubetrail.intake import Tally
+from kubetrail.intake import Batch, Tally
 from kubetrail.pipeline import DEFAULT_CLUSTER, Pipeline
 from kubetrail.pipeline.detection import Detection, open_detection
-from kubetrail.store import Store, check_cluster
+from kubetrail.store import Store, StoreOptions, check_cluster
+
+INGEST_BATCH_EVENTS = 4_000
+"""Events per store append (intake batches are joined up to this): one WAL fsync covers them all."""
+INGEST_DETECTION_QUEUE = 6_000
+"""Stored events waiting for detection at most (a few KB each decoded); the reader waits beyond."""
+INGEST_STORE_OPTIONS = StoreOptions(segment_bytes=16 << 20, max_unsealed_bytes=48 << 20)
+"""Seal every 16 MiB of events and hold at most 48 MiB unsealed (reading waits for sealing beyond)."""
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -101,6 +114,25 @@ def _print_summary(console: Console, summary: Summary, store_dir: str) -> None:
         say(f"  retention   removed {summary.retention_removed} sealed file(s)")
 
 
+def joined_batches(batches: Iterable[tuple[Path, Batch]], limit: int) -> Iterator[tuple[Path, Batch]]:
+    """Consecutive batches of the same file and cluster joined up to `limit` events (fewer, larger appends)."""
+    pending: tuple[Path, Batch] | None = None
+    for path, batch in batches:
+        if pending is not None:
+            held_path, held = pending
+            if held_path == path and held.cluster == batch.cluster and len(held.events) + len(batch.events) <= limit:
+                held.events.extend(batch.events)
+                held.raws.extend(batch.raws)
+                held.rejected.extend(batch.rejected)
+                held.skipped.update(batch.skipped)
+                held.position = batch.position
+                continue
+            yield pending
+        pending = (path, batch)
+    if pending is not None:
+        yield pending
+
+
 def _close_detection(detection: Detection, summary: Summary) -> None:
     """Detect what is queued, store the alerts, and count them by rule."""
     detection.drain(timeout=24 * 3600)
@@ -175,13 +207,15 @@ def ingest_command(
     )
     summary = Summary(inputs=files.tally)
     started = time.perf_counter()
-    with Store.open(store_dir) as store:
+    with Store.open(store_dir, INGEST_STORE_OPTIONS) as store:
         detection = (
             open_detection(store, list(rules) or None, outputs_file=outputs_file, block=True) if detect else None
         )
+        if detection is not None:
+            detection.queue_events = INGEST_DETECTION_QUEUE
         pipeline = Pipeline(store, redact=redact)
         try:
-            for path, batch in files.batches():
+            for path, batch in joined_batches(files.batches(), INGEST_BATCH_EVENTS):
                 outcome = pipeline.accept(batch, cluster, source=str(path))
                 summary.accepted += outcome.accepted
                 summary.duplicates += outcome.duplicates

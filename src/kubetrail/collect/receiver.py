@@ -4,7 +4,8 @@
 certificate, else the default) accept an Event, an EventList or a JSON array of either, optionally gzip'd.
 Every item is validated: invalid ones go to the store's dead-letter file with the reason, valid ones are
 appended, and the answer is 200 only once the batch is fsynced in the WAL; 503 (with `Retry-After`) when it
-cannot be made durable, so the sender retries and dedup makes the retry safe. Also `GET /healthz`,
+cannot be made durable, or while too many batches are in hand or detection is too far behind (`backlogged`), so
+the sender retries and dedup makes the retry safe. Also `GET /healthz`,
 `GET /readyz` and `GET /metrics`.
 """
 
@@ -89,6 +90,9 @@ class Receiver:
         self._last_failure: str | None = None
         self.health_checks: list[Callable[[], str | None]] = []
         """More reasons not to be ready (a failing cloud source); each returns None when all is well."""
+        self.backlogged: Callable[[], bool] = lambda: False
+        """True while what follows the store (detection) is too far behind: new batches get 503 meanwhile."""
+        self.detection_refusals = 0
 
     # ----- routing --------------------------------------------------------------------------------------
 
@@ -160,6 +164,16 @@ class Receiver:
             self.metrics.shed.inc(1)
             await self._answer(
                 send, path, 503, "too many batches in hand; retry", headers=[("retry-after", str(RETRY_AFTER_SECONDS))]
+            )
+            return
+        if self.backlogged():
+            self.detection_refusals += 1
+            await self._answer(
+                send,
+                path,
+                503,
+                "detection is behind; retry",
+                headers=[("retry-after", str(RETRY_AFTER_SECONDS))],
             )
             return
         self.in_flight += 1

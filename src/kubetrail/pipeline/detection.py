@@ -2,10 +2,11 @@
 
 `serve` and `ingest` use it the same way: the store tells the runner about each batch only after the batch's
 WAL fsync (`Store.on_durable`, so an alert never names an event the store could lose) and only about the events
-it newly stored (so re-sending or re-ingesting raises nothing twice). Batches wait in a bounded queue: for
-`serve` a slow rule set or output never delays an acknowledgement — when more than DEFAULT_QUEUE_EVENTS events
+it newly stored (so re-sending or re-ingesting raises nothing twice). Batches wait in a bounded queue: without
+`block`, a slow rule set or output never delays an acknowledgement — when more than `queue_events` events
 wait, a new batch is not detected, which is counted (`kubetrail_detection_dropped_events_total`) and logged,
-never silent; for `ingest` (`block=True`) the reader waits instead, so nothing goes undetected.
+never silent; with `block=True` (`ingest`, and `serve`'s detection process, `pipeline.detection_process`, which
+keeps the backlog and has the receiver answer 503 while it is full) the caller waits, so nothing goes undetected.
 
 Stateful detectors that offer `save`/`load` are restored at start and checkpointed periodically and at shutdown
 under `<store>/checkpoints/`. Events the store recovers from its WAL at start (acknowledged before a crash,
@@ -187,6 +188,12 @@ class Detection:
                 self.stats.checkpoints += 1
             except Exception as error:
                 log.warning("detection state not saved to %s: %s", path, error)
+
+    @property
+    def pending_events(self) -> int:
+        """Events queued and not finished yet."""
+        with self._pending_lock:
+            return self._pending
 
     # ----- running ----------------------------------------------------------------------------------------
 

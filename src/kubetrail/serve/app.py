@@ -20,7 +20,8 @@ from kubetrail.collect.metrics import Labels, Registry, TimedFileOps
 from kubetrail.collect.receiver import Receiver
 from kubetrail.collect.tailer import PipelineSink, Tailer, TailOptions
 from kubetrail.pipeline import Pipeline
-from kubetrail.pipeline.detection import Detection, open_detection
+from kubetrail.pipeline.detection import default_rule_specs
+from kubetrail.pipeline.detection_process import DetectionProcess, DetectionSettings
 from kubetrail.serve.config import ServeConfig, ServeConfigError
 from kubetrail.serve.detection_metrics import register_detection_metrics
 from kubetrail.store import FileOps, Store, StoreOptions, StoreStats
@@ -66,6 +67,28 @@ def _open_ui(config: ServeConfig, store: Store) -> UIService | None:
         raise ServeConfigError(error.message, file=error.file, field=error.field, hint=error.hint) from None
 
 
+def _open_detection(config: ServeConfig, store: Store) -> DetectionProcess | None:
+    """Detection in its own process (None without rules), fed what the store makes durable; the events the
+    store recovered from its WAL at start go through the stateless rules once more."""
+    specs = list(config.rules) if config.rules is not None else default_rule_specs()
+    if not specs:
+        if config.rules is None:
+            log.warning("no detection rules: events are stored but not checked (pass --rules)")
+        return None
+    settings = DetectionSettings(
+        tuple(str(spec) for spec in specs),
+        str(store.layout.root),
+        outputs_file=None if config.outputs is None else str(config.outputs),
+        max_keys=config.max_keys,
+    )
+    detection = DetectionProcess(settings)
+    detection.replay(store.tail_rows())
+    store.on_durable = detection.submit
+    # every door waits (or answers 503) while detection's backlog is full: late alerts, none lost, bounded memory
+    store.admit = lambda: "detection is behind" if detection.full else None
+    return detection
+
+
 class ServeApp:
     """The long-running parts of `serve`, opened in order and closed in reverse."""
 
@@ -79,7 +102,7 @@ class ServeApp:
         self.receiver: Receiver | None = None
         self.tailers: list[Tailer] = []
         self.ui: UIService | None = None
-        self.detection: Detection | None = None
+        self.detection: DetectionProcess | None = None
         self.sources: list[Source] = []
         self.firehose: FirehoseEndpoint | None = None
         self.pubsub_push: PubSubPushEndpoint | None = None
@@ -100,12 +123,7 @@ class ServeApp:
         self.store = Store.open(config.store, StoreOptions(file_ops=TimedFileOps(self.metrics.fsync, self._file_ops)))
         self.pipeline = Pipeline(self.store, redact=config.redact, default_cluster=config.cluster)
         try:
-            self.detection = open_detection(
-                self.store,
-                config.rules,
-                outputs_file=config.outputs,
-                max_keys=config.max_keys,
-            )
+            self.detection = _open_detection(config, self.store)
             if self.detection is not None:
                 register_detection_metrics(self.detection, self.metrics)
             self.receiver = Receiver(
@@ -115,6 +133,16 @@ class ServeApp:
                 auth=auth,
                 metrics=self.metrics,
             )
+            if self.detection is not None:
+                detection = self.detection
+                self.receiver.backlogged = lambda: detection.full
+                self.receiver.health_checks.append(detection.health)
+                self.metrics.gauge(
+                    "kubetrail_detection_refused_batches_total",
+                    "Batches answered 503 because detection's backlog was full (the sender retries).",
+                    read=lambda: [((), float(self.receiver.detection_refusals if self.receiver else 0))],
+                    kind="counter",
+                )
             checkpoints = CheckpointStore(config.store / CHECKPOINT_DIR)
             options = TailOptions(poll_interval=config.poll_interval, from_start=config.tail_from_start)
             for spec in config.tails:

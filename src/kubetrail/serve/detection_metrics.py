@@ -8,25 +8,49 @@ from collections.abc import Iterable
 from kubetrail.collect.metrics import Labels, Registry
 from kubetrail.detect import Detector, Engine
 from kubetrail.pipeline.detection import Detection, DetectionStats, stateful_parts
+from kubetrail.pipeline.detection_process import DetectionProcess
 
 
-def register_detection_metrics(detection: Detection, metrics: Registry) -> None:
-    """Expose the runner's counters on `metrics`."""
+def register_detection_metrics(detection: Detection | DetectionProcess, metrics: Registry) -> None:
+    """Expose the runner's counters on `metrics` (in-process, or as the detection process reports them)."""
     stats = detection.stats
     for name, attribute, text in (
         ("kubetrail_detection_events_total", "events", "Acknowledged events run through the rules."),
         ("kubetrail_detection_alerts_total", "alerts", "Alerts raised and stored."),
-        ("kubetrail_detection_dropped_events_total", "dropped_events", "Events stored but not detected (queue full)."),
+        (
+            "kubetrail_detection_dropped_events_total",
+            "dropped_events",
+            "Events stored but not detected (in-process queue full; serve's detection process never drops).",
+        ),
         ("kubetrail_detection_failed_batches_total", "failed_batches", "Batches whose detection failed."),
         ("kubetrail_detection_unstored_alerts_total", "unstored_alerts", "Alerts the alert log could not store."),
     ):
         metrics.gauge(name, text, read=functools.partial(_stat, stats, attribute), kind="counter")
-    metrics.gauge(
-        "kubetrail_detection_state_evictions_total",
-        "Stateful rule keys evicted by the key limit (max_keys).",
-        read=functools.partial(_evictions, detection.detector),
-        kind="counter",
-    )
+    if isinstance(detection, DetectionProcess):
+        process = detection
+        metrics.gauge(
+            "kubetrail_detection_state_evictions_total",
+            "Stateful rule keys evicted by the key limit (max_keys).",
+            read=lambda: [((), float(process.evictions))],
+            kind="counter",
+        )
+        metrics.gauge(
+            "kubetrail_detection_backlog_events",
+            "Acknowledged events waiting for detection (at most the backlog limit; beyond, batches get 503).",
+            read=lambda: [((), float(process.backlog))],
+        )
+        metrics.gauge(
+            "kubetrail_detection_lag_seconds",
+            "How long the oldest acknowledged batch not yet detected has waited.",
+            read=lambda: [((), process.lag_seconds())],
+        )
+    else:
+        metrics.gauge(
+            "kubetrail_detection_state_evictions_total",
+            "Stateful rule keys evicted by the key limit (max_keys).",
+            read=functools.partial(_evictions, detection.detector),
+            kind="counter",
+        )
     outputs = detection.outputs
     if outputs is None:
         return

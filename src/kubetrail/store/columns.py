@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -79,8 +80,13 @@ _STRUCTURE = (
 )
 
 
-def flat_select(relation: str) -> str:
-    """SQL turning a relation in ROW_SCHEMA into TAIL_SCHEMA's columns (each event's JSON parsed once)."""
+def flat_select(relation: str, *, with_event: bool = True) -> str:
+    """SQL turning a relation in ROW_SCHEMA into TAIL_SCHEMA's columns (each event's JSON parsed once).
+
+    Without `with_event` the `event` column is left out (sealing takes it from the rows themselves, sparing a
+    copy of every event's JSON).
+    """
+    event = "    event,\n" if with_event else ""
     return f"""
 SELECT
     time,
@@ -105,8 +111,7 @@ SELECT
     j.annotations."authorization.k8s.io/reason" AS authz_reason,
     NULLIF(j.requestURI, '') AS request_uri,
     j.auditID AS audit_id,
-    event,
-    dedup_key,
+{event}    dedup_key,
     date,
     cluster
 FROM (SELECT *, from_json(event, '{_STRUCTURE}') AS j FROM {relation})
@@ -161,12 +166,13 @@ def event_times(texts: list[str | None], fallback: datetime) -> pa.Array:
     return times
 
 
-def string_array(values: list[bytes]) -> pa.Array:
+def string_array(values: list[bytes], data: bytes | None = None) -> pa.Array:
     """UTF-8 validated Arrow strings from bytes, built from one joined buffer (4x faster than per value).
 
-    Raises pa.ArrowInvalid when a value is not UTF-8.
+    `data` is `b"".join(values)` when the caller has it already. Raises pa.ArrowInvalid when a value is not UTF-8.
     """
-    data = b"".join(values)
+    if data is None:
+        data = b"".join(values)
     if len(data) >= 2**31:
         return pa.array(values, pa.binary()).cast(pa.string())
     offsets = pa.array([0, *itertools.accumulate(map(len, values))], pa.int32())
@@ -175,28 +181,70 @@ def string_array(values: list[bytes]) -> pa.Array:
     return array
 
 
-def valid_utf8(lines: list[bytes]) -> tuple[list[bytes], pa.Array]:
+def valid_utf8(lines: list[bytes], data: bytes | None = None) -> tuple[list[bytes], pa.Array]:
     """The lines as Arrow strings; invalid UTF-8 (which JSON decoding lets through in raw bodies) becomes U+FFFD."""
     try:
-        return lines, string_array(lines)
+        return lines, string_array(lines, data)
     except pa.ArrowInvalid:
         fixed = [line.decode("utf-8", errors="replace").encode() for line in lines]
         return fixed, string_array(fixed)
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def key_array(digests: list[bytes]) -> pa.Array:
+    """8-byte BLAKE2b digests as the signed little-endian int64 keys `dedup_key` returns, without a Python int each."""
+    if _LITTLE_ENDIAN:
+        return pa.Array.from_buffers(pa.int64(), len(digests), [None, pa.py_buffer(b"".join(digests))])
+    return pa.array([int.from_bytes(digest, "little", signed=True) for digest in digests], pa.int64())
+
+
 @dataclass
 class Rows:
-    """The hot-path rows of one batch of one cluster: JSON, time, day and dedup key per event."""
+    """The hot-path rows of one batch of one cluster: JSON, time, day and dedup key per event, as Arrow arrays.
+
+    `lines` (the JSON as bytes, for the WAL record) is only needed until the batch is written; `release_lines`
+    drops it, leaving one copy of each event: the Arrow strings.
+    """
 
     cluster: str
     lines: list[bytes]
     documents: pa.Array
     times: pa.Array
-    dates: list[date]
-    keys: list[int]
+    days: pa.Array
+    key_values: pa.Array
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.documents)
+
+    @property
+    def keys(self) -> list[int]:
+        """The dedup keys as Python ints."""
+        keys: list[int] = self.key_values.to_pylist()
+        return keys
+
+    @property
+    def dates(self) -> list[date]:
+        """The day partition of each row."""
+        dates: list[date] = self.days.to_pylist()
+        return dates
+
+    def partitions(self) -> list[tuple[date, str]]:
+        """(day, cluster) of each row; rows of the same day share one tuple."""
+        distinct = pc.unique(self.days)
+        if len(distinct) == 1:
+            return [(distinct[0].as_py(), self.cluster)] * len(self)
+        shared = {day: (day, self.cluster) for day in distinct.to_pylist()}
+        return [shared[day] for day in self.days.to_pylist()]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored JSON (what the tail holds per row, give or take 30)."""
+        return len(self.documents.buffers()[2] or b"")
+
+    def release_lines(self) -> None:
+        self.lines = []
 
     def select(self, keep: list[bool]) -> Rows:
         """The rows whose `keep` flag is set."""
@@ -206,23 +254,32 @@ class Rows:
             lines=[line for line, flag in zip(self.lines, keep, strict=True) if flag],
             documents=self.documents.filter(mask),
             times=self.times.filter(mask),
-            dates=[day for day, flag in zip(self.dates, keep, strict=True) if flag],
-            keys=[key for key, flag in zip(self.keys, keep, strict=True) if flag],
+            days=self.days.filter(mask),
+            key_values=self.key_values.filter(mask),
         )
 
     def record_batch(self) -> pa.RecordBatch:
         """The rows in ROW_SCHEMA."""
-        count = len(self.lines)
         return pa.RecordBatch.from_arrays(
             [
                 self.documents,
                 self.times,
-                pa.array(self.keys, pa.int64()),
-                pa.array(self.dates, pa.date32()),
-                pa.array([self.cluster] * count, pa.string()),
+                self.key_values,
+                self.days,
+                pa.repeat(pa.scalar(self.cluster, pa.string()), len(self)),
             ],
             schema=ROW_SCHEMA,
         )
+
+
+def _stored_lines(events: Sequence[Event], raw_lines: Sequence[bytes | None] | None) -> list[bytes]:
+    """The stored JSON of each event (see `event_json`), in bulk when every event came with its bytes."""
+    if raw_lines is None:
+        return [encode_event(event) for event in events]
+    if None in raw_lines:
+        return [event_json(event, raw) for event, raw in zip(events, raw_lines, strict=True)]
+    lines: list[bytes] = list(map(bytes.strip, raw_lines))  # type: ignore[arg-type]
+    return lines
 
 
 def build_rows(
@@ -235,25 +292,36 @@ def build_rows(
     """The hot-path rows for events of one cluster.
 
     `time` is requestReceivedTimestamp (the same for every stage of a request, so all stages land in the same
-    day partition), else stageTimestamp, else `received`.
+    day partition), else stageTimestamp, else `received`. Per event this only slices bytes, reads three fields
+    and hashes the dedup key; everything else runs on whole Arrow arrays.
     """
     received = received or datetime.now(UTC)
-    lines: list[bytes] = []
-    texts: list[str | None] = []
-    for index, event in enumerate(events):
-        lines.append(event_json(event, raw_lines[index] if raw_lines is not None else None))
-        texts.append(event.requestReceivedTimestamp or event.stageTimestamp or None)
-    lines, strings = valid_utf8(lines)
-    keys: list[int] = []
+    lines = _stored_lines(events, raw_lines)
+    data = b"".join(lines)
+    if _V1BETA1_MARK in data:
+        lines = [
+            line if _V1BETA1_MARK not in line else encode_event(event)
+            for event, line in zip(events, lines, strict=True)
+        ]
+        data = b"".join(lines)
+    lines, strings = valid_utf8(lines, data)
     blake = hashlib.blake2b
     prefix = f"{cluster}\x00"
-    for event, document in zip(events, lines, strict=True):
-        audit_id = event.auditID
-        if audit_id:
-            material = f"{prefix}{audit_id}\x00{event.stage}".encode()
-        else:
-            material = cluster.encode() + b"\x00\x00" + document
-        keys.append(int.from_bytes(blake(material, digest_size=8).digest(), "little", signed=True))
+    content_prefix = cluster.encode() + b"\x00\x00"
+    digests = [
+        blake(
+            f"{prefix}{event.auditID}\x00{event.stage}".encode() if event.auditID else content_prefix + document,
+            digest_size=8,
+        ).digest()
+        for event, document in zip(events, lines, strict=True)
+    ]
+    texts = [event.requestReceivedTimestamp or event.stageTimestamp or None for event in events]
     times = event_times(texts, received)
-    dates: list[date] = pc.cast(times, pa.date32()).to_pylist()
-    return Rows(cluster=cluster, lines=lines, documents=strings, times=times, dates=dates, keys=keys)
+    return Rows(
+        cluster=cluster,
+        lines=lines,
+        documents=strings,
+        times=times,
+        days=pc.cast(times, pa.date32()),
+        key_values=key_array(digests),
+    )

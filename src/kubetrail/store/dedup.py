@@ -2,7 +2,9 @@
 
 Keys are 64-bit hashes (`columns.dedup_key`) grouped by day partition: an event's partition follows from its
 own timestamp, so a retry or a re-ingested file always meets the keys it could collide with. Sealed keys
-are loaded per partition on first use (a sorted array, 8 bytes a key) and evicted least-recently-used.
+are loaded per partition on first use (a sorted array, 8 bytes a key) and evicted least-recently-used. Keys
+added since are held in a set until there are COMPACT_AT of them, then merged into the array (sorted in Arrow,
+so that neither a load nor a merge builds millions of Python ints).
 """
 
 from __future__ import annotations
@@ -13,9 +15,37 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Partition = tuple[date, str]
-KeyLoader = Callable[[Partition], Iterable[int]]
+Keys: TypeAlias = "Iterable[int] | pa.Array | pa.ChunkedArray"
+KeyLoader = Callable[[Partition], Keys]
+COMPACT_AT = 250_000
+"""Recent keys of a partition kept in a set (~70 bytes each) before they are merged into its array (8 bytes)."""
+
+
+def _arrow(keys: array[int]) -> pa.Array:
+    """A zero-copy int64 view of an array('q') (valid while the array is not resized)."""
+    return pa.Array.from_buffers(pa.int64(), len(keys), [None, pa.py_buffer(keys)])
+
+
+def sorted_keys(keys: Keys) -> array[int]:
+    """Distinct keys, sorted, as an array('q'); Arrow input is sorted without becoming Python ints."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks else pa.array([], pa.int64())
+    if not isinstance(keys, pa.Array):
+        keys = pa.array(list(keys), pa.int64())
+    distinct = pc.unique(keys.cast(pa.int64()).drop_null())
+    ordered = distinct.take(pc.sort_indices(distinct))
+    result: array[int] = array("q")
+    if len(ordered):
+        data = ordered.buffers()[1]
+        assert data is not None
+        result.frombytes(memoryview(data)[ordered.offset * 8 : (ordered.offset + len(ordered)) * 8])
+    return result
 
 
 @dataclass
@@ -37,15 +67,15 @@ class PartitionKeys:
 
     def compact(self) -> None:
         """Fold the recent keys into the sorted array (done when the set grows large)."""
-        merged = sorted({*self.sealed, *self.recent})
-        self.sealed = array("q", merged)
+        merged = pa.concat_arrays([_arrow(self.sealed), pa.array(list(self.recent), pa.int64())])
+        self.sealed = sorted_keys(merged)
         self.recent = set()
 
 
 class DedupIndex:
     """The keys of every loaded partition; not thread-safe (the store calls it under its lock)."""
 
-    def __init__(self, loader: KeyLoader, *, max_keys: int = 16_000_000, compact_at: int = 500_000) -> None:
+    def __init__(self, loader: KeyLoader, *, max_keys: int = 16_000_000, compact_at: int = COMPACT_AT) -> None:
         self._loader = loader
         self._max_keys = max_keys
         self._compact_at = compact_at
@@ -56,7 +86,7 @@ class DedupIndex:
         """The keys of a partition, loading its sealed keys on first use."""
         keys = self._partitions.get(key)
         if keys is None:
-            keys = PartitionKeys(sealed=array("q", sorted(set(self._loader(key)))))
+            keys = PartitionKeys(sealed=sorted_keys(self._loader(key)))
             self._partitions[key] = keys
             self._total += len(keys)
             self._evict(keep=key)

@@ -23,13 +23,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kubetrail.model import Event, EventDecodeError, decode_event
@@ -66,13 +67,18 @@ class StoreOptions:
     segment_events: int = 50_000
     """A WAL segment is closed (and sealed) after this many events too, so sealing starts before memory grows."""
     max_unsealed_events: int = 200_000
-    """Acknowledged events held in memory until sealed, at most (a few KB each): beyond, `append` waits for
-    sealing and `append_async` refuses the batch (NotDurableError: the receiver answers 503, the sender retries)."""
+    """Acknowledged events held in memory until sealed, at most: beyond, `append` waits for sealing and
+    `append_async` refuses the batch (NotDurableError: the receiver answers 503, the sender retries)."""
+    max_unsealed_bytes: int = 192 << 20
+    """The same bound on the bytes of their JSON (the tail holds each event once, as Arrow strings), so the
+    memory the tail takes is bounded whatever the rate and the size of the events."""
     seal_age_seconds: float = 600.0
     background_seal: bool = True
     compression_level: int = 3
     dedup_max_keys: int = 16_000_000
     file_ops: FileOps | None = None
+    commit_interval: float = 0.005
+    """WAL group commit: fsyncs start at most this often (seconds); appends in between share the next one."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,12 @@ class Durable:
     cluster: str
     events: list[Event]
     raws: list[bytes | None]
+    record: bytes | None = None
+    """The framed WAL record that holds exactly these events as stored (`wal.WalBatch`), when there is one."""
 
 
+INLINE_APPEND_EVENTS = 2_000
+"""`append_async` writes batches up to this size on the event loop (a webhook batch is 400 by default)."""
 ROOM_WAIT_SECONDS = 120.0
 """How long a blocking append waits for sealing to make room before it gives up."""
 
@@ -115,14 +125,26 @@ class StoreStats:
 
 @dataclass
 class _TailBatch:
+    """One append's new rows. Once in the tail (`settle`), only the Arrow batch is kept: the JSON once, as
+    Arrow strings, plus 20 bytes of time, key, day and cluster a row, whatever the rate."""
+
     seq: int
     rows: Rows
-    partitions: list[Partition]
+    _partitions: list[Partition] | None = None
     _arrow: pa.RecordBatch | None = None
+
+    @property
+    def partitions(self) -> list[Partition]:
+        """(day, cluster) of each row."""
+        return self._partitions if self._partitions is not None else self.rows.partitions()
 
     @property
     def keys(self) -> list[int]:
         return self.rows.keys
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes
 
     def arrow(self) -> pa.RecordBatch:
         """The rows in ROW_SCHEMA, converted once and cached (the rows never change)."""
@@ -130,20 +152,29 @@ class _TailBatch:
             self._arrow = self.rows.record_batch()
         return self._arrow
 
+    def settle(self) -> None:
+        """Drop what only writing the batch needed (the bytes of each line, the per-row partitions)."""
+        self.arrow()
+        self.rows.release_lines()
+        self._partitions = None
+
 
 @dataclass
 class _TailSegment:
-    """The acknowledged rows of one WAL segment, kept in memory until they are sealed."""
+    """The acknowledged rows of one WAL segment, kept in memory (as Arrow batches) until they are sealed."""
 
     segment_id: int
     batches: list[_TailBatch] = field(default_factory=list)
     last_seq: int = 0
     started: float = field(default_factory=time.monotonic)
     rows: int = 0
+    nbytes: int = 0
 
     def add(self, item: _TailBatch) -> None:
+        item.settle()
         self.batches.append(item)
         self.rows += len(item.rows)
+        self.nbytes += item.nbytes
 
 
 def check_cluster(cluster: str) -> str:
@@ -191,6 +222,9 @@ class Store:
         self._index = DedupIndex(self._load_keys, max_keys=options.dedup_max_keys)
         self.on_durable: DurableListener | None = None
         """Called after each append's fsync with the events it newly stored (from the appending thread)."""
+        self.admit: Callable[[], str | None] | None = None
+        """Why new batches must wait now (what `on_durable` feeds is too far behind), or None: an append waits
+        for it to clear, `append_async` refuses the batch (NotDurableError: 503, the sender retries)."""
 
     # ----- opening and recovery -------------------------------------------------------------------------
 
@@ -236,7 +270,11 @@ class Store:
             self._replay(segment_id, path, repair=True)
             next_id = max(next_id, segment_id + 1)
         self._wal = WalWriter(
-            self.layout, next_segment_id=next_id, file_ops=self.options.file_ops, on_failure=self._on_wal_failure
+            self.layout,
+            next_segment_id=next_id,
+            file_ops=self.options.file_ops,
+            on_failure=self._on_wal_failure,
+            commit_interval=self.options.commit_interval,
         )
         self._tail.append(_TailSegment(self._wal.segment_id))
         if self.options.background_seal:
@@ -320,7 +358,7 @@ class Store:
 
     def _dedup(self, rows: Rows) -> tuple[_TailBatch | None, list[bool]]:
         """The rows not stored yet (None when every one is a duplicate), and which rows those are."""
-        partitions: list[Partition] = [(day, rows.cluster) for day in rows.dates]
+        partitions = rows.partitions()
         fresh = self._index.new_rows(partitions, rows.keys)
         if all(fresh):
             return _TailBatch(0, rows, partitions), fresh
@@ -328,6 +366,9 @@ class Store:
             return None, fresh
         kept = [part for part, keep in zip(partitions, fresh, strict=True) if keep]
         return _TailBatch(0, rows.select(fresh), kept), fresh
+
+    def _unsealed_bytes_locked(self) -> int:
+        return sum(segment.nbytes for segment in self._tail)
 
     def _unsealed_locked(self) -> int:
         return sum(segment.rows for segment in self._tail)
@@ -339,7 +380,8 @@ class Store:
         while True:
             with self._lock:
                 unsealed = self._unsealed_locked()
-                if unsealed == 0 or unsealed + count <= limit or self._closed:
+                small = self._unsealed_bytes_locked() <= self.options.max_unsealed_bytes
+                if unsealed == 0 or (unsealed + count <= limit and small) or self._closed:
                     return
                 if len(self._tail) == 1:
                     self._rotate_locked()  # let sealing take the active segment too
@@ -356,6 +398,14 @@ class Store:
             with self._room:
                 self._room.wait(0.5)
 
+    def _wait_for_admission(self, *, wait: bool) -> None:
+        """Hold the caller while `admit` gives a reason to (or refuse at once)."""
+        deadline = time.monotonic() + ROOM_WAIT_SECONDS
+        while self.admit is not None and (reason := self.admit()) is not None:
+            if not wait or time.monotonic() >= deadline:
+                raise NotDurableError(f"{reason}; retry", path=str(self.layout.root))
+            time.sleep(0.05)
+
     def _write(
         self,
         cluster: str,
@@ -363,14 +413,16 @@ class Store:
         raw_lines: Sequence[bytes | None] | None,
         *,
         wait: bool = True,
-    ) -> tuple[AppendResult, int, list[bool]]:
-        """Write a batch to the WAL (not yet durable): the result, the sequence number to wait for, which are new."""
+    ) -> tuple[AppendResult, int, list[bool], bytes | None]:
+        """Write a batch to the WAL (not yet durable): the result, the sequence number to wait for, which are new,
+        and the record written (None when nothing was new)."""
         if self.read_only or self._wal is None:
             raise StoreError("the store is open read-only", path=str(self.layout.root))
         check_cluster(cluster)
         if raw_lines is not None and len(raw_lines) != len(events):
             raise StoreError(f"{len(raw_lines)} raw lines for {len(events)} events", hint="pass one raw line per event")
         self._wait_for_room(len(events), wait=wait)
+        self._wait_for_admission(wait=wait)
         received = datetime.now(UTC)
         rows = build_rows(cluster, events, raw_lines, received=received)
         received_us = int(received.timestamp() * 1_000_000)
@@ -381,7 +433,7 @@ class Store:
                 raise NotDurableError("the store is closed", path=str(self.layout.root))
             item, fresh = self._dedup(rows)
             if item is None:
-                return AppendResult(0, len(events), self._wal.written_seq), self._wal.written_seq, fresh
+                return AppendResult(0, len(events), self._wal.written_seq), self._wal.written_seq, fresh, None
             if len(item.rows) != len(rows):
                 record = encode_record(WalBatch(cluster, received_us, item.rows.lines))
             seq = self._wal.append(record)
@@ -396,20 +448,25 @@ class Store:
             if self._wal.segment_bytes >= self.options.segment_bytes or active.rows >= self.options.segment_events:
                 self._rotate_locked()
         accepted = len(item.rows)
-        return AppendResult(accepted, len(events) - accepted, seq), seq, fresh
+        return AppendResult(accepted, len(events) - accepted, seq), seq, fresh, record
 
     def _notify(
-        self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None, fresh: list[bool]
+        self,
+        cluster: str,
+        events: Sequence[Event],
+        raw_lines: Sequence[bytes | None] | None,
+        fresh: list[bool],
+        record: bytes | None,
     ) -> None:
         listener = self.on_durable
         if listener is None or not any(fresh):
             return
         raws: Sequence[bytes | None] = raw_lines if raw_lines is not None else [None] * len(events)
         if all(fresh):
-            listener(Durable(cluster, list(events), list(raws)))
+            listener(Durable(cluster, list(events), list(raws), record))
             return
         kept = [index for index, keep in enumerate(fresh) if keep]
-        listener(Durable(cluster, [events[index] for index in kept], [raws[index] for index in kept]))
+        listener(Durable(cluster, [events[index] for index in kept], [raws[index] for index in kept], record))
 
     def append(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
@@ -421,22 +478,30 @@ class Store:
         """
         if not events:
             return AppendResult(0, 0, 0)
-        result, seq, fresh = self._write(cluster, events, raw_lines)
+        result, seq, fresh, record = self._write(cluster, events, raw_lines)
         assert self._wal is not None
         self._wal.wait(seq)
-        self._notify(cluster, events, raw_lines, fresh)
+        self._notify(cluster, events, raw_lines, fresh, record)
         return result
 
     async def append_async(
         self, cluster: str, events: Sequence[Event], raw_lines: Sequence[bytes | None] | None = None
     ) -> AppendResult:
-        """`append` for asyncio: the write runs in a worker thread, the fsync is awaited without holding one."""
+        """`append` for asyncio: the fsync is awaited without holding a thread.
+
+        The write itself (rows, WAL record, page-cache write: about a millisecond for a webhook batch, and it
+        never waits for sealing) runs on the loop up to INLINE_APPEND_EVENTS events, in a worker thread beyond:
+        a thread hop costs more than it saves when the work holds the GIL anyway.
+        """
         if not events:
             return AppendResult(0, 0, 0)
-        result, seq, fresh = await asyncio.to_thread(self._write, cluster, events, raw_lines, wait=False)
+        if len(events) <= INLINE_APPEND_EVENTS:
+            result, seq, fresh, record = self._write(cluster, events, raw_lines, wait=False)
+        else:
+            result, seq, fresh, record = await asyncio.to_thread(self._write, cluster, events, raw_lines, wait=False)
         assert self._wal is not None
         await self._wal.future(seq, asyncio.get_running_loop())
-        self._notify(cluster, events, raw_lines, fresh)
+        self._notify(cluster, events, raw_lines, fresh, record)
         return result
 
     def dead_letter(self, *, source: str, reason: str, raw: bytes, line: int | None = None, cluster: str = "") -> None:
@@ -455,6 +520,7 @@ class Store:
                         kept.append(item)
                 segment.batches = kept
                 segment.rows = sum(len(item.rows) for item in kept)
+                segment.nbytes = sum(item.nbytes for item in kept)
 
     # ----- sealing --------------------------------------------------------------------------------------
 
@@ -589,20 +655,23 @@ class Store:
 
     # ----- reading --------------------------------------------------------------------------------------
 
-    def _load_keys(self, partition: Partition) -> Iterable[int]:
+    def _load_keys(self, partition: Partition) -> pa.ChunkedArray:
+        """Every stored key of a partition (sealed files and tail), as Arrow (8 bytes a key, no Python ints)."""
         day, cluster = partition
         prefix = f"{self.layout.relative(self.layout.partition_dir(day.isoformat(), cluster))}/"
         files = [path for relative, path in self._visible.items() if relative.startswith(prefix)]
-        keys: list[int] = []
+        chunks: list[pa.Array] = []
         for path in files:
             try:
-                keys.extend(pq.read_table(path, columns=["dedup_key"]).column(0).to_pylist())
+                chunks.extend(pq.read_table(path, columns=["dedup_key"]).column(0).chunks)
             except (OSError, pa.ArrowException) as error:
                 log.warning("%s: cannot read its dedup keys (%s); run `kubetrail verify`", path, error)
+        wanted = pa.scalar(day, pa.date32())
         for segment in self._tail:
             for item in segment.batches:
-                keys.extend(key for part, key in zip(item.partitions, item.keys, strict=True) if part == partition)
-        return keys
+                if item.rows.cluster == cluster:
+                    chunks.append(item.rows.key_values.filter(pc.equal(item.rows.days, wanted)))
+        return pa.chunked_array(chunks, pa.int64())
 
     def sealed_files(self) -> list[Path]:
         """The live sealed Parquet files, as the manifest lists them (skipping any removed behind the store's back;

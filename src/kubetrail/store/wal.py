@@ -2,7 +2,9 @@
 
 A record is one batch (`WalBatch`): `<u32 length><u32 crc32><msgpack payload>`. A batch counts only after
 the fsync that covers it; a single sync thread runs one fsync at a time, and each fsync covers every batch
-written while the previous one ran (group commit).
+written while the previous one ran (group commit). With a commit interval, fsyncs start at most once per
+interval: appends that arrive in between wait for the next one, so the fsync rate is bounded by the interval,
+not by the rate of appends (an append after a quiet spell is synced at once).
 
 Recovery keeps every intact record. A torn tail (an incomplete last record: a write cut short by a crash or
 `kill -9`, never acknowledged) is truncated silently. Any other damage (a checksum mismatch, an implausible
@@ -370,8 +372,16 @@ class WalWriter:
         next_segment_id: int,
         file_ops: FileOps | None = None,
         on_failure: FailureCallback | None = None,
+        commit_interval: float = 0.0,
     ) -> None:
+        """`commit_interval`: seconds from the start of one fsync to the start of the next, at least."""
         self._layout = layout
+        self._interval = max(0.0, commit_interval)
+        self._last_sync = float("-inf")
+        self._idle = False
+        """The sync thread waits for a record to be written (only then does an append need to wake it)."""
+        self.fsyncs = 0
+        """fsync rounds run so far (one per group of records, whatever the number of segments it covers)."""
         self._ops = file_ops or FileOps()
         self._on_failure = on_failure
         self._cond = threading.Condition()
@@ -460,7 +470,8 @@ class WalWriter:
         with self._cond:
             self._written += 1
             seq = self._written
-            self._cond.notify_all()
+            if self._idle:  # otherwise the sync thread is in an fsync or its interval and will see this record
+                self._cond.notify_all()
         self.segment_last_seq = seq
         return seq
 
@@ -497,14 +508,22 @@ class WalWriter:
         while True:
             with self._cond:
                 while self._written == self._resolved and not self._retired and not self._closing:
+                    self._idle = True
                     self._cond.wait()
+                self._idle = False
                 if self._closing and self._written == self._resolved and not self._retired:
                     break
+                # group commit: gather the appends that arrive until the interval since the last fsync is over
+                deadline = self._last_sync + self._interval
+                while not self._closing and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
                 target = self._written
                 low = self._resolved + 1
                 retired, self._retired = self._retired, []
                 current = self._fd
             error: OSError | None = None
+            self._last_sync = time.monotonic()
+            self.fsyncs += 1
             started = time.perf_counter()
             for fd in [*retired, current]:
                 if fd < 0:
