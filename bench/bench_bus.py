@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_receiver import BATCH, post_all, serve_command, start_process
-from bench.common import BenchResult
+from bench.common import BenchResult, sources_at
 from bench.corpus import write_realistic_ndjson
 
 NAME = "bus"
@@ -69,16 +69,6 @@ def _bodies(count: int) -> tuple[list[bytes], list[bytes]]:
         [HEAD + b",".join(half[start : start + BATCH]) + b"]}" for start in range(0, len(half), BATCH)]
         for half in halves
     )
-
-
-def baseline_tree(folder: Path, ref: str) -> Path | None:
-    """The sources at git `ref` under `folder` (None when there is no git checkout or no such commit)."""
-    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", ref, "src"], capture_output=True, check=False)
-    if archive.returncode != 0:
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder / "src"
 
 
 def _free_port() -> int:
@@ -329,7 +319,7 @@ def run() -> list[BenchResult]:
     runs: dict[int, list[BusRun]] = {1: [], 2: []}
     before: list[BusRun] = []
     try:
-        source = baseline_tree(folder / "baseline", WORKER_BASELINE_REF)
+        source = sources_at(WORKER_BASELINE_REF, folder / "baseline")
         for round_index in range(int(os.environ.get("KUBETRAIL_BENCH_ROUNDS", ROUNDS))):
             singles.append(events / _single(live, folder / f"single{round_index}"))
             if source is not None:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.common import BenchResult
+from bench.common import BenchResult, sources_at
 from bench.corpus import write_realistic_ndjson
 from kubetrail.detect import BUILTIN, Engine, EventContext, Matching, RuleSource, load_ruleset, rule_sources
 from kubetrail.intake import read_events
@@ -210,16 +210,6 @@ BEFORE_AFTER_PASSES = 4
 BEFORE_AFTER_ROUNDS = 3  # alternations; the best of each side counts (this machine's noise is ±30%)
 
 
-def _tree_at(ref: str, folder: Path) -> Path | None:
-    """The sources of `ref` under `folder` (None outside a git checkout or without that commit)."""
-    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", ref, "src"], capture_output=True, check=False)
-    if archive.returncode != 0:
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder / "src"
-
-
 def _run_builtin(source: Path, path: Path, count: int) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-c", _BUILTIN_RUN, str(path), str(count), str(BEFORE_AFTER_PASSES)],
@@ -236,7 +226,7 @@ def _builtin_before_after(path: Path) -> list[BenchResult]:
     fresh interpreters over the same events (best of two each): the speed a user sees, before and after."""
     count = scaled(BEFORE_AFTER_EVENTS)
     with tempfile.TemporaryDirectory() as folder:
-        before_tree = _tree_at(RULES_REF, Path(folder))
+        before_tree = sources_at(RULES_REF, Path(folder))
         if before_tree is None:
             return []
         now_tree = PROJECT / "src"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.common import BenchResult
+from bench.common import BenchResult, sources_at
 from bench.corpus import write_realistic_ndjson
 
 NAME = "receiver"
@@ -55,18 +55,6 @@ def batches(count: int) -> list[bytes]:
     lines = write_realistic_ndjson(None, EVENTS).read_bytes().splitlines()[:count]
     head = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['
     return [head + b",".join(lines[start : start + BATCH]) + b"]}" for start in range(0, len(lines), BATCH)]
-
-
-def baseline_tree(folder: Path) -> Path | None:
-    """The sources of BASELINE_REF under `folder` (None when there is no git checkout or no such commit)."""
-    archive = subprocess.run(
-        ["git", "-C", str(PROJECT), "archive", BASELINE_REF, "src"], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder / "src"
 
 
 def start_process(command: list[str], source: Path | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -260,7 +248,7 @@ def run() -> list[BenchResult]:
     before: Run | None = None
     decode_before: float | None = None
     try:
-        source = baseline_tree(folder / "baseline")
+        source = sources_at(BASELINE_REF, folder / "baseline")
         bodies_file = folder / "bodies.pickle"
         bodies_file.write_bytes(pickle.dumps(bodies))
         # alternate, best of two each: the machine's state drifts during a run (and the first run warms it)

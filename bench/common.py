@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,18 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def sources_at(ref: str, folder: Path) -> Path | None:
+    """The project's `src` at git `ref`, extracted under `folder` (None outside a git checkout or without that
+    commit): a benchmark's "before" runs on it in a fresh interpreter with PYTHONPATH pointing there."""
+    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", ref, "src"], capture_output=True, check=False)
+    if archive.returncode != 0:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "src"
 
 
 @dataclass
