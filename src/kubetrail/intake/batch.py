@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubetrail.errors import KubetrailError
-from kubetrail.model import Event
+
+if TYPE_CHECKING:
+    from kubetrail.model import Event
 
 BATCH_EVENTS = 2000
 """Events per batch at most: large enough to amortise a store append, small enough to keep memory flat."""
