@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 # `sniff` is both a module and its function: import it now so the function, not the module, is the name.
 from kubetrail.intake.sniff import FORMATS, SNIFF_BYTES, Format, sniff
+from kubetrail.lazy import lazy_names
 
 if TYPE_CHECKING:
     from kubetrail.intake.batch import BATCH_EVENTS, Batch, IntakeError, Rejection, Tally, short_reason
@@ -72,15 +73,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [

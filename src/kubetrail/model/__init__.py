@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING
 
+from kubetrail.lazy import lazy_names
+
 if TYPE_CHECKING:
     from kubetrail.model.codec import (
         LosslessEvent,
@@ -58,15 +60,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [

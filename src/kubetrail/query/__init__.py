@@ -6,8 +6,9 @@ docs/query.md for the language. Names load on first use, so parsing a filter doe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kubetrail.lazy import lazy_names
 
 if TYPE_CHECKING:
     from kubetrail.query.errors import QueryError as QueryError
@@ -38,11 +39,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)
