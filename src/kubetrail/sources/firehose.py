@@ -22,10 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
-import msgspec
+from collections.abc import Callable
 
 from kubetrail.collect.auth import TokenTable
 from kubetrail.collect.limits import ClientDisconnected, Limits, RequestError, read_body, too_large
@@ -34,32 +31,19 @@ from kubetrail.intake import GzipError, InflateLimitError, IntakeError, NotJsonE
 from kubetrail.intake.eks import FirehoseRequest, decode_firehose
 from kubetrail.logs import ThrottledLog
 from kubetrail.pipeline import Pipeline
-from kubetrail.sources.base import SourceStats, deliver_async, event_age
-from kubetrail.store import StoreError, check_cluster
+from kubetrail.sources.base import event_age
+from kubetrail.sources.push import App, PushEndpoint, Receive, Scope, Send, header
+from kubetrail.store import StoreError
 
 log = logging.getLogger(__name__)
 quiet = ThrottledLog(log)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 PATH = "/firehose"
 ACCESS_KEY = b"x-amz-firehose-access-key"
 REQUEST_ID = b"x-amz-firehose-request-id"
-_encoder = msgspec.json.Encoder()
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-class FirehoseEndpoint:
+class FirehoseEndpoint(PushEndpoint):
     """ASGI middleware: `POST /firehose[/<cluster>]` is handled here, every other request goes to `app`.
 
     It is also the push source's face in `/metrics` and `/readyz` (`name`, `stats`, `health`).
@@ -78,69 +62,32 @@ class FirehoseEndpoint:
         accepting: Callable[[], bool] = lambda: True,
         name: str = "firehose",
     ) -> None:
-        self.app = app
-        self.pipeline = pipeline
+        super().__init__(app, pipeline, limits=limits, metrics=metrics, accepting=accepting, name=name)
         self.keys = keys
-        self.limits = limits or Limits()
-        self.metrics = metrics or Registry()
-        self.accepting = accepting
-        self.name = name
-        self.stats = SourceStats()
-        self.in_flight = 0
-        self._last_failure: str | None = None
 
-    # ----- the Source protocol (a push source has nothing to start) -------------------------------------------
+    async def _refuse(self, scope: Scope, send: Send, status: int, error: str, headers: list[tuple[str, str]]) -> None:
+        await self._answer(send, (header(scope, REQUEST_ID) or "")[:256], status, error, headers)
 
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-    def health(self) -> str | None:
-        return None if self._last_failure is None else f"source {self.name} is failing: {self._last_failure}"
-
-    # ----- requests --------------------------------------------------------------------------------------------
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope.get("type") == "http" else ""
-        if path != PATH and not path.startswith(PATH + "/"):
-            await self.app(scope, receive, send)
-            return
-        request_id = (_header(scope, REQUEST_ID) or "")[:256]
-        if scope["method"] != "POST":
-            await self._answer(send, request_id, 405, "only POST is allowed here", [("allow", "POST")])
-            return
-        if self.in_flight >= self.limits.max_in_flight:
-            await self._answer(send, request_id, 503, "too many requests in hand; retry", [("retry-after", "1")])
-            return
-        self.in_flight += 1
-        try:
-            await self._post(scope, receive, send, path, request_id)
-        finally:
-            self.in_flight -= 1
-
-    async def _post(self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str) -> None:
+    async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        request_id = (header(scope, REQUEST_ID) or "")[:256]
         client = (scope.get("client") or ("?", 0))[0]
         try:
             cluster = self._authorize(scope, path, client)
             if not self.accepting():
                 raise RequestError(503, "shutting down; retry")
             body = await self._body(scope, receive)
-            gzipped = (_header(scope, b"content-encoding") or "").strip().lower() == "gzip"
+            gzipped = (header(scope, b"content-encoding") or "").strip().lower() == "gzip"
             source = f"firehose {client} {path}"
             # off the event loop: records are gzip'd, and a 1 MiB request may inflate tenfold
             request = await asyncio.to_thread(self._decode, body, gzipped, source)
             if request_id and request.request_id != request_id:
                 raise RequestError(400, "the body's requestId differs from X-Amz-Firehose-Request-Id")
             request_id = request.request_id[:256]
-            clusters = [self._cluster_of(batch.cluster, cluster) for batch in request.batches]
+            clusters = [self._cluster_of(batch.cluster, cluster, "the log group") for batch in request.batches]
         except ClientDisconnected:
             return
         except RequestError as error:
-            if error.status >= 500 or error.status == 400:
-                self.stats.errors += 1
-            headers = [("retry-after", "1")] if error.status == 503 else []
+            headers = self._failed(error)
             message = error.message + (f" (hint: {error.hint})" if error.hint else "")
             await self._answer(send, request_id, error.status, message, headers)
             return
@@ -148,7 +95,7 @@ class FirehoseEndpoint:
 
     def _authorize(self, scope: Scope, path: str, client: str) -> str | None:
         """The cluster the request may write to (None: each delivery's own); 401/403 before anything is read."""
-        key = _header(scope, ACCESS_KEY)
+        key = header(scope, ACCESS_KEY)
         if not key:
             quiet.warning("firehose-no-key", "refused a Firehose request without an access key from %s", client)
             raise RequestError(401, "missing X-Amz-Firehose-Access-Key", hint="set the stream's access key")
@@ -156,30 +103,19 @@ class FirehoseEndpoint:
         if entry is None:
             quiet.warning("firehose-bad-key", "refused a Firehose request with a wrong access key from %s", client)
             raise RequestError(403, "the access key is not valid")
-        named = path[len(PATH) + 1 :] or None
-        if named is not None:
-            try:
-                check_cluster(named)
-            except StoreError as error:
-                raise RequestError(400, error.message, hint=error.hint) from None
+        named = self._named_cluster(path)
         if entry.cluster is not None and named not in (None, entry.cluster):
             raise RequestError(403, f"this access key may only write to cluster {entry.cluster!r}")
         return named or entry.cluster
 
-    def _cluster_of(self, delivered: str | None, allowed: str | None) -> str:
-        try:
-            return check_cluster(allowed or delivered or self.pipeline.default_cluster)
-        except StoreError as error:
-            raise RequestError(400, f"the log group names no valid cluster: {error.message}") from None
-
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        content_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+        content_type = (header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
             raise RequestError(415, "Content-Type must be application/json")
-        encoding = (_header(scope, b"content-encoding") or "identity").strip().lower()
+        encoding = (header(scope, b"content-encoding") or "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
             raise RequestError(415, f"Content-Encoding {encoding[:40]} is not supported (use gzip or none)")
-        length = _header(scope, b"content-length")
+        length = header(scope, b"content-length")
         declared = int(length) if length is not None and length.strip().isdigit() else None
         return await read_body(receive, self.limits.max_body_bytes, declared)
 
@@ -199,21 +135,19 @@ class FirehoseEndpoint:
             raise RequestError(400, error.message, hint=error.hint) from None
 
     async def _store(self, send: Send, request: FirehoseRequest, clusters: list[str], source: str) -> None:
-        newest: float | None = None
         try:
-            for batch, cluster in zip(request.batches, clusters, strict=True):
-                if not batch.events and not batch.rejected:
-                    self.stats.skipped += sum(batch.skipped.values())
-                    continue
-                await deliver_async(self.pipeline, batch, cluster, source, self.stats)
-                age = event_age(batch)
-                newest = age if newest is None or age is None else min(newest, age)
+            await self._deliver(request.batches, clusters, source)
         except (StoreError, OSError) as error:
             self._last_failure = f"the last request could not be made durable: {error}"
             self.stats.failed(self._last_failure)
             log.error("answering 503 to Firehose request %s: %s", request.request_id[:64], error)
             await self._answer(send, request.request_id, 503, "could not store the records durably; retry")
             return
+        newest: float | None = None
+        for batch in request.batches:
+            if batch.events or batch.rejected:
+                age = event_age(batch)
+                newest = age if newest is None or age is None else min(newest, age)
         self._last_failure = None
         self.stats.succeeded()
         if newest is not None:
@@ -224,15 +158,7 @@ class FirehoseEndpoint:
         self, send: Send, request_id: str, status: int, error: str, headers: list[tuple[str, str]] | None = None
     ) -> None:
         """Firehose's response: `{"requestId", "timestamp"}` (with `errorMessage` unless 200), as JSON."""
-        self.metrics.requests.inc(1, PATH, str(status))
         document: dict[str, object] = {"requestId": request_id, "timestamp": int(time.time() * 1000)}
         if status != 200:
             document["errorMessage"] = error
-        body = _encoder.encode(document)
-        raw_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *[(key.encode(), value.encode()) for key, value in headers or ()],
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._send_json(send, status, document, headers)

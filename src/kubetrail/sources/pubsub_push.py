@@ -24,8 +24,6 @@ import logging
 import time
 from collections.abc import Callable
 
-import msgspec
-
 from kubetrail.collect.limits import ClientDisconnected, Limits, RequestError, read_body
 from kubetrail.collect.metrics import Registry
 from kubetrail.intake import IntakeError
@@ -33,24 +31,18 @@ from kubetrail.intake.gke import decode_messages, decode_push
 from kubetrail.logs import ThrottledLog
 from kubetrail.model import parse_microtime
 from kubetrail.pipeline import Pipeline
-from kubetrail.sources.base import SourceStats, deliver_async
-from kubetrail.sources.firehose import App, Receive, Scope, Send
-from kubetrail.sources.firehose import _header as header
 from kubetrail.sources.oidc import OidcVerifier, TokenError
-from kubetrail.store import StoreError, check_cluster
+from kubetrail.sources.push import App, PushEndpoint, Receive, Scope, Send, header
+from kubetrail.store import StoreError
 
 log = logging.getLogger(__name__)
 quiet = ThrottledLog(log)
 
 PATH = "/pubsub"
-_encoder = msgspec.json.Encoder()
 
 
-class PubSubPushEndpoint:
-    """ASGI middleware: `POST /pubsub[/<cluster>]` is handled here, every other request goes to `app`.
-
-    It is also the push source's face in `/metrics` and `/readyz` (`name`, `stats`, `health`).
-    """
+class PubSubPushEndpoint(PushEndpoint):
+    """ASGI middleware: `POST /pubsub[/<cluster>]` is handled here, every other request goes to `app`."""
 
     path = PATH
 
@@ -65,46 +57,11 @@ class PubSubPushEndpoint:
         accepting: Callable[[], bool] = lambda: True,
         name: str = "pubsub-push",
     ) -> None:
-        self.app = app
-        self.pipeline = pipeline
+        super().__init__(app, pipeline, limits=limits, metrics=metrics, accepting=accepting, name=name)
         self.verifier = verifier
-        self.limits = limits or Limits()
-        self.metrics = metrics or Registry()
-        self.accepting = accepting
-        self.name = name
-        self.stats = SourceStats()
-        self.in_flight = 0
-        self._last_failure: str | None = None
 
-    # ----- the Source protocol (a push source has nothing to start) -------------------------------------------
-
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-    def health(self) -> str | None:
-        return None if self._last_failure is None else f"source {self.name} is failing: {self._last_failure}"
-
-    # ----- requests --------------------------------------------------------------------------------------------
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope.get("type") == "http" else ""
-        if path != PATH and not path.startswith(PATH + "/"):
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] != "POST":
-            await self._answer(send, 405, "only POST is allowed here", "", [("allow", "POST")])
-            return
-        if self.in_flight >= self.limits.max_in_flight:
-            await self._answer(send, 503, "too many requests in hand; retry", "", [("retry-after", "1")])
-            return
-        self.in_flight += 1
-        try:
-            await self._post(scope, receive, send, path)
-        finally:
-            self.in_flight -= 1
+    async def _refuse(self, scope: Scope, send: Send, status: int, error: str, headers: list[tuple[str, str]]) -> None:
+        await self._answer(send, status, error, "", headers)
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         client = (scope.get("client") or ("?", 0))[0]
@@ -123,21 +80,15 @@ class PubSubPushEndpoint:
                 raise RequestError(400, error.message) from None
             message_id = message.message_id[:256]
             batches = decode_messages([(message_id, message.data)], source)
-            clusters = [self._cluster_of(batch.cluster, cluster) for batch in batches]
+            clusters = [self._cluster_of(batch.cluster, cluster, "the entry") for batch in batches]
         except ClientDisconnected:
             return
         except RequestError as error:
-            if error.status >= 500 or error.status == 400:
-                self.stats.errors += 1
-            headers = [("retry-after", "1")] if error.status == 503 else []
+            headers = self._failed(error)
             await self._answer(send, error.status, error.message, message_id, headers)
             return
         try:
-            for batch, named in zip(batches, clusters, strict=True):
-                if not batch.events and not batch.rejected:
-                    self.stats.skipped += sum(batch.skipped.values())
-                    continue
-                await deliver_async(self.pipeline, batch, named, source, self.stats)
+            await self._deliver(batches, clusters, source)
         except (StoreError, OSError) as error:
             self._last_failure = f"the last message could not be made durable: {error}"
             self.stats.failed(self._last_failure)
@@ -165,33 +116,13 @@ class PubSubPushEndpoint:
                 raise RequestError(503, error.message) from None
             quiet.warning(f"pubsub-{error.status}", "refused a Pub/Sub push from %s: %s", client, error.message)
             raise RequestError(error.status, error.message) from None
-        named = path[len(PATH) + 1 :] or None
-        if named is not None:
-            try:
-                check_cluster(named)
-            except StoreError as error:
-                raise RequestError(400, error.message, hint=error.hint) from None
-        return named
-
-    def _cluster_of(self, entry_cluster: str | None, named: str | None) -> str:
-        try:
-            return check_cluster(named or entry_cluster or self.pipeline.default_cluster)
-        except StoreError as error:
-            raise RequestError(400, f"the entry names no valid cluster: {error.message}") from None
+        return self._named_cluster(path)
 
     async def _answer(
         self, send: Send, status: int, error: str, message_id: str, headers: list[tuple[str, str]] | None = None
     ) -> None:
         """A small JSON answer (Pub/Sub reads only the status; the text is for whoever reads its logs)."""
-        self.metrics.requests.inc(1, PATH, str(status))
         document: dict[str, object] = {"messageId": message_id}
         if status != 200:
             document["error"] = error
-        body = _encoder.encode(document)
-        raw_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *[(key.encode(), value.encode()) for key, value in headers or ()],
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._send_json(send, status, document, headers)
