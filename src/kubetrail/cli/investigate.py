@@ -340,7 +340,7 @@ def cascade_command(audit_id: str, horizon: str, **options: Any) -> None:
         fail(error)
         return
     if cascade is None:
-        click.echo(f"error: no request with auditID {audit_id!r} in the events read", err=True)
+        click.echo(f"error: no request with auditID {audit_id[:100]!r} in the events read", err=True)
         click.echo("hint: copy an auditID from `kubetrail query … --fields time,user,verb,name,id`", err=True)
         sys.exit(1)
     if options["output"] == "json":

@@ -180,7 +180,7 @@ class UI:
         near = _moment(request.query_params.get("t", ""))
         summary = self.data.request(audit_id, near) if audit_id else None
         if summary is None:
-            return self.render(request, "error.html", status=404, message=f"no request with auditID {audit_id!r}")
+            return self.render(request, "error.html", status=404, message=f"no request with auditID {audit_id[:100]!r}")
         stages = self._stages(audit_id, summary.time)
         available = summary.is_write and _cascade_available()
         cascade = self._cascade(audit_id, summary.time) if available else None
