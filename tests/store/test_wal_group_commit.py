@@ -49,11 +49,9 @@ def test_appends_during_one_fsync_share_the_next_and_wait_for_it(tmp_path: Path)
     ops.writer = wal
     first = wal.append(_record(0))
     assert ops.entered.acquire(timeout=30)  # the first fsync is running (held at the gate)
-    threads = [threading.Thread(target=wal.append, args=(_record(n),)) for n in range(1, 9)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # `append` is called by one thread at a time (the store holds its lock); it does not wait for the fsync
+    for number in range(1, 9):
+        wal.append(_record(number))
     assert wal.written_seq == 9 and wal.durable_seq == 0
     ops.gate.release()  # the first fsync ends: it covered the first record only
     wal.wait(first)
