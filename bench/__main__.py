@@ -19,7 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import BenchResult, write_results
+import kubetrail
+from bench.common import BenchResult, compile_bytecode, write_results
 
 BENCH_DIR = Path(__file__).resolve().parent
 PREFIX = "bench_"
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(available))
         return 0
     console = Console(width=None if sys.stdout.isatty() else 132)
+    compile_bytecode(Path(kubetrail.__file__).resolve().parent)
     everything: list[BenchResult] = []
     crashed: list[str] = []
     for name in select(available, args.names):
