@@ -30,6 +30,7 @@ from pathlib import Path
 from bench.common import BenchResult, sources_at
 from bench.corpus import write_realistic_ndjson
 from kubetrail.detect import BUILTIN, Engine, EventContext, Matching, RuleSource, load_ruleset, rule_sources
+from kubetrail.gc_tuning import tune_for_streaming
 from kubetrail.intake import read_events
 from kubetrail.model import Event
 
@@ -121,6 +122,7 @@ def run() -> list[BenchResult]:
     path = write_realistic_ndjson(None, min(CORPUS_EVENTS, count))
     detail = {"events": count, "corpus": "bench.corpus.write_realistic_ndjson", "rules": "falco k8s_audit_rules.yaml"}
     held = _held(path, count)
+    tune_for_streaming()  # the collector's settings of `kubetrail detect` (and every other streaming command)
     results: list[BenchResult] = []
     for matching in (Matching.ALL, Matching.FIRST):
         total_s, alerts = _pipeline(path, count, _engine(matching))

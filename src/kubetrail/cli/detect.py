@@ -196,6 +196,7 @@ def detect_command(
     from kubetrail.detect import Engine, EventContext, Matching, Priority, TimeFormat, load_ruleset, rule_sources
     from kubetrail.detect.allowlist import load_allowlist
     from kubetrail.detect.requests import OncePerRequest
+    from kubetrail.gc_tuning import tune_for_streaming
 
     console = Console(stderr=True, quiet=quiet)
     ruleset = load_ruleset(rule_sources(_rule_specs(rules)))
@@ -226,6 +227,7 @@ def detect_command(
     as_json = output == "json"
     inputs = InputFiles(files, input_format=input_format, console=console, progress=False if quiet else None)
     per_request = OncePerRequest(engine)
+    tune_for_streaming()
     started = time.perf_counter()
     for event, raw, found_cluster in inputs.events():
         tally.events += 1

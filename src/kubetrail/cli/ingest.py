@@ -24,6 +24,7 @@ import click
 from rich.console import Console
 
 from kubetrail.cli.inputs import InputFiles, input_options
+from kubetrail.gc_tuning import tune_for_streaming
 from kubetrail.intake import Batch, Tally
 from kubetrail.pipeline import DEFAULT_CLUSTER, Pipeline
 from kubetrail.pipeline.detection import Detection, open_detection
@@ -214,6 +215,7 @@ def ingest_command(
         if detection is not None:
             detection.queue_events = INGEST_DETECTION_QUEUE
         pipeline = Pipeline(store, redact=redact)
+        tune_for_streaming()
         try:
             for path, batch in joined_batches(files.batches(), INGEST_BATCH_EVENTS):
                 outcome = pipeline.accept(batch, cluster, source=str(path))

@@ -45,9 +45,7 @@ def _silence_closed_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-@click.group(
-    cls=KubetrailGroup, entries=commands.COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
-)
+@click.group(cls=KubetrailGroup, entries=commands.COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kubetrail")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context

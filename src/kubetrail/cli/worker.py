@@ -115,6 +115,7 @@ def worker_command(
     from kubetrail.bus.health import parse_health_listen
     from kubetrail.bus.worker import Worker
     from kubetrail.detect import load_ruleset, rule_sources
+    from kubetrail.gc_tuning import tune_for_streaming
     from kubetrail.pipeline.detection import default_rule_specs
 
     bus = parse_bus_url(bus_url, replicas=bus_replicas, partitions=bus_partitions)
@@ -124,6 +125,7 @@ def worker_command(
     ruleset = load_ruleset(rule_sources(specs)) if specs else None
     name = worker_id or socket.gethostname()
     worker = Worker(config, Path(lake), name, rules=ruleset, hostname=socket.gethostname(), max_keys=max_keys)
+    tune_for_streaming(collect=True)
     asyncio.run(_run(worker, health))
     stats = worker.stats
     click.echo(

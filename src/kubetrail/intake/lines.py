@@ -11,29 +11,36 @@ def is_blank(line: bytes) -> bool:
     return not line or (line[0] in _BLANK_START and not line.strip())
 
 
-def blocks(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, whole lines without the final newline) per chunk; the rest at the end."""
+def blocks(chunks: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of its first line, its whole lines) per chunk, split at `\\n`; the unterminated rest at the end.
+
+    Chunks may be cut anywhere: a line spread over several is joined. Each chunk is split once and never copied
+    whole, so a line costs one slice of the input.
+    """
     number = 1
-    pending = b""
+    pending: list[bytes] = []  # the start of a line that is not yet whole (in pieces: a long line is joined once)
     for chunk in chunks:
         if not chunk:
             continue
-        data = pending + chunk if pending else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            pending = data
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            pending.append(chunk)
             continue
-        block, pending = data[:cut], data[cut + 1 :]
-        yield number, block
-        number += block.count(b"\n") + 1
-    if pending:
-        yield number, pending
+        if pending:
+            pending.append(parts[0])
+            parts[0] = b"".join(pending)
+        pending = [parts.pop()]
+        yield number, parts
+        number += len(parts)
+    rest = b"".join(pending)
+    if rest:
+        yield number, [rest]
 
 
 def lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every line that is not blank."""
     for number, block in blocks(chunks):
-        for offset, line in enumerate(block.split(b"\n")):
+        for offset, line in enumerate(block):
             if not is_blank(line):
                 yield number + offset, line
 

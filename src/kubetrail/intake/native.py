@@ -262,10 +262,9 @@ _FAST_LINES = 256
 """Lines decoded together on the fast path; a bad line costs a re-decode of at most this many."""
 
 
-def _ndjson(first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]], source: str) -> Iterator[Batch]:
+def _ndjson(first: tuple[int, list[bytes]], rest: Iterator[tuple[int, list[bytes]]], source: str) -> Iterator[Batch]:
     batch = Batch()
-    for number, block in itertools.chain([first], rest):
-        parts = block.split(b"\n")
+    for number, parts in itertools.chain([first], rest):
         start = 0
         while start < len(parts):
             room = BATCH_EVENTS - len(batch.events) - len(batch.rejected)
@@ -279,9 +278,11 @@ def _ndjson(first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]], source:
         yield batch
 
 
-def _whole(first_number: int, head: bytes, rest: Iterator[tuple[int, bytes]], source: str) -> Iterator[Batch]:
+def _whole(
+    first_number: int, head: list[bytes], rest: Iterator[tuple[int, list[bytes]]], source: str
+) -> Iterator[Batch]:
     """A document spread over lines (pretty-printed, or a JSON array): decoded whole, then batched."""
-    data = b"\n".join([head, *(block for _, block in rest)])
+    data = b"\n".join(itertools.chain(head, *(block for _, block in rest)))
     batch = Batch()
     try:
         add_document(batch, data, source)
@@ -311,13 +312,13 @@ def decode_native(chunks: Iterable[bytes], source: str) -> Iterator[Batch]:
     """Batches of events from a native audit log's bytes (NDJSON, EventList lines, a JSON array, a document)."""
     stream = blocks(chunks)
     for number, block in stream:
-        text = block.lstrip()
-        if not text:
+        skipped = next((index for index, line in enumerate(block) if not is_blank(line)), len(block))
+        if skipped == len(block):
             continue
-        skipped = block[: len(block) - len(text)].count(b"\n")
-        first_line = text.split(b"\n", 1)[0]
-        if text.startswith(b"[") or not _is_complete_json(first_line):
-            yield from _whole(number + skipped, text, stream, source)
+        head = block[skipped:]
+        first_line = head[0] = head[0].lstrip()
+        if first_line.startswith(b"[") or not _is_complete_json(first_line):
+            yield from _whole(number + skipped, head, stream, source)
         else:
-            yield from _ndjson((number + skipped, text), stream, source)
+            yield from _ndjson((number + skipped, head), stream, source)
         return

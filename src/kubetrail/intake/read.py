@@ -55,13 +55,15 @@ class _Prefixed(io.RawIOBase):
 
 
 class _Chunks:
-    """The inflated chunks of a stream, cut at line ends. Damage ends them: the partial line before it is
-    dropped (it is the damaged record) and the damage is remembered with the line it starts on."""
+    """The chunks of a stream. An inflated stream's are cut at line ends, because damage can end it: the partial
+    line before the damage is dropped (it is the damaged record) and the damage is remembered with the line it
+    starts on. A plain stream cannot be damaged; its chunks pass as read (the decoders split lines themselves)."""
 
-    def __init__(self, head: bytes, stream: BinaryIO, damage: IntakeError | None = None) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, damage: IntakeError | None = None, *, inflated: bool) -> None:
         self.head = head
         self.stream = stream
         self.damage = damage
+        self.inflated = inflated
         self.newlines = 0
 
     def _whole_lines(self, data: bytes, pending: bytes) -> tuple[bytes, bytes]:
@@ -71,6 +73,10 @@ class _Chunks:
         return data[:cut], data[cut:]
 
     def __iter__(self) -> Iterator[bytes]:
+        if not self.inflated:
+            yield self.head
+            yield from iter(lambda: self.stream.read(CHUNK), b"")
+            return
         ready, pending = self._whole_lines(self.head, b"")
         if ready:
             yield ready
@@ -149,7 +155,7 @@ def read_stream(stream: BinaryIO, *, source: str, format: str | Format | None = 
                 source=source,
                 hint=f"pass --format ({', '.join(FORMATS)}); audit logs are JSON, one Event per line",
             )
-    chunks = _Chunks(head, inflated, damage)
+    chunks = _Chunks(head, inflated, damage, inflated=is_gzip(first))
     yield from DECODERS[chosen](chunks, source)
     if chunks.damage is not None:
         damaged = Batch()

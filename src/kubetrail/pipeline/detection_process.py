@@ -41,6 +41,7 @@ import msgspec
 import pyarrow as pa
 
 from kubetrail.alert.outputs.fanout import OutputStats
+from kubetrail.gc_tuning import tune_for_streaming
 from kubetrail.model import Event, decode_event, encode_event
 from kubetrail.pipeline.detection import (
     CHECKPOINT_DIR,
@@ -368,6 +369,7 @@ def _child_main(inbox: Connection, outbox: Connection, settings: DetectionSettin
     except BaseException as error:
         outbox.send(("error", _picklable(error)))
         return
+    tune_for_streaming(collect=True)
     outbox.send(("ready", None))
     received = [0]
     stop = threading.Event()

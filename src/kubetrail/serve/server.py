@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import signal
 import socket
@@ -27,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kubetrail.collect.auth import SUBJECT_KEY, TLS_EXTENSION, subject_of
 from kubetrail.extras import require
+from kubetrail.gc_tuning import tune_for_streaming
 from kubetrail.serve.app import ServeApp, ShutdownSummary
 from kubetrail.serve.config import ServeConfig, ServeConfigError, is_loopback
 from kubetrail.serve.connections import GuardedConnection
@@ -139,13 +139,6 @@ def uvicorn_config(app: Any, config: ServeConfig) -> uvicorn.Config:
     )
 
 
-def _tune_gc() -> None:
-    """Fewer collections: every request allocates thousands of short-lived event objects."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 async def _serve(app: ServeApp, sock: socket.socket, echo: Callable[[str], None]) -> None:
     config = app.config
     server = _Server(uvicorn_config(app.asgi, config))
@@ -191,7 +184,7 @@ def run(config: ServeConfig, echo: Callable[[str], None]) -> ShutdownSummary:
         raise
     summary: ShutdownSummary | None = None
     try:
-        _tune_gc()
+        tune_for_streaming(collect=True)
         asyncio.run(_serve(app, sock, echo))
     except SystemExit as error:
         raise ServeConfigError(f"the HTTP server stopped at start-up (exit {error.code})") from None
