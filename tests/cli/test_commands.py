@@ -164,3 +164,45 @@ def test_detect_options_name_the_engines_own_priorities_and_key_limit() -> None:
 
     assert [*(priority.name.lower() for priority in Priority), "info"] == detect._PRIORITY_CHOICES
     assert detect._DEFAULT_MAX_KEYS == DEFAULT_MAX_KEYS
+
+
+WRITERS = (
+    "pyarrow.compute",
+    "pyarrow.parquet",
+    "asyncio",
+    "kubetrail.store.seal",
+    "kubetrail.detect",
+    "kubetrail.serve",
+)
+
+
+def test_a_query_of_a_store_loads_nothing_that_only_writes(tmp_path: Path) -> None:
+    """`query --store` opens the store read-only: Parquet writing, Arrow compute and asyncio stay unloaded."""
+    event = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": "5c1b7a54-0d0e-4a5c-9b8e-0c1c2a3b4d5e",
+        "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/default/secrets/db",
+        "verb": "get",
+        "user": {"username": "alice", "groups": ["system:authenticated"]},
+        "objectRef": {"resource": "secrets", "namespace": "default", "name": "db", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": "2026-03-19T10:00:00.000000Z",
+        "stageTimestamp": "2026-03-19T10:00:00.002000Z",
+    }
+    log = tmp_path / "audit.log"
+    log.write_text(json.dumps(event) + "\n")
+    store = tmp_path / "store"
+    ingest = [sys.executable, "-m", "kubetrail", "ingest", "--store", str(store), "--no-detect", "--no-progress"]
+    subprocess.run([*ingest, str(log)], check=True, capture_output=True, timeout=120)
+    code = (
+        "import sys; from kubetrail.cli.main import cli\n"
+        "try:\n    cli(sys.argv[1:], prog_name='kubetrail')\nexcept SystemExit as stop:\n    code = stop.code\n"
+        f"import json; print('loaded:', json.dumps(sorted(m for m in {WRITERS!r} if m in sys.modules)))"
+    )
+    result = run(code, "query", "--store", str(store), "resource=secrets user=alice", "-o", "ndjson", "--limit", "0")
+    printed, last = result.stdout.strip().splitlines()[:-1], result.stdout.strip().splitlines()[-1]
+    assert [json.loads(line)["auditID"] for line in printed] == [event["auditID"]], result.stderr
+    assert json.loads(last.removeprefix("loaded: ")) == []

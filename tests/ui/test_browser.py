@@ -304,3 +304,5 @@ def test_login_form_lets_a_token_holder_in(page: Any, tmp_path: Path) -> None:
         assert page.locator("h1").inner_text() == "Alerts"
         page.click("#nav-search")
         assert page.locator("h1").inner_text() == "Search"
+        # the server is killed when the block ends: a request still in flight would fail in the console
+        page.wait_for_load_state("networkidle")

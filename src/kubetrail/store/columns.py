@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kubetrail.model import Event, encode_event, parse_microtime
 
@@ -152,6 +151,8 @@ def event_times(texts: list[str | None], fallback: datetime) -> pa.Array:
     the event was received) — become `fallback`, so a forged year-9999 stamp neither creates far-future
     partitions nor hides the real data in the UI; the event's own timestamps stay in its JSON.
     """
+    import pyarrow.compute as pc  # loaded when writing; a read-only query never needs it
+
     array = pa.array(texts, pa.string())
     try:
         times = array.cast(TIMESTAMP)
@@ -232,6 +233,8 @@ class Rows:
 
     def partitions(self) -> list[tuple[date, str]]:
         """(day, cluster) of each row; rows of the same day share one tuple."""
+        import pyarrow.compute as pc
+
         distinct = pc.unique(self.days)
         if len(distinct) == 1:
             return [(distinct[0].as_py(), self.cluster)] * len(self)
@@ -295,6 +298,8 @@ def build_rows(
     day partition), else stageTimestamp, else `received`. Per event this only slices bytes, reads three fields
     and hashes the dedup key; everything else runs on whole Arrow arrays.
     """
+    import pyarrow.compute as pc
+
     received = received or datetime.now(UTC)
     lines = _stored_lines(events, raw_lines)
     data = b"".join(lines)

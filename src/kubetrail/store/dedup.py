@@ -18,7 +18,6 @@ from datetime import date
 from typing import TypeAlias
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 Partition = tuple[date, str]
 Keys: TypeAlias = "Iterable[int] | pa.Array | pa.ChunkedArray"
@@ -34,6 +33,8 @@ def _arrow(keys: array[int]) -> pa.Array:
 
 def sorted_keys(keys: Keys) -> array[int]:
     """Distinct keys, sorted, as an array('q'); Arrow input is sorted without becoming Python ints."""
+    import pyarrow.compute as pc  # loaded when keys are loaded (writing), not by a read-only query
+
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks() if keys.num_chunks else pa.array([], pa.int64())
     if not isinstance(keys, pa.Array):

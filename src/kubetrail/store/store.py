@@ -15,7 +15,6 @@ is safe because events are deduplicated on (cluster, auditID, stage).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -30,11 +29,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from kubetrail.model import Event, EventDecodeError, decode_event
-from kubetrail.store import seal as sealing
 from kubetrail.store.alerts import register_alerts_view
 from kubetrail.store.columns import ROW_SCHEMA, Rows, build_rows
 from kubetrail.store.deadletter import DeadLetterWriter
@@ -493,6 +489,8 @@ class Store:
         never waits for sealing) runs on the loop up to INLINE_APPEND_EVENTS events, in a worker thread beyond:
         a thread hop costs more than it saves when the work holds the GIL anyway.
         """
+        import asyncio
+
         if not events:
             return AppendResult(0, 0, 0)
         if len(events) <= INLINE_APPEND_EVENTS:
@@ -569,6 +567,8 @@ class Store:
         return sealed
 
     def _seal_segment(self, segment: _TailSegment) -> list[FileRecord]:
+        from kubetrail.store import seal as sealing  # Parquet writing loads only in a store that seals
+
         assert self._wal is not None and self._manifest is not None
         if segment.last_seq:
             with contextlib.suppress(NotDurableError):
@@ -657,6 +657,9 @@ class Store:
 
     def _load_keys(self, partition: Partition) -> pa.ChunkedArray:
         """Every stored key of a partition (sealed files and tail), as Arrow (8 bytes a key, no Python ints)."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
         day, cluster = partition
         prefix = f"{self.layout.relative(self.layout.partition_dir(day.isoformat(), cluster))}/"
         files = [path for relative, path in self._visible.items() if relative.startswith(prefix)]

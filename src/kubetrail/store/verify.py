@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from kubetrail.store.layout import TMP_SUFFIX, Layout
 from kubetrail.store.manifest import GENESIS, ManifestState, entry_hash, file_sha256, parse_lines
 from kubetrail.store.wal import damaged_copies, scan_segment
@@ -56,6 +54,8 @@ class VerifyReport:
 
 
 def _rows_in(path: Path) -> int | None:
+    import pyarrow.parquet as pq  # loaded by verification only, not by every user of the store package
+
     try:
         return int(pq.read_metadata(path).num_rows)
     except (OSError, ValueError):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kubetrail.store.columns import COLUMN_NAMES, TAIL_SCHEMA, flat_select
 
@@ -36,6 +35,8 @@ def flatten(rows: pa.Table, *, threads: int | None = None) -> pa.Table:
 
     The sort runs in Arrow on the key columns only; sorting the wide rows in SQL is several times slower.
     """
+    import pyarrow.compute as pc  # loaded when sealing; a read-only query never needs it
+
     connection = _connection(threads)
     try:
         connection.register(_TAIL_RELATION, rows)

@@ -16,7 +16,6 @@ until that copy is dealt with (docs/storage.md).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -27,6 +26,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 import msgspec
 
