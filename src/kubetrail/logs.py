@@ -7,6 +7,14 @@ import threading
 import time
 
 INTERVAL_SECONDS = 10.0
+LEVELS = ("debug", "info", "warning", "error")
+"""The `--log-level` choices of the long-running commands."""
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(level: str) -> None:
+    """Log records at `level` (one of LEVELS) and above to stderr, one line each with time, level and logger."""
+    logging.basicConfig(level=getattr(logging, level.upper()), format=FORMAT)
 
 
 class ThrottledLog:

@@ -4,6 +4,7 @@ ready (but still live) while NATS is gone, and ready again once it is back."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from kubetrail.bus import BusError, parse_bus_url
+from kubetrail.bus.config import DEFAULT_PARTITIONS
 from kubetrail.bus.health import parse_health_listen
 from kubetrail.bus.publisher import BusPublisher
 from kubetrail.emit.generator import GeneratorConfig, generate
@@ -70,7 +72,7 @@ class WorkerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        args = ["worker", "--bus", bus, "--lake", str(lake), "--id", "w1", "--rules", "none"]
+        args = ["worker", "--bus", bus, "--lake", str(lake), "--id", "w1", "--rules", "none", "--log-level", "info"]
         with log.open("wb") as output:
             self.process = subprocess.Popen(
                 [*KUBETRAIL, *args, "--health-listen", f"127.0.0.1:{self.port}"],
@@ -123,6 +125,13 @@ def test_a_worker_is_live_ready_counts_what_it_stores_and_is_unready_while_nats_
 ) -> None:
     worker = start_worker(nats_node.url)
     _wait_for(lambda: _status(worker, "/readyz") == 200, "the worker to join the pool")
+    # --log-level info: each partition it takes is logged, one timestamped line each
+    line = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ INFO kubetrail\.bus\.worker: worker w1: took partition (\d+)$", re.M)
+
+    def taken() -> list[int]:
+        return sorted(int(number) for number in line.findall(worker.log.read_text()))
+
+    _wait_for(lambda: taken() == list(range(DEFAULT_PARTITIONS)), "the only worker to take every partition")
     health = worker.get("/healthz")
     assert health is not None and (health.status_code, health.text) == (200, "ok\n")
     before = worker.metrics()

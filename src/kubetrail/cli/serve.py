@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from kubetrail.logs import LEVELS
 from kubetrail.serve.config import DEFAULT_LISTEN, build_config, load_config_file
 from kubetrail.serve.server import run
 
@@ -87,7 +88,7 @@ from kubetrail.serve.server import run
 @click.option("--outputs", type=click.Path(dir_okay=False), help="Alert outputs file (docs/outputs.md).")
 @click.option("--max-keys", type=click.IntRange(min=1), help="Keys each stateful rule keeps  [default: 100000]")
 @click.option("--redact", is_flag=True, default=None, help="Replace secret values in events before storing them.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
+@click.option("--log-level", type=click.Choice(LEVELS), help="[default: info]")
 def serve_command(
     config_file: str | None,
     tails: tuple[str, ...],

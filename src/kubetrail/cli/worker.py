@@ -14,6 +14,8 @@ import click
 from kubetrail.bus.config import DEFAULT_HEALTH_LISTEN, DEFAULT_PARTITIONS, MAX_PARTITIONS, parse_bus_url
 from kubetrail.detect.stateful import DEFAULT_MAX_KEYS
 from kubetrail.extras import require
+from kubetrail.logs import LEVELS
+from kubetrail.logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from kubetrail.bus.worker import Worker
@@ -82,6 +84,13 @@ async def _run(worker: Worker, health_listen: tuple[str, int] | None = None) -> 
     help="Where to serve /healthz, /readyz and /metrics  [default: a free loopback port, printed at start; "
     "a pod passes 0.0.0.0:8081 for the kubelet's probes]",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS),
+    default="info",
+    show_default=True,
+    help="Log lines to stderr at this level and above (partitions taken and given up are info).",
+)
 def worker_command(
     bus_url: str,
     lake: str,
@@ -92,6 +101,7 @@ def worker_command(
     rules: tuple[str, ...],
     max_keys: int,
     health_listen: str,
+    log_level: str,
 ) -> None:
     """Consume audit batches from NATS JetStream into this worker's part of the lake, detecting as they pass.
 
@@ -112,6 +122,7 @@ def worker_command(
       kubetrail query --lake /srv/lake 'resource=secrets verb=get'
     """
     require("nats", "kubetrail worker")
+    configure_logging(log_level)
     from kubetrail.bus.health import parse_health_listen
     from kubetrail.bus.worker import Worker
     from kubetrail.detect import load_ruleset, rule_sources

@@ -27,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from kubetrail.collect.auth import SUBJECT_KEY, TLS_EXTENSION, subject_of
 from kubetrail.extras import require
 from kubetrail.gc_tuning import tune_for_streaming
+from kubetrail.logs import configure as configure_logging
 from kubetrail.serve.app import ServeApp, ShutdownSummary
 from kubetrail.serve.config import ServeConfig, ServeConfigError, is_loopback
 from kubetrail.serve.connections import GuardedConnection
@@ -170,9 +171,7 @@ async def _serve(app: ServeApp, sock: socket.socket, echo: Callable[[str], None]
 
 def run(config: ServeConfig, echo: Callable[[str], None]) -> ShutdownSummary:
     """Serve until SIGTERM/SIGINT; returns once the store is sealed and closed."""
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.log_level)
     if not is_loopback(config.host) and not (config.tls and config.authenticated):
         log.warning("listening on %s without TLS and authentication: anyone who can reach it can write", config.host)
     sock = bind(config)
