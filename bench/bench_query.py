@@ -29,7 +29,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.common import BenchResult
+from bench.common import BenchResult, run_module_measured
 from bench.corpus import DATA_DIR, write_realistic_ndjson
 
 NAME = "query"
@@ -101,8 +101,12 @@ def _newest_time(ndjson: Path) -> datetime:
 
 def run_child(command: list[str], output: Path) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MB) of one command printing to `output`; fails on a non-zero
-    exit. CPU time (user + system, its workers included) is less disturbed by other work on the machine."""
+    exit. CPU time (user + system, its workers included) is less disturbed by other work on the machine.
+    kubetrail's peak RSS is its own (`bench.common.run_module_measured`); jq's is not measured (0)."""
     with open(output, "wb") as sink:
+        if command[: len(KUBETRAIL)] == KUBETRAIL:
+            run = run_module_measured(KUBETRAIL[2], command[len(KUBETRAIL) :], sink)
+            return run.seconds, run.cpu_seconds, run.peak_mb
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(process.pid, 0)
@@ -113,7 +117,7 @@ def run_child(command: list[str], output: Path) -> tuple[float, float, float]:
             process.stderr.close()
     if process.returncode != 0:
         raise RuntimeError(f"{command[:4]}… exited {process.returncode}: {error.decode(errors='replace')[-500:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, 0.0
 
 
 def events_of(output: Path) -> Counter[tuple[str, str]]:

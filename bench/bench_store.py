@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import BenchResult
+from bench.common import BenchResult, run_module_measured
 from kubetrail.intake import read_path
 from kubetrail.model import Event
 from kubetrail.store import Store, StoreOptions
@@ -93,26 +93,22 @@ def _directory_bytes(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
-def _timed_process(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of a child process, and what it printed on stdout."""
+def _timed_process(command: list[str]) -> float:
+    """Wall seconds of a child process."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            raise RuntimeError(f"{command[:4]} exited {child.returncode}")
-        out.seek(0)
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
 
 
 def _ingest(source: Path, store_dir: Path, *extra: str) -> tuple[float, float, dict[str, object]]:
+    """Wall seconds and peak RSS (MB) of `kubetrail ingest`, and the summary it printed."""
     shutil.rmtree(store_dir, ignore_errors=True)
-    command = [sys.executable, "-m", "kubetrail", "ingest", "--store", str(store_dir), "--no-progress", "-o", "json"]
-    seconds, peak, printed = _timed_process([*command, *extra, str(source)])
-    summary: dict[str, object] = json.loads(printed)
-    return seconds, peak, summary
+    args = ["ingest", "--store", str(store_dir), "--no-progress", "-o", "json", *extra, str(source)]
+    with tempfile.TemporaryFile() as out:
+        run = run_module_measured("kubetrail", args, out)
+        out.seek(0)
+        summary: dict[str, object] = json.loads(out.read())
+    return run.seconds, run.peak_mb, summary
 
 
 def bench_ingest(source: Path, workdir: Path) -> list[BenchResult]:
@@ -124,7 +120,7 @@ def bench_ingest(source: Path, workdir: Path) -> list[BenchResult]:
     peaks: list[float] = []
     summary: dict[str, object] = {}
     for _ in range(INGEST_REPEATS):
-        loop.append(_timed_process([sys.executable, "-c", JSON_LOOP, str(source)])[0])
+        loop.append(_timed_process([sys.executable, "-c", JSON_LOOP, str(source)]))
         seconds, peak, summary = _ingest(source, store_dir)
         ingest.append(seconds)
         peaks.append(peak)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import compileall
 import json
+import os
 import platform
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -26,6 +29,56 @@ def sources_at(ref: str, folder: Path) -> Path | None:
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     compile_bytecode(folder / "src")
     return folder / "src"
+
+
+_PEAK_WRAPPER = """
+import atexit, os, resource, runpy, sys
+
+def _report():
+    with open("/proc/self/status") as status:
+        own = next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.environ["KUBETRAIL_BENCH_PEAK_FILE"], "w") as out:
+        out.write(str(max(own, children)))
+
+atexit.register(_report)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class ChildRun:
+    """What one child process took: wall and CPU seconds (its own and its children's), peak RSS in MB."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_mb: float
+
+
+def run_module_measured(module: str, args: Sequence[str], stdout: BinaryIO) -> ChildRun:
+    """Run `python -m MODULE ARGS` writing to `stdout`; a non-zero exit raises RuntimeError.
+
+    The peak RSS is the child's own high-water mark (VmHWM, which exec resets) or its largest child's. The
+    wait4 rusage's ru_maxrss would not do: a process keeps the high-water mark of the process it was forked
+    from, so after a benchmark that held a lot in memory every child would seem as large as the benchmark.
+    """
+    with tempfile.TemporaryDirectory(prefix="kubetrail-bench-peak-") as scratch:
+        peak_file = Path(scratch) / "peak"
+        env = {**os.environ, "KUBETRAIL_BENCH_PEAK_FILE": str(peak_file)}
+        command = [sys.executable, "-c", _PEAK_WRAPPER, module, *args]
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, env=env)
+        assert child.stderr is not None
+        error = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.stderr.close()
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"python -m {module} {' '.join(args[:3])}… exited {code}: {error.decode()[-500:]}")
+        peak_kb = int(peak_file.read_text()) if peak_file.exists() else 0
+    return ChildRun(seconds, usage.ru_utime + usage.ru_stime, peak_kb / 1024)
 
 
 def compile_bytecode(folder: Path) -> None:
