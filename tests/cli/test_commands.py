@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubetrail.cli import commands, policy
+from tests.query.events import event as query_event
 
 BLOCK_EXTRAS = "import sys; sys.modules['nats'] = None; sys.modules['pyspark'] = None; sys.modules['boto3'] = None; "
 
@@ -109,12 +110,12 @@ HEAVY = (
 PRESET = Path(__file__).resolve().parents[2] / "src" / "kubetrail" / "policy" / "presets" / "recommended.yaml"
 
 
-def loaded_after(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Run `kubetrail ARGS` in a fresh interpreter; its output and which of HEAVY it imported."""
+def loaded_after(*args: str, modules: tuple[str, ...] = HEAVY) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run `kubetrail ARGS` in a fresh interpreter; its output and which of `modules` it imported."""
     code = (
         "import sys; from kubetrail.cli.main import cli\n"
         "try:\n    cli(sys.argv[1:], prog_name='kubetrail')\nexcept SystemExit as stop:\n    code = stop.code\n"
-        f"import json; print('loaded:', json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+        f"import json; print('loaded:', json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
     )
     result = run(code, *args)
     last = result.stdout.strip().splitlines()[-1]
@@ -178,31 +179,14 @@ WRITERS = (
 
 def test_a_query_of_a_store_loads_nothing_that_only_writes(tmp_path: Path) -> None:
     """`query --store` opens the store read-only: Parquet writing, Arrow compute and asyncio stay unloaded."""
-    event = {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Metadata",
-        "auditID": "5c1b7a54-0d0e-4a5c-9b8e-0c1c2a3b4d5e",
-        "stage": "ResponseComplete",
-        "requestURI": "/api/v1/namespaces/default/secrets/db",
-        "verb": "get",
-        "user": {"username": "alice", "groups": ["system:authenticated"]},
-        "objectRef": {"resource": "secrets", "namespace": "default", "name": "db", "apiVersion": "v1"},
-        "responseStatus": {"metadata": {}, "code": 200},
-        "requestReceivedTimestamp": "2026-03-19T10:00:00.000000Z",
-        "stageTimestamp": "2026-03-19T10:00:00.002000Z",
-    }
+    event = query_event("5c1b7a54-0d0e-4a5c-9b8e-0c1c2a3b4d5e", resource="secrets", user="alice", name="db")
     log = tmp_path / "audit.log"
     log.write_text(json.dumps(event) + "\n")
     store = tmp_path / "store"
     ingest = [sys.executable, "-m", "kubetrail", "ingest", "--store", str(store), "--no-detect", "--no-progress"]
     subprocess.run([*ingest, str(log)], check=True, capture_output=True, timeout=120)
-    code = (
-        "import sys; from kubetrail.cli.main import cli\n"
-        "try:\n    cli(sys.argv[1:], prog_name='kubetrail')\nexcept SystemExit as stop:\n    code = stop.code\n"
-        f"import json; print('loaded:', json.dumps(sorted(m for m in {WRITERS!r} if m in sys.modules)))"
-    )
-    result = run(code, "query", "--store", str(store), "resource=secrets user=alice", "-o", "ndjson", "--limit", "0")
-    printed, last = result.stdout.strip().splitlines()[:-1], result.stdout.strip().splitlines()[-1]
+    query = ("query", "--store", str(store), "resource=secrets user=alice", "-o", "ndjson", "--limit", "0")
+    result, loaded = loaded_after(*query, modules=WRITERS)
+    printed = result.stdout.strip().splitlines()[:-1]
     assert [json.loads(line)["auditID"] for line in printed] == [event["auditID"]], result.stderr
-    assert json.loads(last.removeprefix("loaded: ")) == []
+    assert loaded == []
