@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
@@ -59,6 +59,8 @@ MINUTE = timedelta(minutes=1)
 NEAR = timedelta(minutes=1)
 STATS_CACHED = 64
 """Searches (and identities) whose statistics are kept (oldest dropped first)."""
+_Kept = TypeVar("_Kept")
+"""What a per-generation cache keeps (search statistics, profiles)."""
 AROUND = timedelta(minutes=15)
 """How far "around this alert" reaches on each side."""
 SESSION_GAP = timedelta(minutes=30)
@@ -505,39 +507,31 @@ class UIData:
         """Request count, histogram and facets of a search (raises SearchError for bad text), computed once per
         snapshot generation: paging through a search's results reuses them."""
         where, params = filter_sql(text)
-        cursor = self._source.cursor()
-        key = (self._source.generation, text)
-        try:
-            with self._lock:
-                cached = self._stats.get(key)
-            if cached is not None:
-                return cached
-            found = search_stats(cursor, where, params)
-        finally:
-            cursor.close()
-        with self._lock:
-            self._stats[key] = found
-            while len(self._stats) > STATS_CACHED:
-                del self._stats[next(iter(self._stats))]
-        return found
+        return self._per_generation(self._stats, text, lambda cursor: search_stats(cursor, where, params))
 
     def profile(self, user: str) -> Profile:
         """The identity page's activity, impersonation, tokens, addresses and clients (kept per snapshot
         generation, like a search's statistics)."""
+        return self._per_generation(self._profiles, user, lambda cursor: profile(cursor, user))
+
+    def _per_generation(
+        self, cache: dict[tuple[int, str], _Kept], text: str, compute: Callable[[duckdb.DuckDBPyConnection], _Kept]
+    ) -> _Kept:
+        """`compute` over a cursor, kept per snapshot generation and `text` (the STATS_CACHED most recent)."""
+        key = (self._source.generation, text)
+        with self._lock:
+            cached = cache.get(key)
+        if cached is not None:
+            return cached
         cursor = self._source.cursor()
-        key = (self._source.generation, user)
         try:
-            with self._lock:
-                cached = self._profiles.get(key)
-            if cached is not None:
-                return cached
-            found = profile(cursor, user)
+            found = compute(cursor)
         finally:
             cursor.close()
         with self._lock:
-            self._profiles[key] = found
-            while len(self._profiles) > STATS_CACHED:
-                del self._profiles[next(iter(self._profiles))]
+            cache[key] = found
+            while len(cache) > STATS_CACHED:
+                del cache[next(iter(cache))]
         return found
 
     def clear_caches(self) -> None:
