@@ -102,3 +102,45 @@ def test_detect_applies_the_allow_list_file(tmp_path: Path) -> None:
     after = subprocess.run([*command, "--allow", str(allow)], capture_output=True, text=True, check=True)
     assert [json.loads(line)["rule"] for line in before.stdout.splitlines()] == ["Secret Read By Human"]
     assert after.stdout == ""
+
+
+def test_outcomes_drop_alerts_of_requests_that_ended_that_way() -> None:
+    refused = "dangerous-pod-spec-refused/positive-1.json"  # answered 403: denied
+    assert _alerts_after("allow: {outcomes: [denied]}", refused) == []
+    assert _alerts_after("allow: {outcomes: [succeeded, failed]}", refused) == ["Dangerous Pod Spec Refused"]
+    assert _alerts_after("allow: {outcomes: [failed]}", "dangerous-pod-spec-refused/positive-2.json") == []  # 422
+
+
+def test_an_outcome_in_a_rule_entry_must_match_with_the_other_criteria() -> None:
+    refused = "dangerous-pod-spec-refused/positive-1.json"  # alice, denied
+    both = "allow: {rules: {Dangerous Pod Spec Refused: {users: [alice@example.com], outcomes: [denied]}}}"
+    assert _alerts_after(both, refused) == []
+    other = "allow: {rules: {Dangerous Pod Spec Refused: {users: [alice@example.com], outcomes: [succeeded]}}}"
+    assert _alerts_after(other, refused) == ["Dangerous Pod Spec Refused"]
+
+
+def test_an_event_without_a_response_code_matches_no_outcome() -> None:
+    allow = parse_allowlist("allow: {outcomes: [succeeded, denied, failed]}")
+    line = (FIXTURES / "dangerous-pod-spec-refused/positive-1.json").read_text()
+    document = json.loads(line)
+    document.pop("responseStatus")
+    document["stage"] = "RequestReceived"
+    (event,) = decode_document(json.dumps(document).encode())
+    assert not allow.common.matches(EventContext(event))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("allow:\n  outcomes:\n    - denied\n    - refused\n", 4, "allow.outcomes"),
+        ("allow:\n  outcomes: denied\n", 2, "allow.outcomes"),
+        ("allow:\n  rules:\n    X:\n      outcomes: [Succeeded]\n", 4, "allow.rules.X.outcomes"),
+    ],
+)
+def test_a_bad_outcome_names_file_line_and_field(text: str, line: int, field: str) -> None:
+    with pytest.raises(AllowListError) as caught:
+        parse_allowlist(text, "allow.yaml")
+    assert (caught.value.line, caught.value.field) == (line, field)
+    assert str(caught.value).startswith(f"allow.yaml:{line}: {field}:")
+    if "is not an outcome" in str(caught.value):
+        assert caught.value.hint == "use one of: succeeded, denied, failed"

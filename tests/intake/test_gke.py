@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from kubetrail.intake import format_of, read_path
-from kubetrail.intake.gke import NOT_K8S, object_ref
+from kubetrail.intake.gke import NOT_K8S, convert_entry, object_ref
 from kubetrail.model import Event, Level, Stage
+from tests.intake.shapes import log_entry
 
 
 def _events(path: Path) -> tuple[list[Event], list[str | None]]:
@@ -128,3 +131,77 @@ def test_resource_names_follow_the_request_info_rules() -> None:
             subresource,
             uri,
         )
+
+
+def _apply(created: str | None, *, stamp: str = "2026-05-04T09:30:00.004000Z", **changes: object) -> dict[str, Any]:
+    """A server-side apply of a DaemonSet as the apiserver records it, answered 200 or 201."""
+    response: dict[str, Any] = {"kind": "DaemonSet", "apiVersion": "apps/v1", "metadata": {"name": "agent"}}
+    if created is not None:
+        response["metadata"]["creationTimestamp"] = created
+    event: dict[str, Any] = {
+        "auditID": "a1",
+        "stage": "ResponseComplete",
+        "verb": "patch",
+        "user": {"username": "alice@example.com"},
+        "objectRef": {
+            "resource": "daemonsets",
+            "namespace": "ops",
+            "name": "agent",
+            "apiGroup": "apps",
+            "apiVersion": "v1",
+        },
+        "responseStatus": {"code": 200},
+        "requestObject": {"kind": "DaemonSet", "apiVersion": "apps/v1", "metadata": {"name": "agent"}},
+        "responseObject": response,
+        "stageTimestamp": stamp,
+    }
+    event.update(changes)
+    return event
+
+
+def _code(event: dict[str, Any]) -> int:
+    (converted,), _ = convert_entry(log_entry(event))
+    assert converted.responseStatus is not None
+    return converted.responseStatus.code
+
+
+@pytest.mark.parametrize(
+    ("created", "stamp"),
+    [
+        ("2026-05-04T09:30:00Z", "2026-05-04T09:30:00.004000Z"),
+        ("2026-05-04T09:29:59Z", "2026-05-04T09:30:00.004000Z"),  # the request straddled a second boundary
+        ("2026-05-04T09:30:01Z", "2026-05-04T09:30:00.998000Z"),
+    ],
+)
+def test_an_update_or_patch_whose_response_was_created_at_its_time_is_a_creation(created: str, stamp: str) -> None:
+    assert _code(_apply(created, stamp=stamp)) == 201
+    assert _code(_apply(created, stamp=stamp, verb="update")) == 201
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        _apply("2026-04-13T16:02:41Z"),  # an apply that changed an object created weeks before
+        _apply("2026-05-04T09:29:58Z"),
+        _apply(None),  # the response names no creation time
+        {key: value for key, value in _apply("2026-05-04T09:30:00Z").items() if key != "responseObject"},  # Request
+        _apply(
+            "2026-05-04T09:30:00Z",
+            objectRef={
+                "resource": "daemonsets",
+                "namespace": "ops",
+                "name": "agent",
+                "subresource": "status",
+                "apiGroup": "apps",
+                "apiVersion": "v1",
+            },
+        ),  # a subresource never creates its object
+    ],
+    ids=["old-object", "two-seconds-before", "no-creation-time", "no-response-body", "status-subresource"],
+)
+def test_other_updates_and_patches_are_changes(event: dict[str, Any]) -> None:
+    assert _code(event) == 200
+
+
+def test_a_refused_apply_keeps_its_refusal() -> None:
+    assert _code(_apply("2026-05-04T09:30:00Z", responseStatus={"code": 403})) == 403

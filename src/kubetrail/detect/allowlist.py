@@ -9,11 +9,15 @@ the built-in rules:
       namespaces: [sandbox-*]                            # the target object's namespace
       images: ["registry.example.com/*"]                 # every image of the pod (or pod template) in the request
       source_ips: [10.20.0.0/16, "2001:db8::/32"]        # every client address inside a range
+      outcomes: [denied]                                 # how the request ended (ka.outcome)
       rules:
         Secret Read By Human: {users: [oncall@example.com], namespaces: [payments]}
+        Kubelet API Reached Through Node Proxy: {groups: [sre], outcomes: [denied, failed]}
 
 Top-level lists are independent: an alert is dropped when any of them matches its event. Under `rules`, an
 entry applies to that rule only and every criterion it gives must match (users AND namespaces above).
+Outcomes are `succeeded`, `denied` and `failed`, as `ka.outcome` tells them; a request whose outcome is not
+recorded yet (RequestReceived) matches none.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import yaml
 
 from kubetrail.detect.alert import Alert
 from kubetrail.detect.context import MISSING, EventContext
+from kubetrail.detect.facts import Outcome, outcome_label
 from kubetrail.errors import KubetrailError
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_CRITERIA = ("users", "groups", "namespaces", "images", "source_ips")
+_CRITERIA = ("users", "groups", "namespaces", "images", "source_ips", "outcomes")
+_OUTCOMES = tuple(item.value for item in Outcome)
 _POD_SPECS = (("spec",), ("spec", "template", "spec"), ("spec", "jobTemplate", "spec", "template", "spec"))
 _CONTAINER_KEYS = ("containers", "initContainers", "ephemeralContainers")
 
@@ -58,11 +64,12 @@ class Criteria:
     namespaces: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
     source_ips: tuple[_Network, ...] = ()
+    outcomes: tuple[str, ...] = ()
     match_all: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.users or self.groups or self.namespaces or self.images or self.source_ips)
+        return not (self.users or self.groups or self.namespaces or self.images or self.source_ips or self.outcomes)
 
     def matches(self, ctx: EventContext) -> bool:
         """Whether the event is allowed by these criteria."""
@@ -79,6 +86,8 @@ class Criteria:
             checks.append(bool(images) and all(_any_pattern(self.images, [image]) for image in images))
         if self.source_ips:
             checks.append(_all_inside(ctx.event.sourceIPs, self.source_ips))
+        if self.outcomes:
+            checks.append(outcome_label(ctx.event) in self.outcomes)
         if not checks:
             return False
         return all(checks) if self.match_all else any(checks)
@@ -186,12 +195,21 @@ class _Reader:
                 rules_node = value
             elif key == "source_ips":
                 values[key] = tuple(self.network(item, name) for item in self.strings(value, name))
+            elif key == "outcomes":
+                values[key] = self.outcomes(value, name)
             elif key in _CRITERIA:
                 values[key] = self.strings(value, name)
             else:
                 known = ", ".join(_CRITERIA + (("rules",) if allow_rules else ()))
                 raise self.error(value, name, f"unknown key '{key}'", hint=f"use one of: {known}")
         return Criteria(match_all=match_all, **values), rules_node
+
+    def outcomes(self, node: yaml.Node, field: str) -> tuple[str, ...]:
+        values = self.strings(node, field)
+        for item, text in zip(node.value, values, strict=True):
+            if text not in _OUTCOMES:
+                raise self.error(item, field, f"'{text}' is not an outcome", hint=f"use one of: {', '.join(_OUTCOMES)}")
+        return values
 
     def network(self, text: str, field: str) -> _Network:
         try:

@@ -8,7 +8,8 @@ Pure functions of an event. Rules reach them as kubetrail's own fields (`ka.outc
   stage). Unknown (None) until a response code is recorded, as at RequestReceived.
 - action: `created` for a create, and for an update or patch answered 201 (server-side apply and PUT both
   create an object that did not exist); `changed` for other updates and patches; `deleted`; `read` for get,
-  list and watch; other verbs as written.
+  list and watch; other verbs as written. GKE records no HTTP status: its intake infers the 201 from the
+  response object's creation time (kubetrail.intake.gke).
 - exec command: `kubectl exec` sends its argv as repeated `command` query parameters; the apiserver parses them
   into a PodExecOptions, which is what GKE records as the request body. Either source gives the argv.
 - source scope: the first `sourceIPs` entry as `public`, `private` (RFC 1918, carrier-grade NAT RFC 6598, IPv6

@@ -18,7 +18,9 @@ Inferred (GKE does not record them; documented in docs/cloud-mapping.md):
 - `requestURI` ← rebuilt from those parts (`/api/v1/…` or `/apis/<group>/<version>/…`, no query string);
 - `responseStatus.code` ← the `code` of a `Status` response when GKE recorded one, else `status.code`, a
   google.rpc code mapped to HTTP (0 → 200, or 201 for `create`; 7 → 403, 5 → 404, …), and
-  `responseStatus.message` ← `status.message`;
+  `responseStatus.message` ← `status.message`. An update or patch that created its object (server-side apply,
+  a PUT to a missing name) is answered 201 by the apiserver, which GKE does not record: it is told by the
+  response body, whose `metadata.creationTimestamp` then falls within a second of the entry's time;
 - `stage` is `ResponseComplete` (GKE logs each request once, when it completes), except for the streaming
   subresources `exec`, `attach` and `portforward`: a granted one becomes two events, `ResponseStarted` and
   `ResponseComplete`, both with code 101 (Switching Protocols), as the apiserver records an upgraded
@@ -35,7 +37,7 @@ import base64
 import binascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -57,6 +59,10 @@ NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 STREAMING_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 """Requests the apiserver answers by upgrading the connection (101), recorded at ResponseStarted too."""
 SWITCHING_PROTOCOLS = 101
+CREATED = 201
+WRITES_THAT_MAY_CREATE = frozenset({"update", "patch"})
+CREATION_SLACK_SECONDS = 1
+"""How many whole seconds a created object's creationTimestamp may lie from the entry's time."""
 
 _json = msgspec.json.Encoder()
 _any = msgspec.json.Decoder()
@@ -82,13 +88,38 @@ def _body(value: Any) -> msgspec.Raw:
     return msgspec.Raw(_json.encode(body))
 
 
-def _http_code(rpc_code: int, verb: str, response: Any) -> int:
-    """The HTTP status: a recorded Status response's code, else the gRPC mapping (a successful create: 201)."""
+def _http_code(rpc_code: int, verb: str, response: Any, *, whole_object: bool, stamp: str) -> int:
+    """The HTTP status: a recorded Status response's code, else the gRPC mapping (a successful create: 201, and
+    an update or patch of a whole object whose response shows it created by this request: 201)."""
     if isinstance(response, dict) and response.get("kind") == "Status" and isinstance(response.get("code"), int):
         return int(response["code"])
     if rpc_code == 0 and verb == "create":
-        return 201
+        return CREATED
+    if rpc_code == 0 and verb in WRITES_THAT_MAY_CREATE and whole_object and _created_now(response, stamp):
+        return CREATED
     return RPC_TO_HTTP.get(rpc_code, 500)
+
+
+def _created_now(response: Any, stamp: str) -> bool:
+    """Whether the response object was created by this request: its `metadata.creationTimestamp` (whole seconds,
+    set by the apiserver while handling the creating request) in the second of `stamp`, the one before or after.
+
+    The entry's time and the creation belong to one request but may straddle a second boundary; the price is
+    that an object created and then changed within about a second reads as created by the change.
+    """
+    metadata = response.get("metadata") if isinstance(response, dict) else None
+    created = metadata.get("creationTimestamp") if isinstance(metadata, dict) else None
+    try:
+        if isinstance(created, str) and created:
+            moment = parse_microtime(created.replace("Z", "+00:00"))
+        elif isinstance(created, datetime):
+            moment = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+        else:
+            return False
+        request = parse_microtime(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return abs(int(moment.timestamp()) - int(request.timestamp())) <= CREATION_SLACK_SECONDS
 
 
 def object_ref(resource_name: str) -> tuple[ObjectReference | None, str]:
@@ -155,7 +186,8 @@ def convert_entry(entry: dict[str, Any]) -> tuple[list[Event], str | None]:
         raise GkeEntryError("the entry has no timestamp")
     verb = method.rsplit(".", 1)[-1]
     caller_ip = metadata.get("callerIp")
-    code = _http_code(rpc_code, verb, response)
+    whole_object = reference is not None and bool(reference.name) and not reference.subresource
+    code = _http_code(rpc_code, verb, response, whole_object=whole_object, stamp=stamp)
     streaming = reference is not None and reference.subresource in STREAMING_SUBRESOURCES and code < 300
     if streaming:
         code = SWITCHING_PROTOCOLS

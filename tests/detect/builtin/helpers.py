@@ -26,6 +26,7 @@ from kubetrail.detect.rulefile import RuleSource
 from kubetrail.model import decode_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_NAME = re.compile(r"\b[a-z_][a-z0-9_]*\b")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,32 @@ def written_rules() -> list[WrittenRule]:
             if isinstance(item, dict) and "rule" in item:
                 found.append(WrittenRule(str(item["rule"]), path.name, item))
     return found
+
+
+def written_macros() -> dict[str, str]:
+    """Every `macro:` of the built-in set by name, its condition as written (a later definition wins)."""
+    found = {}
+    for path in sorted(BUILTIN_RULES_DIR.glob("*.yaml")):
+        for item in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            if isinstance(item, dict) and "macro" in item:
+                found[str(item["macro"])] = str(item["condition"])
+    return found
+
+
+def expanded_condition(rule: WrittenRule) -> str:
+    """The rule's condition with every built-in macro written out in parentheses, whitespace collapsed."""
+    macros = written_macros()
+
+    def expand(text: str, within: tuple[str, ...]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(0)
+            if name in macros and name not in within:
+                return f"({expand(macros[name], (*within, name))})"
+            return name
+
+        return _NAME.sub(replace, text)
+
+    return " ".join(expand(str(rule.item.get("condition", "")), ()).split())
 
 
 def slug(name: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kubetrail.detect import BUILTIN, load_ruleset, rule_sources
+from kubetrail.detect.rulefile import RuleSource
+from kubetrail.detect.stateful.spec import ValueCountSpec
 from tests.detect.builtin.helpers import written_rules
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "rules-builtin.md"
@@ -109,3 +112,13 @@ def test_comparison_names_only_builtin_rules() -> None:
         for cells in vendor_rows:
             for name in RULE_NAME.findall(cells[2]):
                 assert name in names, (vendor, cells[0], name)
+
+
+def test_the_tuning_example_loads_after_the_builtin_set() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("# tuning.yaml:")
+    example = text[start : text.index("```", start)]
+    ruleset = load_ruleset([*rule_sources([BUILTIN]), RuleSource("tuning.yaml", example)])
+    discovery = next(spec for spec in ruleset.stateful if spec.name == "Discovery Across Many Resource Types")
+    assert isinstance(discovery, ValueCountSpec)
+    assert (discovery.count, discovery.window_s) == (3, 60.0)
