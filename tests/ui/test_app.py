@@ -277,6 +277,20 @@ def test_overview_falls_back_to_the_data_range_with_a_note(ui_server: UIServer) 
     assert 'id="range-note"' not in every
 
 
+def test_search_says_when_it_shows_the_data_own_range(ui_server: UIServer) -> None:
+    """Without since=/until= a search covers all stored data: on a historical store the page says where it is."""
+    first = min(received(event) for event in ui_server.events)
+    last = max(received(event) for event in ui_server.events)
+    page = get(ui_server, "/ui/search", q="verb=get").text
+    note = re.search(r'<p class="note" id="range-note">(.*?)</p>', page)
+    assert note is not None
+    assert html.unescape(note.group(1)) == (
+        f"showing the data's own range: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC; nothing in the last 24h"
+    )
+    bounded = get(ui_server, "/ui/search", q=f"verb=get since={first:%Y-%m-%dT%H:%M:%SZ}").text
+    assert 'id="hit-count"' in bounded and 'id="range-note"' not in bounded
+
+
 def test_attacker_controlled_fields_are_escaped(ui_server: UIServer) -> None:
     for path, params in (
         ("/ui/identity", {"user": XSS_USER}),

@@ -320,7 +320,9 @@ def cascade_command(audit_id: str, horizon: str, **options: Any) -> None:
 
     Follows owner references in the recorded bodies (Deployment → ReplicaSet → Pods → the scheduler's binding
     and the kubelet's status; an owner's deletion → the garbage collector's deletions), and falls back to the
-    names controllers give their objects when the policy recorded no bodies (those links say `inferred`).
+    names controllers give their objects when the policy recorded no bodies (those links say `inferred`). An
+    update or patch is credited only until a client changes the object again, and not with status writes the
+    controllers were already making in the --horizon before it.
     --since/--until are not used: the window is the request's own time plus --horizon.
 
     \b

@@ -1,4 +1,4 @@
-"""`cascade AUDIT_ID`: what one write set off — the controllers' requests that followed it, as a tree.
+"""`investigate cascade AUDIT_ID`: what one write set off — the controllers' requests that followed it, as a tree.
 
 Kubernetes links a controller's objects to their owner with `metadata.ownerReferences` (a Deployment owns its
 ReplicaSets, a ReplicaSet or a Job its Pods, always in the owner's namespace), and deleting an owner lets the
@@ -7,6 +7,11 @@ owner references in their recorded bodies (by the owner's uid, else its kind and
 controllers to the same object (the scheduler's `pods/binding`, a kubelet's `pods/status`), and, when the audit
 policy kept no bodies (Metadata level), by the names controllers give what they create (`<deployment>-<hash>`
 for ReplicaSets, `<owner>-<suffix>` for Pods): those weaker links say `inferred` in their reason.
+
+An update or patch changes an object the controllers were already tending, so its tree is held tighter: it ends
+where the object's next change (by anyone but the control plane, or through `scale`) takes over; a status
+write is left out when the same one (same identity, verb, object) was already being made in the horizon before,
+and counts only under a write to its own object (an owner's change is no link to an owned object's status).
 
 `link` is the pure core (a root request and candidate requests in, a tree out); `build_cascade` queries a Source.
 """
@@ -23,6 +28,7 @@ from typing import Any
 from kubetrail.query.source import Source, Window
 
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+CHANGE_VERBS = ("update", "patch")
 DEFAULT_HORIZON = timedelta(minutes=10)
 # Requests reach the log through one or several apiservers whose clocks may differ a little: a request linked
 # by its owner's uid counts even when stamped up to this much before the write that caused it.
@@ -331,6 +337,26 @@ def _owned_by(request: Request, subject: _Subject) -> str | None:
     return None
 
 
+def _takes_over(request: Request) -> bool:
+    """Whether a write sets a new desired state of its object, so that what follows is its doing: a change by
+    anyone but the control plane (a person, CI, another client), or any write to the `scale` subresource
+    (`kubectl scale`, the HorizontalPodAutoscaler)."""
+    summary = request.summary
+    if summary.verb not in WRITE_VERBS or not summary.name:
+        return False
+    if summary.subresource == "scale":
+        return True
+    return summary.subresource is None and not is_controller(summary.user)
+
+
+_Signature = tuple[str, str, str | None, str | None, str | None, str | None]
+
+
+def _signature(summary: RequestSummary) -> _Signature:
+    """A write's kind, for telling background churn: who, which verb, which object and subresource."""
+    return summary.user, summary.verb, summary.resource, summary.subresource, summary.namespace, summary.name
+
+
 def _named_child(request: Request, subject: _Subject) -> str | None:
     """A weak link by the names controllers give what they create (only for requests without bodies)."""
     summary = request.summary
@@ -365,6 +391,21 @@ class _Linker:
         ]
         self.used: set[str] = {root.summary.audit_id}
         self.nodes = 1
+        self.end = end
+        # After an update or patch: each object's later changes (which take over), and the status writes already
+        # being made in the horizon before the root (background churn, not its doing).
+        self.change = root.summary.verb in CHANGE_VERBS
+        self.takeovers: dict[tuple[str | None, str | None, str | None], list[datetime]] = {}
+        self.background: set[_Signature] = set()
+        if self.change:
+            for item in self.pool:
+                if _takes_over(item):
+                    self.takeovers.setdefault(item.key, []).append(item.summary.first)
+            since, until = self.start - horizon, self.start - SKEW
+            for item in [*known, *candidates]:
+                summary = item.summary
+                if summary.subresource == "status" and since <= summary.first < until:
+                    self.background.add(_signature(summary))
         # What earlier recorded bodies say about objects: key → (uid, owners); teaches a delete who its dependents were.
         self.history: dict[tuple[str | None, str | None, str | None], tuple[str | None, tuple[Owner, ...]]] = {}
         for item in [*known, *candidates]:
@@ -378,6 +419,19 @@ class _Linker:
         deleted = summary.verb in ("delete", "deletecollection") and request.ok
         return _Subject(summary.resource, summary.namespace, summary.name, request.kind, uid, deleted)
 
+    def taken_over(self, request: Request, until: datetime) -> datetime:
+        """The end of what `request` can be credited with: the next change of its object, if before `until`."""
+        later = (moment for moment in self.takeovers.get(request.key, ()) if moment > request.summary.first)
+        return min(until, min(later, default=until))
+
+    def credited(self, request: Request, until: datetime) -> bool:
+        """Whether a change can have caused `request`: it started before `until` and is not a status write the
+        control plane was already making before the change. After a create or a delete: always."""
+        if not self.change:
+            return True
+        summary = request.summary
+        return summary.first < until and (summary.subresource != "status" or _signature(summary) not in self.background)
+
     def after(self, request: Request, *, tolerant: bool) -> bool:
         earliest = self.start - SKEW if tolerant else self.start
         return request.summary.first >= earliest and request.summary.audit_id not in self.used
@@ -389,15 +443,22 @@ class _Linker:
         self.nodes += 1
         return True
 
-    def grow(self, request: Request, reason: str, depth: int) -> CascadeNode:
-        """The node of `request` with its children (`request` already claimed)."""
+    def grow(self, request: Request, reason: str, depth: int, until: datetime | None = None) -> CascadeNode:
+        """The node of `request` with its children (`request` already claimed); after a change, those started
+        before `until` (the root's object or this one changed again), except that an object this cascade created
+        keeps its own binding and status reports until it is itself changed."""
         node = CascadeNode(request.summary, reason, request.summary.first - self.start)
         if depth >= 8 or request.summary.subresource or not request.ok:
             return node
+        end = self.end + timedelta(microseconds=1)
+        until = self.taken_over(request, until or end)
+        own = self.taken_over(request, end) if request.summary.verb == "create" else until
         subject = self.subject(request)
         found: list[tuple[Request, str, bool]] = []  # (request, reason, grows further)
         # later writes of controllers to the same object (status, binding, scaling, final deletion)
         for item in self.pool:
+            if not self.credited(item, own):
+                continue
             same = item.key == request.key and item.key[2] and is_controller(item.summary.user)
             # a controller deleting the object follows from something else (its owner's deletion, a scale-down)
             same = same and (item.summary.verb not in ("delete", "deletecollection") or subject.deleted)
@@ -409,6 +470,9 @@ class _Linker:
             seen: set[tuple[str | None, str | None, str | None]] = set()
             for item in self.pool:
                 if id(item) in claimed or item.key in seen or item.key == request.key:
+                    continue
+                # after a change, an owned object's status report is no sign of it (only under the object's own write)
+                if not self.credited(item, until) or (self.change and item.summary.subresource):
                     continue
                 local = item.summary.namespace == subject.namespace or not subject.namespace
                 link = _owned_by(item, subject) if local else None
@@ -424,6 +488,8 @@ class _Linker:
             for item in self.pool:
                 summary = item.summary
                 if id(item) in claimed or summary.verb != "delete" or not is_controller(summary.user):
+                    continue
+                if not self.credited(item, until):
                     continue
                 if summary.namespace != subject.namespace and subject.namespace:
                     continue
@@ -446,7 +512,7 @@ class _Linker:
         children: list[CascadeNode] = []
         for item, link, grows in found:
             if self.claim(item):
-                children.append(self.grow(item, link, depth + 1) if grows else self.leaf(item, link))
+                children.append(self.grow(item, link, depth + 1, until) if grows else self.leaf(item, link))
         return CascadeNode(node.request, node.reason, node.delay, tuple(children))
 
     def leaf(self, request: Request, reason: str) -> CascadeNode:
@@ -462,8 +528,10 @@ def link(
 ) -> Cascade:
     """The tree of what `root` caused among `candidates` (requests within the horizon).
 
-    `known` are earlier requests whose recorded bodies tell which objects the root's dependents were (needed to
-    follow a delete to the garbage collector's deletions); they never appear in the tree themselves.
+    `known` are earlier requests: their recorded bodies tell which objects the root's dependents were (needed to
+    follow a delete to the garbage collector's deletions), and for an update or patch they show the status writes
+    the control plane was already making before it (as do `candidates` older than the root). They never appear in
+    the tree themselves.
     """
     linker = _Linker(root, candidates, horizon, known)
     return Cascade(linker.grow(root, "root", 0), horizon)
@@ -536,7 +604,15 @@ def build_cascade(
     )
     candidates = merge_stages(_rows(source, verbs + scope, window, limit=MAX_CANDIDATES))
     known: list[Request] = []
-    if summary.verb in ("delete", "deletecollection"):
+    if summary.verb in CHANGE_VERBS:
+        # what the control plane was already writing in the horizon before the change (no bodies needed)
+        since, until = _stamp(summary.first - horizon), _stamp(summary.first - SKEW)
+        before = Window(since=since, until=until, cluster=cluster or None)
+        narrow = [column for column in COLUMNS if column != "event"]
+        text = "subresource=status verb in (update,patch)" + scope
+        table = source.select(text, before, columns=narrow, limit=MAX_CANDIDATES, order="desc")
+        known = merge_stages(table.to_pylist())
+    elif summary.verb in ("delete", "deletecollection"):
         # who the deleted object's dependents were: earlier writes recording owner references (newest first)
         before = Window(until=_stamp(summary.first - SKEW), cluster=cluster or None)
         known = merge_stages(_owner_history(source, "verb in (create,update,patch)" + scope, before, summary.name))

@@ -170,9 +170,9 @@ class UI:
         except duckdb.Error as error:
             failed = SearchError(str(error).splitlines()[0], hint="check the values' types against docs/query.md")
             return self.render(request, "search.html", status=400, q=text, error=failed, page=None, stats=None)
-        return self.render(
-            request, "search.html", q=text, error=None, page=page, stats=stats, span=self.data.data_span()
-        )
+        # a filter without since=/until= covers all stored data: say so when none of it is recent
+        span = None if _BOUND_TERM.search(text) else self.data.data_span()
+        return self.render(request, "search.html", q=text, error=None, page=page, stats=stats, span=span)
 
     def request(self, request: Request) -> Response:
         """One request: its stages merged, what it caused (for a write), and every stage's JSON."""
