@@ -12,7 +12,7 @@ the built-in rules:
       outcomes: [denied]                                 # how the request ended (ka.outcome)
       rules:
         Secret Read By Human: {users: [oncall@example.com], namespaces: [payments]}
-        Kubelet API Reached Through Node Proxy: {groups: [sre], outcomes: [denied, failed]}
+        Kubelet API Reached Through Node Proxy: {groups: [sre], outcomes: [failed]}
 
 Top-level lists are independent: an alert is dropped when any of them matches its event. Under `rules`, an
 entry applies to that rule only and every criterion it gives must match (users AND namespaces above).

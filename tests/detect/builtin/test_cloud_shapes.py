@@ -38,6 +38,7 @@ GKE_BLIND = {
     "Anonymous Request Allowed": "GKE records only resource requests; the fixtures probe non-resource paths",
     "Burst Of Unauthenticated Requests From Address": "GKE records no failed authentication (401)",
     "Kubelet API Reached Through Node Proxy": "GKE records no query string or proxied path",
+    "Kubelet API Refused Through Node Proxy": "GKE records no query string or proxied path",
 }
 
 SHAPES = ("native", "complete-only", "eks", "aks", "gke")
