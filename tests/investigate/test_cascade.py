@@ -30,8 +30,8 @@ from kubetrail.investigate.cascade import (
     link,
     merge_stages,
 )
-from kubetrail.query.source import Source, open_files, open_store
-from tests.query.events import event, fill_store, write_ndjson
+from kubetrail.query.source import Source
+from tests.query.events import SOURCE_KINDS, event, open_source
 
 T0 = datetime(2026, 3, 19, 10, 0, 0, tzinfo=UTC)
 DEPLOYMENT_UID = "6b1f0c8e-2a4d-4c1e-9a55-0d3c2b7e1f01"
@@ -474,14 +474,10 @@ def test_deleting_an_owner_leads_to_the_garbage_collectors_deletes_of_its_depend
     )
 
 
-@pytest.fixture(params=["files", "store"])
+@pytest.fixture(params=SOURCE_KINDS)
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Source]:
     documents = _deletion()
-    if request.param == "files":
-        opened = open_files([write_ndjson(tmp_path / "audit.log", documents)])
-    else:
-        opened = open_store(fill_store(tmp_path / "store", documents))
-    with opened:
+    with open_source(request.param, tmp_path, documents) as opened:
         yield opened
 
 

@@ -24,7 +24,7 @@ from kubetrail.investigate.cascade import (
     link,
     merge_stages,
 )
-from kubetrail.query.source import Source, open_files, open_store
+from kubetrail.query.source import Source
 from tests.investigate.test_cascade import (
     DEPLOYMENT_CONTROLLER,
     DEPLOYMENT_UID,
@@ -41,7 +41,7 @@ from tests.investigate.test_cascade import (
     _rows,
     _shape,
 )
-from tests.query.events import fill_store, write_ndjson
+from tests.query.events import SOURCE_KINDS, open_source
 
 NEW_RS = "web-7c4d9f8b6"
 NEW_RS_UID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e05"
@@ -352,15 +352,11 @@ def test_a_template_change_still_leads_to_the_new_replicaset_its_pods_and_the_sc
     assert cascade.inferred() == 0
 
 
-@pytest.fixture(params=["files", "store"])
+@pytest.fixture(params=SOURCE_KINDS)
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Source]:
     documents = _rollout()
     documents += _change("annotate", CHANGE + 400, JANE, {"metadata": {"annotations": {"team": "shop"}}}, 2)
-    if request.param == "files":
-        opened = open_files([write_ndjson(tmp_path / "audit.log", documents)])
-    else:
-        opened = open_store(fill_store(tmp_path / "store", documents))
-    with opened:
+    with open_source(request.param, tmp_path, documents) as opened:
         yield opened
 
 

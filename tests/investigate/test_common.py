@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kubetrail.investigate import anonymous, exec_sessions, forbidden, rbac_changes, secrets
-from kubetrail.query.source import Source, Window, open_files, open_store
-from tests.query.events import event, fill_store, write_ndjson
+from kubetrail.query.source import Source, Window
+from tests.query.events import SOURCE_KINDS, event, open_source
 
 RBAC = "rbac.authorization.k8s.io"
 DOCUMENTS = [
@@ -52,13 +52,9 @@ DOCUMENTS = [
 ]
 
 
-@pytest.fixture(params=["files", "store"])
+@pytest.fixture(params=SOURCE_KINDS)
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Source]:
-    if request.param == "files":
-        opened = open_files([write_ndjson(tmp_path / "audit.log", DOCUMENTS)])
-    else:
-        opened = open_store(fill_store(tmp_path / "store", DOCUMENTS))
-    with opened:
+    with open_source(request.param, tmp_path, DOCUMENTS) as opened:
         yield opened
 
 

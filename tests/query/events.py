@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetrail.model import decode_event
+from kubetrail.query.source import Source, open_files, open_store
 from kubetrail.store import Store
 
 
@@ -70,3 +71,14 @@ def fill_store(directory: Path, documents: list[dict[str, Any]], cluster: str = 
         store.append(cluster, [decode_event(raw) for raw in raws], raws)
         store.seal()
     return directory
+
+
+SOURCE_KINDS = ("files", "store")
+"""Both ways a query reads events: log files in place, and a store."""
+
+
+def open_source(kind: str, directory: Path, documents: list[dict[str, Any]]) -> Source:
+    """`documents` as a query source of `kind` (see SOURCE_KINDS), written under `directory`."""
+    if kind == "files":
+        return open_files([write_ndjson(directory / "audit.log", documents)])
+    return open_store(fill_store(directory / "store", documents))
