@@ -17,10 +17,10 @@ as `unclear` for DuckDB to decide.
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import pickle
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,17 @@ import msgspec
 
 from kubetrail.intake import is_gzip, open_inflated
 from kubetrail.query.evaluate import Predicate, Unclear, is_event, sort_key
+from kubetrail.query.linematch import (
+    count_true,
+    either,
+    escaped,
+    holding,
+    indices,
+    number_pattern,
+    pattern,
+    rare_part,
+    split_lines,
+)
 from kubetrail.query.literals import ESCAPE, Term, needed
 
 BLOCK_BYTES = 16 * 1024 * 1024
@@ -37,10 +48,9 @@ PARALLEL_BYTES = 64 * 1024 * 1024
 """Plain files this large are scanned by several processes, each over its own stretch of lines."""
 MAX_WORKERS = 4
 _SAMPLE_BYTES = 4 * 1024 * 1024
-_SHAPE_KEY = b'"requestURI"'
 _decode = msgspec.json.Decoder().decode
-_find_escape = re.compile(re.escape(ESCAPE)).search
-"""Faster than `bytearray.find` for this needle: its first byte, a backslash, is rare in audit JSON."""
+_SHAPE_PATTERN = pattern([b'requestURI":'])
+_ESCAPE_PATTERN = pattern([ESCAPE])
 
 SortKey = tuple[datetime | None, datetime | None, str | None]
 
@@ -66,30 +76,24 @@ class _Part:
     refused: bool = False
 
 
-def _blocks(stream: BinaryIO, size: int, limit: int | None = None) -> Iterator[tuple[bytearray, int]]:
-    """(buffer, end): whole lines in `buffer[:end]` (each ending in a newline, but maybe the last one), from
-    at most `limit` bytes of the stream."""
+def _blocks(stream: BinaryIO, size: int) -> Iterator[tuple[bytearray, int]]:
+    """(buffer, end): whole lines in `buffer[:end]` (each ending in a newline, but maybe the last one)."""
     buffer = bytearray(size)
     view = memoryview(buffer)
     held = 0
-    left = -1 if limit is None else limit
     readinto = getattr(stream, "readinto", None)
     while True:
         if held == len(buffer):  # one line longer than the buffer: grow it
             view.release()
             buffer.extend(bytes(len(buffer)))
             view = memoryview(buffer)
-        room = len(buffer) - held if left < 0 else min(len(buffer) - held, left)
-        if room == 0:
-            got = 0
-        elif readinto is not None:
-            got = readinto(view[held : held + room])
+        room = len(buffer) - held
+        if readinto is not None:
+            got = readinto(view[held:])
         else:
             chunk = stream.read(room)
             got = len(chunk)
             view[held : held + got] = chunk
-        if left >= 0:
-            left -= got
         if not got:
             if held:
                 yield buffer, held
@@ -105,58 +109,29 @@ def _blocks(stream: BinaryIO, size: int, limit: int | None = None) -> Iterator[t
 
 
 class _Scanner:
-    def __init__(self, driving: Term | None, others: list[Term], predicate: Predicate) -> None:
+    def __init__(self, driving: Term | None, others: list[Term], predicate: Predicate, searched: str | None) -> None:
         self.driving = driving
         self.others = others
         self.predicate = predicate
+        self.searched = searched
+        """The RE2 pattern a candidate line matches (see `search_pattern`); None: every line is a candidate."""
         self.part = _Part()
 
-    def block(self, buffer: bytearray, end: int) -> None:
-        lines = buffer.count(b"\n", 0, end)
-        if end and buffer[end - 1] != 0x0A:
-            lines += 1
-        self.part.lines += lines
-        if buffer.count(_SHAPE_KEY, 0, end) != lines:
+    def block(self, buffer: bytearray | memoryview, end: int) -> None:
+        lines = split_lines(buffer, end)
+        count = len(lines) - (1 if buffer[end - 1] == 0x0A else 0) if end else 0
+        self.part.lines += count
+        if count_true(holding(lines, _SHAPE_PATTERN)) != count:
             self.check_shapes(bytes(buffer[:end]))
-        starts = self.candidates(buffer, end)
-        for start in sorted(starts):
-            stop = starts[start]
-            line = bytes(buffer[start:stop])
-            if stop == start or (self.others and not needed(line, self.others)):
+        if self.searched is None:
+            candidates: Iterable[int] = range(count)
+        else:
+            candidates = indices(either(holding(lines, self.searched), holding(lines, _ESCAPE_PATTERN)))
+        for index in candidates:
+            line: bytes = lines[index].as_py()
+            if not line or (self.others and not needed(line, self.others)):
                 continue
             self.evaluate(line)
-
-    def candidates(self, buffer: bytearray, end: int) -> dict[int, int]:
-        """Start → end of every line holding a needle of the driving term or an escape."""
-        starts: dict[int, int] = {}
-        needles = self.driving.needles if self.driving is not None else ()
-        if self.driving is None:
-            position = 0
-            while position < end:
-                stop = buffer.find(b"\n", position, end)
-                stop = end if stop < 0 else stop
-                starts[position] = stop
-                position = stop + 1
-            return starts
-        for needle in needles:
-            position = buffer.find(needle, 0, end)
-            while position >= 0:
-                stop = self.add_line(starts, buffer, position, end)
-                position = buffer.find(needle, stop, end)
-        escape = _find_escape(buffer, 0, end)
-        while escape is not None:
-            stop = self.add_line(starts, buffer, escape.start(), end)
-            escape = _find_escape(buffer, stop, end)
-        return starts
-
-    @staticmethod
-    def add_line(starts: dict[int, int], buffer: bytearray, position: int, end: int) -> int:
-        """Note the line holding `position` (start → end) and return its end."""
-        start = buffer.rfind(b"\n", 0, position) + 1
-        stop = buffer.find(b"\n", position, end)
-        stop = end if stop < 0 else stop
-        starts[start] = stop
-        return stop
 
     def evaluate(self, line: bytes) -> None:
         try:
@@ -200,6 +175,17 @@ def choose_term(terms: Sequence[Term], sample: bytes) -> tuple[Term | None, list
     return ranked[0], ranked[1:]
 
 
+def search_pattern(term: Term | None, sample: bytes) -> str | None:
+    """The RE2 pattern of a term's needles: a string cut to its part that is rarest in `sample`, a number not
+    followed by another digit (a line holding a needle matches it; exact evaluation decides)."""
+    if term is None:
+        return None
+    parts = (
+        number_pattern(needle) if needle.isdigit() else escaped(rare_part(needle, sample)) for needle in term.needles
+    )
+    return "|".join(dict.fromkeys(parts))
+
+
 def _sample(path: Path) -> bytes:
     with open_inflated(path) as stream:
         return stream.read(_SAMPLE_BYTES)
@@ -225,11 +211,38 @@ def _scan_stretch(path: Path, start: int, stop: int | None, scanner: _Scanner, b
             for buffer, end in _blocks(stream, block_bytes):
                 scanner.block(buffer, end)
         return scanner.part
-    with open(path, "rb", buffering=0) as handle:
-        handle.seek(start)
-        for buffer, end in _blocks(handle, block_bytes, limit=stop - start):
-            scanner.block(buffer, end)
+    if stop <= start:
+        return scanner.part
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), stop, prot=mmap.PROT_READ) as mapped:
+        view = memoryview(mapped)
+        try:
+            for block in _mapped_blocks(mapped, view, start, stop, block_bytes):
+                scanner.block(block, len(block))
+                block.release()
+        finally:
+            view.release()
     return scanner.part
+
+
+def _mapped_blocks(mapped: mmap.mmap, view: memoryview, start: int, stop: int, size: int) -> Iterator[memoryview]:
+    """Views of whole lines of a mapped file, about `size` bytes each, from `start` (a line start) to `stop`
+    (a line start or the end): read in place, without copying them out of the page cache first. The pages of
+    each block are unmapped once it is scanned, so the process holds one block whatever the file's size."""
+    position = start
+    while position < stop:
+        limit = min(position + size, stop)
+        cut = limit if limit == stop else mapped.rfind(b"\n", position, limit) + 1
+        if cut == 0:  # one line longer than a block: up to its end
+            cut = mapped.find(b"\n", limit, stop) + 1 or stop
+        yield view[position:cut]
+        first, last = _page_floor(position), _page_floor(cut)
+        if last > first:
+            mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+        position = cut
+
+
+def _page_floor(offset: int) -> int:
+    return offset - offset % mmap.PAGESIZE
 
 
 def _forked(work: Callable[[], _Part]) -> Callable[[], _Part | None]:
@@ -300,10 +313,14 @@ def scan_files(
     result = Scan()
     if not paths:
         return result
-    driving, others = choose_term(terms, _sample(paths[0]))
+    sample = _sample(paths[0])
+    driving, others = choose_term(terms, sample)
+    searched = search_pattern(driving, sample)
     count = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
     for path in paths:
-        parts = _scan_file(path, lambda: _Scanner(driving, others, predicate), block_bytes, count, parallel_bytes)
+        parts = _scan_file(
+            path, lambda: _Scanner(driving, others, predicate, searched), block_bytes, count, parallel_bytes
+        )
         result.lines_of[path] = sum(part.lines for part in parts)
         for part in parts:
             result.matches.extend(part.matches)
