@@ -120,11 +120,22 @@ def _time_of(value: Any) -> datetime | None:
     return moment
 
 
-def times(event: Event) -> tuple[datetime | None, datetime | None]:
+_Times = tuple[datetime | None, datetime | None]
+_last_times: tuple[Event | None, _Times] = (None, (None, None))
+"""The last event whose times were read, and its times: a window term and the sort key read them in turn."""
+
+
+def times(event: Event) -> _Times:
     """(`time`, `stage_time`): requestReceivedTimestamp (else stageTimestamp), and stageTimestamp."""
+    global _last_times
+    last = _last_times
+    if last[0] is event:
+        return last[1]
     stage_time = _time_of(event.get("stageTimestamp"))
     received = _time_of(event.get("requestReceivedTimestamp"))
-    return (received if received is not None else stage_time), stage_time
+    found = (received if received is not None else stage_time), stage_time
+    _last_times = (event, found)
+    return found
 
 
 def code(event: Event) -> int | None:
