@@ -213,7 +213,7 @@ print(json.dumps({"seconds": seconds, "events": len(events) * int(sys.argv[3]), 
 """
 BEFORE_AFTER_EVENTS = 200_000
 BEFORE_AFTER_PASSES = 4
-BEFORE_AFTER_ROUNDS = 3  # alternations; the best of each side counts (this machine's noise is ±30%)
+BEFORE_AFTER_ROUNDS = 5  # alternations; the best of each side counts (identical runs here differ by up to 45%)
 
 
 def _run_builtin(source: Path, path: Path, count: int) -> dict[str, float]:
