@@ -1,15 +1,16 @@
 """Reading NDJSON audit logs in place like grep: a literal pre-filter, then decoding only candidate lines.
 
-`scan_files` streams each file (gzip inflated by the intake) in large blocks into one reused buffer. In each
-block, the needles of one term of the filter (`literals`) are searched over the whole block; only the lines
-around a hit, or holding a `\\u00` escape, are tested against the other terms, decoded (msgspec) and
-evaluated exactly (`evaluate`). The events keep their lines' bytes, so they are printed as written. A large
-plain file is cut at line starts into stretches scanned by forked processes at the same time. Memory holds
-one block per process and the matching events, whatever the size of the files.
+`scan_files` reads each file in large blocks of whole lines: plain files mapped into memory (each block's
+pages released once scanned), gzip inflated by the intake into one reused buffer. Each block is split into an
+Arrow array of lines once, and its lines are matched in C++ (`linematch`) against the needles of one term of
+the filter (`literals`) or a `\\u00` escape; only those lines are tested against the other terms, decoded
+(msgspec) and evaluated exactly (`evaluate`). The events keep their lines' bytes, so they are printed as
+written. A large plain file is cut at line starts into stretches scanned by forked processes at the same time.
+Memory holds one block per process and the matching events, whatever the size of the files.
 
 Lines that cannot match are not decoded. Each block is still checked for lines that are not audit events:
-when a block's count of lines and of `"requestURI"` keys differ, its lines are decoded and checked one by one,
-and a file holding a refused line is read once more through the intake for the report (`file:line: reason`).
+when one of its lines holds no `requestURI` key, its lines are decoded and checked one by one, and a file
+holding a refused line is read once more through the intake for the report (`file:line: reason`).
 Candidate lines an evaluator reads in a way it cannot be sure of (`evaluate.Unclear`) are handed back
 as `unclear` for DuckDB to decide.
 """
