@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,3 +95,25 @@ def test_a_file_without_a_final_newline_and_with_blank_lines_scans_alike_in_stre
         assert other.matches == whole.matches
         assert other.lines_of == whole.lines_of
         assert other.refused_files == whole.refused_files == []
+
+
+def test_a_log_truncated_during_the_scan_ends_it_early_without_a_crash(tmp_path: Path) -> None:
+    """A live log copy-truncated by logrotate while `query --file` reads it: the lines still there are
+    scanned; no process dies on the pages that went away."""
+    documents = [event(f"id-{index}", resource="secrets") for index in range(400)]
+    path = tmp_path / "audit.log"
+    path.write_text("".join(json.dumps(document) + "\n" for document in documents))
+    parsed = parse_filter("resource=secrets")
+    exact = compile_filter(parsed)
+    truncated = False
+
+    def truncating(event: Any) -> bool:
+        nonlocal truncated
+        if not truncated:
+            truncated = True
+            os.truncate(path, 0)  # copytruncate: the file is emptied in place
+        return exact(event)
+
+    found = scan_files([path], terms(parsed), truncating, workers=2, block_bytes=1 << 12, parallel_bytes=1)
+    ids = [json.loads(line)["auditID"] for _, line in found.matches]
+    assert ids and set(ids) <= {f"id-{index}" for index in range(400)}  # a line cut by the truncation is refused

@@ -23,7 +23,7 @@ MIN_PART = 3
 """The shortest part of a literal worth searching for on its own."""
 
 
-def split_lines(buffer: bytearray | memoryview, end: int) -> pa.Array:
+def split_lines(buffer: bytearray, end: int) -> pa.Array:
     """`buffer[:end]` cut at each newline, as a LargeBinary array owning its own copy of the bytes (the buffer is
     free to be refilled). A final newline leaves an empty last element."""
     offsets = pa.py_buffer(struct.pack("<qq", 0, end))

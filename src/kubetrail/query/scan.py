@@ -1,7 +1,7 @@
 """Reading NDJSON audit logs in place like grep: a literal pre-filter, then decoding only candidate lines.
 
-`scan_files` reads each file in large blocks of whole lines: plain files mapped into memory (each block's
-pages released once scanned), gzip inflated by the intake into one reused buffer. Each block is split into an
+`scan_files` reads each file (gzip inflated by the intake) in large blocks of whole lines into one reused
+buffer; files are read, not mapped, as a live log may be truncated under the scan. Each block is split into an
 Arrow array of lines once, and its lines are matched in C++ (`linematch`) against the needles of one term of
 the filter (`literals`) or a `\\u00` escape; only those lines are tested against the other terms, decoded
 (msgspec) and evaluated exactly (`evaluate`). The events keep their lines' bytes, so they are printed as
@@ -18,7 +18,6 @@ as `unclear` for DuckDB to decide.
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -77,24 +76,30 @@ class _Part:
     refused: bool = False
 
 
-def _blocks(stream: BinaryIO, size: int) -> Iterator[tuple[bytearray, int]]:
-    """(buffer, end): whole lines in `buffer[:end]` (each ending in a newline, but maybe the last one)."""
+def _blocks(stream: BinaryIO, size: int, limit: int | None = None) -> Iterator[tuple[bytearray, int]]:
+    """(buffer, end): whole lines in `buffer[:end]` (each ending in a newline, but maybe the last one), from
+    at most `limit` bytes of the stream."""
     buffer = bytearray(size)
     view = memoryview(buffer)
     held = 0
+    left = -1 if limit is None else limit
     readinto = getattr(stream, "readinto", None)
     while True:
         if held == len(buffer):  # one line longer than the buffer: grow it
             view.release()
             buffer.extend(bytes(len(buffer)))
             view = memoryview(buffer)
-        room = len(buffer) - held
-        if readinto is not None:
-            got = readinto(view[held:])
+        room = len(buffer) - held if left < 0 else min(len(buffer) - held, left)
+        if room == 0:
+            got = 0
+        elif readinto is not None:
+            got = readinto(view[held : held + room])
         else:
             chunk = stream.read(room)
             got = len(chunk)
             view[held : held + got] = chunk
+        if left >= 0:
+            left -= got
         if not got:
             if held:
                 yield buffer, held
@@ -118,7 +123,7 @@ class _Scanner:
         """The RE2 pattern a candidate line matches (see `search_pattern`); None: every line is a candidate."""
         self.part = _Part()
 
-    def block(self, buffer: bytearray | memoryview, end: int) -> None:
+    def block(self, buffer: bytearray, end: int) -> None:
         lines = split_lines(buffer, end)
         count = len(lines) - (1 if buffer[end - 1] == 0x0A else 0) if end else 0
         self.part.lines += count
@@ -212,38 +217,11 @@ def _scan_stretch(path: Path, start: int, stop: int | None, scanner: _Scanner, b
             for buffer, end in _blocks(stream, block_bytes):
                 scanner.block(buffer, end)
         return scanner.part
-    if stop <= start:
-        return scanner.part
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), stop, prot=mmap.PROT_READ) as mapped:
-        view = memoryview(mapped)
-        try:
-            for block in _mapped_blocks(mapped, view, start, stop, block_bytes):
-                scanner.block(block, len(block))
-                block.release()
-        finally:
-            view.release()
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(start)
+        for buffer, end in _blocks(handle, block_bytes, limit=stop - start):
+            scanner.block(buffer, end)
     return scanner.part
-
-
-def _mapped_blocks(mapped: mmap.mmap, view: memoryview, start: int, stop: int, size: int) -> Iterator[memoryview]:
-    """Views of whole lines of a mapped file, about `size` bytes each, from `start` (a line start) to `stop`
-    (a line start or the end): read in place, without copying them out of the page cache first. The pages of
-    each block are unmapped once it is scanned, so the process holds one block whatever the file's size."""
-    position = start
-    while position < stop:
-        limit = min(position + size, stop)
-        cut = limit if limit == stop else mapped.rfind(b"\n", position, limit) + 1
-        if cut == 0:  # one line longer than a block: up to its end
-            cut = mapped.find(b"\n", limit, stop) + 1 or stop
-        yield view[position:cut]
-        first, last = _page_floor(position), _page_floor(cut)
-        if last > first:
-            mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
-        position = cut
-
-
-def _page_floor(offset: int) -> int:
-    return offset - offset % mmap.PAGESIZE
 
 
 def _forked(work: Callable[[], _Part]) -> Callable[[], _Part | None]:
