@@ -37,7 +37,7 @@ import base64
 import binascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -108,15 +108,11 @@ def _created_now(response: Any, stamp: str) -> bool:
     that an object created and then changed within about a second reads as created by the change.
     """
     metadata = response.get("metadata") if isinstance(response, dict) else None
-    created = metadata.get("creationTimestamp") if isinstance(metadata, dict) else None
     try:
-        if isinstance(created, str) and created:
-            moment = parse_microtime(created.replace("Z", "+00:00"))
-        elif isinstance(created, datetime):
-            moment = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
-        else:
+        created = _timestamp(metadata.get("creationTimestamp") if isinstance(metadata, dict) else None)
+        if not created:
             return False
-        request = parse_microtime(stamp.replace("Z", "+00:00"))
+        moment, request = parse_microtime(created), parse_microtime(stamp)
     except ValueError:
         return False
     return abs(int(moment.timestamp()) - int(request.timestamp())) <= CREATION_SLACK_SECONDS
